@@ -1,0 +1,127 @@
+# dotproxy: one Makefile for both programs, the tests and the benchmark.
+#   make                 build/dotproxy and build/dotproxy-init
+#   make test            every test (installs what it needs first)
+#   make WERROR=1 SANITIZE=address,undefined test
+.SUFFIXES:
+
+CC       ?= gcc
+BUILD    ?= build
+CSTD     = -std=c17 -D_GNU_SOURCE
+WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wmissing-declarations -Wformat=2 -Wundef \
+           -Wcast-qual -Wwrite-strings -Wvla -Wimplicit-fallthrough \
+           -Wduplicated-cond -Wlogical-op -Wnull-dereference
+HARDEN   = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection \
+           -fcf-protection -fPIE
+LDHARDEN = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+DEPFLAGS = -MMD -MP
+OPT      ?= -O2 -g
+
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+ifneq ($(SANITIZE),)
+SANFLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+HARDEN  := $(filter-out -D_FORTIFY_SOURCE=3,$(HARDEN))
+endif
+
+ALL_CFLAGS  = -I. $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) $(DEPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
+PROXY_LIBS  = -lssl -lcrypto
+INIT_LIBS   = -lnftnl -lmnl
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+ALL_CFLAGS += -DDOTPROXY_VERSION='"$(VERSION)"' -DDOTPROXY_REVISION='"$(GIT_REV)"'
+
+PROXY_SRCS := $(wildcard proxy/*.c)
+PROXY_OBJS := $(PROXY_SRCS:%.c=$(BUILD)/%.o)
+PROXY_LIB  := $(filter-out $(BUILD)/proxy/main.o,$(PROXY_OBJS))
+# The pure layer: what unit tests, fuzz replays and test tools link with.
+PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config)
+INIT_SRCS  := $(wildcard init/*.c)
+INIT_OBJS  := $(INIT_SRCS:%.c=$(BUILD)/%.o)
+INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
+
+UNIT_PROXY := $(patsubst tests/unit/proxy/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proxy/test_*.c))
+UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/init/test_*.c))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRCS))
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers \
+        check-banned bench demo fuzz install FORCE
+
+all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init
+
+# Rebuild everything when the effective flags change.
+$(BUILD)/.build-flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+	  echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+
+$(BUILD)/%.o: %.c $(BUILD)/.build-flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/dotproxy: $(PROXY_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
+
+$(BUILD)/dotproxy-init: $(INIT_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PURE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
+
+$(UNIT_INIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/init/%.o $(INIT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(PURE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(PURE_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
+
+deps:
+	@bash scripts/deps.sh
+
+# Every test, one summary line at the end, non-zero on any failure.
+test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+	@bash tests/run.sh all
+
+check: all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+	@bash tests/run.sh unit
+
+check-e2e: all $(TOOL_BINS)
+	@bash tests/run.sh e2e
+
+check-headers:
+	@set -e; for h in proxy/*.h init/*.h; do \
+	  [ -f "$$h" ] || continue; \
+	  echo "#include \"$$h\"" | $(CC) $(CSTD) $(WARN) -Werror -x c -fsyntax-only -I. - ; \
+	done; echo "headers: each compiles alone"
+
+check-banned:
+	@if grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|strncpy|atoi|atol|gets|alloca)\s*\(' \
+	    proxy/*.c proxy/*.h init/*.c init/*.h 2>/dev/null; then \
+	  echo "banned functions used (see STYLE.md 5.11)"; exit 1; fi; echo "banned: none used"
+
+bench: deps all
+	@bash tests/bench/bench.sh
+
+demo: deps all
+	@bash examples/demo.sh
+
+install: all
+	install -d $(DESTDIR)/usr/local/bin
+	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(DESTDIR)/usr/local/bin/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

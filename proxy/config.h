@@ -1,0 +1,128 @@
+/*
+ * Configuration: flags, their DOTPROXY_* environment twins and defaults,
+ * parsed and validated into a struct config that nothing changes
+ * afterwards. Pure: no sockets, no files read (the CA file is only named
+ * here), no globals.
+ *
+ * Precedence: a flag beats its environment twin, which beats the default.
+ * Repeatable flags given on the command line replace the environment's list
+ * (they do not add to it). Environment lists are comma-separated.
+ *
+ * Flags (each also DOTPROXY_<NAME>, upper case, '-' -> '_'):
+ *   --listen ADDR:PORT          repeatable; 127.0.0.1:15353 and [::1]:15353
+ *   --upstream IP[@PORT][#AUTH-NAME][^PIN]...
+ *                               repeatable; default Cloudflare 1.1.1.1 and
+ *                               1.0.0.1 @853 #cloudflare-dns.com. PIN is the
+ *                               base64 SHA-256 of the certificate's SPKI.
+ *                               An upstream with neither name nor pin is an
+ *                               error (RFC 8310 strict profile).
+ *   --ca-file PATH              CA bundle; empty means the system store
+ *   --local-zone ZONE           repeatable (used by transparent mode)
+ *   --timeout MS                per query, default 3000 (100..60000)
+ *   --idle-timeout MS           upstream idle close, default 8000
+ *   --client-idle-timeout MS    TCP client idle close, default 10000
+ *   --connections N             TLS connections per upstream, default 2
+ *   --max-inflight N            queries in flight per TLS connection, 256
+ *   --max-clients N             TCP client connections, default 1024
+ *   --max-pipeline N            pending queries per TCP client, default 128
+ *   --metrics ADDR:PORT         metrics/health listener, default off
+ *   --log-level debug|info|warn|error   default info
+ *   --log-format text|json      default text
+ *   --log-queries               log query names (off by default)
+ *   --allow-root                run as UID 0 in transparent use
+ *   --config FILE               a file of "key value" lines (later issue)
+ *   --help, --version
+ */
+#ifndef PROXY_CONFIG_H
+#define PROXY_CONFIG_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dns.h"
+#include "log.h"
+
+#define CFG_MAX_LISTEN		8
+#define CFG_MAX_UPSTREAMS	8
+#define CFG_MAX_PINS		4
+#define CFG_MAX_ZONES		32
+#define CFG_PATH_MAX		1024
+
+struct cfg_addr {
+	struct sockaddr_storage	ss;	/* AF_INET or AF_INET6, port set */
+	socklen_t		len;
+};
+
+struct cfg_upstream {
+	struct cfg_addr	addr;
+	char		auth_name[DNS_NAME_MAX + 1];	/* "" if none */
+	uint8_t		pins[CFG_MAX_PINS][32];		/* SPKI SHA-256 */
+	size_t		npins;
+	char		text[320];	/* as the user wrote it, for logs */
+};
+
+struct cfg_zone {
+	uint8_t	name[DNS_NAME_MAX];	/* uncompressed wire form */
+	size_t	len;
+};
+
+enum cfg_action {
+	CFG_RUN = 0,
+	CFG_HELP,
+	CFG_VERSION
+};
+
+struct config {
+	enum cfg_action		action;
+	struct cfg_addr		listen[CFG_MAX_LISTEN];
+	size_t			nlisten;
+	struct cfg_upstream	upstream[CFG_MAX_UPSTREAMS];
+	size_t			nupstream;
+	char			ca_file[CFG_PATH_MAX];	/* "" = system store */
+	struct cfg_zone		zones[CFG_MAX_ZONES];
+	size_t			nzones;
+	unsigned		timeout_ms;
+	unsigned		idle_timeout_ms;
+	unsigned		client_idle_ms;
+	unsigned		connections;
+	unsigned		max_inflight;
+	unsigned		max_clients;
+	unsigned		max_pipeline;
+	bool			has_metrics;
+	struct cfg_addr		metrics;
+	enum log_level		log_level;
+	enum log_format		log_format;
+	bool			log_queries;
+	bool			allow_root;
+	char			config_file[CFG_PATH_MAX];	/* "" = none */
+};
+
+/*
+ * Fills cfg from defaults, then envp (NULL-terminated "NAME=value" list,
+ * may be NULL), then argv. Returns 0, or -E_USAGE with one line in err
+ * (no trailing newline) naming the option and what is wrong, e.g.
+ * "--timeout: 'abc' is not a number of milliseconds" or
+ * "DOTPROXY_UPSTREAM: 192.0.2.1: no auth name or pin (strict profile)".
+ */
+int	config_parse(struct config *cfg, int argc, char *const argv[],
+	    char *const envp[], char *err, size_t errlen);
+
+/* Parses one "IP[@PORT][#AUTH-NAME][^PIN]..." upstream. 0 or -E_USAGE. */
+int	config_parse_upstream(const char *, struct cfg_upstream *,
+	    char *err, size_t errlen);
+
+/* Parses "ADDR:PORT" or "[V6ADDR]:PORT". 0 or -E_USAGE. */
+int	config_parse_addr(const char *, struct cfg_addr *, char *err,
+	    size_t errlen);
+
+/* Writes the --help text. */
+void	config_usage(FILE *);
+
+/* Formats an address as "192.0.2.1:853" or "[2001:db8::1]:853". */
+void	config_addr_text(const struct cfg_addr *, char *out, size_t cap);
+
+#endif
