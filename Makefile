@@ -32,7 +32,8 @@ INIT_LIBS   = -lnftnl -lmnl
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-ALL_CFLAGS += -DDOTPROXY_VERSION='"$(VERSION)"' -DDOTPROXY_REVISION='"$(GIT_REV)"'
+# Only main.o sees the version, so a new commit does not rebuild everything.
+REV_FLAGS = -DDOTPROXY_VERSION='"$(VERSION)"' -DDOTPROXY_REVISION='"$(GIT_REV)"'
 
 PROXY_SRCS := $(wildcard proxy/*.c)
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(BUILD)/%.o)
@@ -63,7 +64,7 @@ $(BUILD)/.build-flags: FORCE
 
 $(BUILD)/%.o: %.c $(BUILD)/.build-flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter %/main.o,$@),$(REV_FLAGS)) -c $< -o $@
 
 $(BUILD)/dotproxy: $(PROXY_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)

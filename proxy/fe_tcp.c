@@ -1,0 +1,494 @@
+/*
+ * TCP front end (see fe_tcp.h). Edge layer. Owns the listening sockets and
+ * the client connections. A client is found by handle (generation << 32 |
+ * slot) so an answer for a closed client finds nothing. Closing only marks
+ * the client and hands it to the loop's deferred-free list; nothing is
+ * freed under a running callback. The receive side (RX_LEN, RX_BODY as the
+ * framing in the buffer shows) is independent of the answers queued to go.
+ */
+#include "fe_tcp.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "dns.h"
+#include "errors.h"
+#include "log.h"
+#include "loop.h"
+#include "query.h"
+#include "sock.h"
+
+#define FE_TCP_MAX_LISTEN	8
+#define FE_TCP_RX_CAP		(2 + 4096)	/* longest query we take */
+#define FE_TCP_TX_CAP		(2 * (2 + DNS_MSG_MAX))
+#define FE_TCP_TX_PAUSE		(2 + DNS_MSG_MAX)	/* stop reading above */
+#define FE_TCP_ACCEPT_PAUSE_MS	100
+
+struct fe_tcp_client {
+	struct fe_tcp		*fe;		/* borrowed: owner */
+	uint32_t		 slot;
+	uint32_t		 gen;
+	int			 fd;
+	struct loop_io		 io;
+	struct loop_timer	 idle;
+	struct loop_hook	 flush;
+	struct buf		 rx;		/* framed queries being read */
+	struct buf		 tx;		/* framed answers to write */
+	unsigned		 pending;	/* queries sent on, not answered */
+	bool			 eof;		/* the client shut its side */
+	bool			 closing;
+	struct sockaddr_storage	 peer;
+	socklen_t		 peer_len;
+};
+
+struct fe_tcp_listener {
+	struct fe_tcp	*fe;		/* borrowed: owner */
+	int		 fd;
+	struct loop_io	 io;
+};
+
+struct fe_tcp {
+	struct loop		*loop;		/* borrowed */
+	struct query_table	*qt;		/* borrowed */
+	const struct config	*cfg;		/* borrowed */
+	struct fe_tcp_listener	 ls[FE_TCP_MAX_LISTEN];
+	unsigned		 nls;
+	bool			 paused;	/* accepting paused */
+	bool			 stopped;	/* no more accepting, ever */
+	struct loop_timer	 resume;	/* EMFILE pause */
+	struct fe_tcp_client	**clients;	/* owned: max_clients slots */
+	uint32_t		*gens;		/* owned: generation per slot */
+	uint32_t		 nfree;
+	uint32_t		*free_slots;	/* owned: stack of free slots */
+	struct fe_tcp_stats	 stats;
+	struct log_limit	 loglim;
+};
+
+static void	client_close(struct fe_tcp_client *);
+static void	client_update(struct fe_tcp_client *);
+static void	client_process(struct fe_tcp_client *);
+static void	fe_tcp_set_accepting(struct fe_tcp *, bool);
+
+static uint64_t
+client_handle(const struct fe_tcp_client *c)
+{
+	return (uint64_t)c->gen << 32 | c->slot;
+}
+
+static void
+client_free(void *p)
+{
+	struct fe_tcp_client *c = p;
+
+	buf_fini(&c->rx);
+	buf_fini(&c->tx);
+	free(c);
+}
+
+/* Marks c closed: unregisters it, closes the fd, frees it after this pass.
+ * Callers must not touch c afterwards. */
+static void
+client_close(struct fe_tcp_client *c)
+{
+	struct fe_tcp *fe = c->fe;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	loop_io_stop(fe->loop, &c->io);
+	loop_timer_stop(fe->loop, &c->idle);
+	close(c->fd);
+	c->fd = -1;
+	fe->clients[c->slot] = NULL;
+	fe->gens[c->slot]++;
+	fe->free_slots[fe->nfree++] = c->slot;
+	fe->stats.open--;
+	if (loop_defer_free(fe->loop, client_free, c) < 0)
+		log_warn("cannot defer free", "client=%u", c->slot);
+	if (fe->paused && !fe->stopped && !loop_timer_armed(&fe->resume))
+		fe_tcp_set_accepting(fe, true);
+}
+
+/* Writes queued answers. Returns -E_GONE if the client was closed. */
+static int
+client_flush(struct fe_tcp_client *c)
+{
+	ssize_t n;
+
+	while (c->tx.len > 0) {
+		n = send(c->fd, buf_start(&c->tx), c->tx.len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			client_close(c);
+			return -E_GONE;
+		}
+		buf_consume(&c->tx, (size_t)n);
+	}
+	return 0;
+}
+
+static void
+client_on_flush(struct loop_hook *h)
+{
+	struct fe_tcp_client *c = h->arg;
+
+	if (c->closing)
+		return;
+	if (client_flush(c) < 0)
+		return;
+	/* Answers freed pipeline room: take the frames already read. */
+	client_process(c);
+	client_update(c);
+}
+
+/* Sets the events wanted and the idle timer from the client's state;
+ * closes a client that is done. */
+static void
+client_update(struct fe_tcp_client *c)
+{
+	struct fe_tcp *fe = c->fe;
+	const uint8_t *msg;
+	uint32_t ev = 0;
+	size_t len;
+
+	if (c->closing)
+		return;
+	if ((c->eof || fe->stopped) && c->pending == 0 && c->tx.len == 0 &&
+	    (fe->stopped || buf_frame(&c->rx, &msg, &len) != 1)) {
+		client_close(c);
+		return;
+	}
+	if (!c->eof && !fe->stopped && c->pending < fe->cfg->max_pipeline &&
+	    c->tx.len < FE_TCP_TX_PAUSE)
+		ev |= LOOP_READ;
+	if (c->tx.len > 0)
+		ev |= LOOP_WRITE;
+	if (loop_io_set(fe->loop, &c->io, ev) < 0) {
+		client_close(c);
+		return;
+	}
+	if (c->pending == 0 && c->tx.len == 0)
+		loop_timer_set(fe->loop, &c->idle,
+		    loop_now(fe->loop) + fe->cfg->client_idle_ms);
+	else
+		loop_timer_stop(fe->loop, &c->idle);
+}
+
+static void
+client_on_idle(struct loop_timer *t)
+{
+	struct fe_tcp_client *c = t->arg;
+
+	c->fe->stats.closed_idle++;
+	client_close(c);
+}
+
+static void
+fe_tcp_deliver(void *arg, const struct query_origin *o, const uint8_t *msg,
+    size_t len)
+{
+	struct fe_tcp *fe = arg;
+	uint32_t slot = (uint32_t)o->conn;
+	struct fe_tcp_client *c;
+	uint8_t hdr[2];
+
+	if (slot >= fe->cfg->max_clients || (c = fe->clients[slot]) == NULL ||
+	    client_handle(c) != o->conn || c->closing)
+		return;		/* the client went away meanwhile */
+	c->pending--;
+	hdr[0] = (uint8_t)(len >> 8);
+	hdr[1] = (uint8_t)len;
+	if (c->tx.cap - c->tx.len < len + 2) {
+		/* It asks but does not read: drop it rather than grow. */
+		fe->stats.closed_slow++;
+		client_close(c);
+		return;
+	}
+	BUG_ON(buf_append(&c->tx, hdr, 2) != 0);
+	BUG_ON(buf_append(&c->tx, msg, len) != 0);
+	loop_hook_queue(fe->loop, &c->flush);
+}
+
+/* Submits the whole frames in rx, up to the pipeline bound. May close c. */
+static void
+client_process(struct fe_tcp_client *c)
+{
+	struct fe_tcp *fe = c->fe;
+	struct query_origin o;
+	const uint8_t *msg;
+	size_t len;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	o.tcp = true;
+	o.conn = client_handle(c);
+	while (!c->closing && c->pending < fe->cfg->max_pipeline &&
+	    (r = buf_frame(&c->rx, &msg, &len)) != 0) {
+		if (r < 0) {
+			fe->stats.closed_bad++;
+			client_close(c);
+			return;
+		}
+		c->pending++;
+		if (query_submit(fe->qt, msg, len, &o) < 0)
+			c->pending--;
+		buf_consume(&c->rx, 2 + len);
+	}
+	/* A length prefix we will never take in: stop here. */
+	if (!c->closing && c->rx.len >= 2) {
+		const uint8_t *p = buf_start(&c->rx);
+		size_t want = (size_t)p[0] << 8 | p[1];
+
+		if (want + 2 > c->rx.cap) {
+			fe->stats.closed_bad++;
+			client_close(c);
+		}
+	}
+}
+
+/* Reads what the socket has and submits whole frames. May close c. */
+static void
+client_read(struct fe_tcp_client *c)
+{
+	ssize_t n;
+
+	if (buf_room(&c->rx) == 0)
+		buf_compact(&c->rx);
+	if (buf_room(&c->rx) > 0) {
+		n = recv(c->fd, buf_tail(&c->rx), buf_room(&c->rx), 0);
+		if (n == 0)
+			c->eof = true;
+		else if (n == -1) {
+			if (errno != EAGAIN && errno != EINTR) {
+				client_close(c);
+				return;
+			}
+		} else
+			buf_produce(&c->rx, (size_t)n);
+	}
+	client_process(c);
+}
+
+static void
+client_on_io(struct loop_io *io, uint32_t ev)
+{
+	struct fe_tcp_client *c = io->arg;
+
+	if ((ev & LOOP_READ) && !c->closing)
+		client_read(c);
+	if ((ev & LOOP_WRITE) && !c->closing && client_flush(c) < 0)
+		return;
+	client_update(c);
+}
+
+static void
+fe_tcp_accept(struct fe_tcp_listener *l)
+{
+	struct fe_tcp *fe = l->fe;
+	struct fe_tcp_client *c;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, i;
+
+	for (i = 0; i < 64; i++) {
+		if (fe->nfree == 0) {
+			/* At the cap: leave the rest in the backlog. */
+			fe->stats.accept_paused++;
+			fe_tcp_set_accepting(fe, false);
+			return;
+		}
+		sl = sizeof(ss);
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause, do not spin. */
+				fe->stats.accept_paused++;
+				log_limited(&fe->loglim, loop_now(fe->loop),
+				    LOG_LVL_WARN, "accept paused",
+				    "error=\"%s\" pause_ms=%d", strerror(errno),
+				    FE_TCP_ACCEPT_PAUSE_MS);
+				fe_tcp_set_accepting(fe, false);
+				loop_timer_set(fe->loop, &fe->resume,
+				    loop_now(fe->loop) + FE_TCP_ACCEPT_PAUSE_MS);
+			}
+			return;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL ||
+		    buf_init(&c->rx, FE_TCP_RX_CAP) < 0 ||
+		    buf_init(&c->tx, FE_TCP_TX_CAP) < 0) {
+			if (c != NULL)
+				client_free(c);
+			close(fd);
+			continue;
+		}
+		c->fe = fe;
+		c->fd = fd;
+		c->slot = fe->free_slots[--fe->nfree];
+		c->gen = fe->gens[c->slot];
+		c->peer = ss;
+		c->peer_len = sl;
+		c->io.cb = client_on_io;
+		c->io.arg = c;
+		c->idle.cb = client_on_idle;
+		c->idle.arg = c;
+		c->flush.cb = client_on_flush;
+		c->flush.arg = c;
+		fe->clients[c->slot] = c;
+		fe->stats.open++;
+		fe->stats.accepted++;
+		if (loop_io_start(fe->loop, &c->io, fd, LOOP_READ) < 0) {
+			client_close(c);
+			continue;
+		}
+		client_update(c);
+	}
+}
+
+static void
+fe_tcp_on_listen(struct loop_io *io, uint32_t ev)
+{
+	(void)ev;
+	fe_tcp_accept(io->arg);
+}
+
+static void
+fe_tcp_set_accepting(struct fe_tcp *fe, bool on)
+{
+	unsigned i;
+
+	if (on && fe->stopped)
+		return;
+	fe->paused = !on;
+	for (i = 0; i < fe->nls; i++)
+		if (loop_io_set(fe->loop, &fe->ls[i].io, on ? LOOP_READ : 0) < 0)
+			log_warn("epoll_ctl failed", "listener=%u", i);
+}
+
+static void
+fe_tcp_on_resume(struct loop_timer *t)
+{
+	struct fe_tcp *fe = t->arg;
+
+	if (fe->nfree > 0)
+		fe_tcp_set_accepting(fe, true);
+}
+
+struct fe_tcp *
+fe_tcp_new(struct loop *loop, struct query_table *qt, const struct config *cfg)
+{
+	struct query_frontend qf;
+	struct fe_tcp *fe;
+	uint32_t i;
+
+	if ((fe = calloc(1, sizeof(*fe))) == NULL)
+		return NULL;
+	fe->loop = loop;
+	fe->qt = qt;
+	fe->cfg = cfg;
+	fe->resume.cb = fe_tcp_on_resume;
+	fe->resume.arg = fe;
+	fe->clients = calloc(cfg->max_clients, sizeof(*fe->clients));
+	fe->gens = calloc(cfg->max_clients, sizeof(*fe->gens));
+	fe->free_slots = calloc(cfg->max_clients, sizeof(*fe->free_slots));
+	if (fe->clients == NULL || fe->gens == NULL || fe->free_slots == NULL) {
+		fe_tcp_free(fe);
+		return NULL;
+	}
+	for (i = 0; i < cfg->max_clients; i++)
+		fe->free_slots[i] = cfg->max_clients - 1 - i;
+	fe->nfree = cfg->max_clients;
+	qf.deliver = fe_tcp_deliver;
+	qf.arg = fe;
+	query_set_frontend(qt, true, &qf);
+	return fe;
+}
+
+int
+fe_tcp_listen(struct fe_tcp *fe, const struct sockaddr *sa, socklen_t len)
+{
+	struct fe_tcp_listener *l;
+	int fd, r;
+
+	if (fe->nls == FE_TCP_MAX_LISTEN)
+		return -E_TOOBIG;
+	if ((fd = sock_listen(sa, len, SOCK_STREAM)) < 0)
+		return fd;
+	l = &fe->ls[fe->nls];
+	l->fe = fe;
+	l->fd = fd;
+	l->io.cb = fe_tcp_on_listen;
+	l->io.arg = l;
+	if ((r = loop_io_start(fe->loop, &l->io, fd, LOOP_READ)) < 0) {
+		close(fd);
+		return r;
+	}
+	fe->nls++;
+	return 0;
+}
+
+void
+fe_tcp_stop(struct fe_tcp *fe)
+{
+	uint32_t i;
+
+	fe->stopped = true;
+	loop_timer_stop(fe->loop, &fe->resume);
+	for (i = 0; i < fe->nls; i++) {
+		loop_io_stop(fe->loop, &fe->ls[i].io);
+		close(fe->ls[i].fd);
+	}
+	fe->nls = 0;
+	for (i = 0; i < fe->cfg->max_clients; i++)
+		if (fe->clients[i] != NULL)
+			client_update(fe->clients[i]);
+}
+
+size_t
+fe_tcp_open(const struct fe_tcp *fe)
+{
+	return fe->stats.open;
+}
+
+void
+fe_tcp_free(struct fe_tcp *fe)
+{
+	uint32_t i;
+
+	if (fe == NULL)
+		return;
+	for (i = 0; i < fe->nls; i++) {
+		loop_io_stop(fe->loop, &fe->ls[i].io);
+		close(fe->ls[i].fd);
+	}
+	for (i = 0; fe->clients != NULL && i < fe->cfg->max_clients; i++) {
+		struct fe_tcp_client *c = fe->clients[i];
+
+		if (c == NULL)
+			continue;
+		loop_io_stop(fe->loop, &c->io);
+		loop_timer_stop(fe->loop, &c->idle);
+		close(c->fd);
+		client_free(c);
+	}
+	loop_timer_stop(fe->loop, &fe->resume);
+	free(fe->clients);
+	free(fe->gens);
+	free(fe->free_slots);
+	free(fe);
+}
+
+const struct fe_tcp_stats *
+fe_tcp_stats(const struct fe_tcp *fe)
+{
+	return &fe->stats;
+}

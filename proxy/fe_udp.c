@@ -1,0 +1,246 @@
+/*
+ * UDP front end (see fe_udp.h). Edge layer. Owns the UDP listener sockets,
+ * one batch of receive buffers for all of them (per-loop scratch: nothing
+ * read escapes a callback; the query layer copies what it keeps) and one
+ * batch of outgoing answers per listener, flushed before the loop sleeps.
+ */
+#include "fe_udp.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "loop.h"
+#include "query.h"
+#include "sock.h"
+
+#define FE_UDP_MAX	8	/* listeners */
+#define FE_UDP_BATCH	32	/* datagrams per recvmmsg/sendmmsg */
+#define FE_UDP_BUF	4096	/* largest query read / answer sent */
+
+struct fe_udp_out {
+	struct sockaddr_storage	peer;
+	socklen_t		peer_len;
+	size_t			len;
+	uint8_t			data[FE_UDP_BUF];
+};
+
+struct fe_udp_listener {
+	struct fe_udp		*fe;		/* borrowed: owner */
+	unsigned		 idx;
+	int			 fd;
+	struct loop_io		 io;
+	struct loop_hook	 flush;
+	struct fe_udp_out	*out;		/* owned: FE_UDP_BATCH answers */
+	unsigned		 nout;
+};
+
+struct fe_udp {
+	struct loop		*loop;		/* borrowed */
+	struct query_table	*qt;		/* borrowed */
+	struct fe_udp_listener	 ls[FE_UDP_MAX];
+	unsigned		 nls;
+	struct fe_udp_stats	 stats;
+	struct log_limit	 loglim;
+	uint8_t			 in[FE_UDP_BATCH][FE_UDP_BUF];	/* scratch */
+	struct sockaddr_storage	 peers[FE_UDP_BATCH];
+};
+
+static void
+fe_udp_flush(struct fe_udp_listener *l)
+{
+	struct mmsghdr msgs[FE_UDP_BATCH];
+	struct iovec iov[FE_UDP_BATCH];
+	unsigned i, done = 0;
+	int n;
+
+	if (l->nout == 0)
+		return;
+	memset(msgs, 0, sizeof(msgs[0]) * l->nout);
+	for (i = 0; i < l->nout; i++) {
+		iov[i].iov_base = l->out[i].data;
+		iov[i].iov_len = l->out[i].len;
+		msgs[i].msg_hdr.msg_name = &l->out[i].peer;
+		msgs[i].msg_hdr.msg_namelen = l->out[i].peer_len;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (done < l->nout) {
+		n = sendmmsg(l->fd, msgs + done, l->nout - done, 0);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			/* The first one failed (buffer full, or the client's
+			 * port is gone): skip it and go on with the rest. */
+			l->fe->stats.send_errors++;
+			log_limited(&l->fe->loglim, loop_now(l->fe->loop),
+			    LOG_LVL_DEBUG, "UDP send failed", "error=\"%s\"",
+			    strerror(errno));
+			done++;
+			continue;
+		}
+		done += (unsigned)n;
+		l->fe->stats.sent += (unsigned)n;
+	}
+	l->nout = 0;
+}
+
+static void
+fe_udp_on_flush(struct loop_hook *h)
+{
+	fe_udp_flush(h->arg);
+}
+
+static void
+fe_udp_deliver(void *arg, const struct query_origin *o, const uint8_t *msg,
+    size_t len)
+{
+	struct fe_udp *fe = arg;
+	struct fe_udp_listener *l;
+	struct fe_udp_out *out;
+
+	if (o->listener >= fe->nls || len > FE_UDP_BUF)
+		return;
+	l = &fe->ls[o->listener];
+	if (l->nout == FE_UDP_BATCH)
+		fe_udp_flush(l);
+	out = &l->out[l->nout++];
+	memcpy(&out->peer, &o->peer, o->peer_len);
+	out->peer_len = o->peer_len;
+	memcpy(out->data, msg, len);
+	out->len = len;
+	loop_hook_queue(fe->loop, &l->flush);
+}
+
+static void
+fe_udp_on_readable(struct loop_io *io, uint32_t ev)
+{
+	struct fe_udp_listener *l = io->arg;
+	struct fe_udp *fe = l->fe;
+	struct mmsghdr msgs[FE_UDP_BATCH];
+	struct iovec iov[FE_UDP_BATCH];
+	struct query_origin o;
+	int n, i, rounds;
+
+	(void)ev;
+	memset(&o, 0, sizeof(o));
+	o.listener = l->idx;
+	/* A few batches per wake-up, then let the other sockets have a turn. */
+	for (rounds = 0; rounds < 4; rounds++) {
+		memset(msgs, 0, sizeof(msgs));
+		for (i = 0; i < FE_UDP_BATCH; i++) {
+			iov[i].iov_base = fe->in[i];
+			iov[i].iov_len = FE_UDP_BUF;
+			msgs[i].msg_hdr.msg_name = &fe->peers[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(fe->peers[i]);
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(l->fd, msgs, FE_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_limited(&fe->loglim, loop_now(fe->loop),
+				    LOG_LVL_WARN, "UDP receive failed",
+				    "error=\"%s\"", strerror(errno));
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			fe->stats.received++;
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				fe->stats.oversize++;
+				continue;
+			}
+			memcpy(&o.peer, &fe->peers[i], msgs[i].msg_hdr.msg_namelen);
+			o.peer_len = msgs[i].msg_hdr.msg_namelen;
+			(void)query_submit(fe->qt, fe->in[i], msgs[i].msg_len, &o);
+		}
+		if (n < FE_UDP_BATCH)
+			return;
+	}
+}
+
+struct fe_udp *
+fe_udp_new(struct loop *loop, struct query_table *qt)
+{
+	struct query_frontend qf;
+	struct fe_udp *fe;
+
+	if ((fe = calloc(1, sizeof(*fe))) == NULL)
+		return NULL;
+	fe->loop = loop;
+	fe->qt = qt;
+	qf.deliver = fe_udp_deliver;
+	qf.arg = fe;
+	query_set_frontend(qt, false, &qf);
+	return fe;
+}
+
+int
+fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
+{
+	struct fe_udp_listener *l;
+	int fd, r;
+
+	if (fe->nls == FE_UDP_MAX)
+		return -E_TOOBIG;
+	l = &fe->ls[fe->nls];
+	if ((l->out = calloc(FE_UDP_BATCH, sizeof(*l->out))) == NULL)
+		return -ENOMEM;
+	if ((fd = sock_listen(sa, len, SOCK_DGRAM)) < 0) {
+		free(l->out);
+		l->out = NULL;
+		return fd;
+	}
+	l->fe = fe;
+	l->idx = fe->nls;
+	l->fd = fd;
+	l->io.cb = fe_udp_on_readable;
+	l->io.arg = l;
+	l->flush.cb = fe_udp_on_flush;
+	l->flush.arg = l;
+	if ((r = loop_io_start(fe->loop, &l->io, fd, LOOP_READ)) < 0) {
+		close(fd);
+		free(l->out);
+		l->out = NULL;
+		return r;
+	}
+	fe->nls++;
+	return 0;
+}
+
+void
+fe_udp_stop(struct fe_udp *fe)
+{
+	unsigned i;
+
+	for (i = 0; i < fe->nls; i++)
+		loop_io_stop(fe->loop, &fe->ls[i].io);
+}
+
+void
+fe_udp_free(struct fe_udp *fe)
+{
+	unsigned i;
+
+	if (fe == NULL)
+		return;
+	for (i = 0; i < fe->nls; i++) {
+		fe_udp_flush(&fe->ls[i]);
+		loop_io_stop(fe->loop, &fe->ls[i].io);
+		close(fe->ls[i].fd);
+		free(fe->ls[i].out);
+	}
+	free(fe);
+}
+
+const struct fe_udp_stats *
+fe_udp_stats(const struct fe_udp *fe)
+{
+	return &fe->stats;
+}

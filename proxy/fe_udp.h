@@ -1,0 +1,33 @@
+/*
+ * UDP front end: listeners that read queries in batches (recvmmsg) and send
+ * answers in batches (sendmmsg) once per wake-up. Edge layer.
+ */
+#ifndef PROXY_FE_UDP_H
+#define PROXY_FE_UDP_H
+
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+struct fe_udp;
+struct loop;
+struct query_table;
+
+struct fe_udp_stats {
+	uint64_t	received;	/* datagrams read */
+	uint64_t	sent;		/* answers sent */
+	uint64_t	send_errors;	/* answers the kernel refused */
+	uint64_t	oversize;	/* queries larger than our buffer */
+};
+
+/* NULL on allocation failure. Registers itself with the query table. */
+struct fe_udp	*fe_udp_new(struct loop *, struct query_table *);
+/* Binds one more listener. 0 or -errno. */
+int		 fe_udp_listen(struct fe_udp *, const struct sockaddr *,
+		    socklen_t);
+/* Stops reading; answers still go out. */
+void		 fe_udp_stop(struct fe_udp *);
+void		 fe_udp_free(struct fe_udp *);
+const struct fe_udp_stats *fe_udp_stats(const struct fe_udp *);
+
+#endif

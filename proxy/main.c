@@ -1,0 +1,238 @@
+/*
+ * dotproxy: plain DNS in over UDP and TCP, DNS-over-TLS out. Top layer:
+ * parses the configuration, wires the modules together, owns the signal
+ * fd, runs the loop and shuts down in order (stop taking queries, finish
+ * what is in flight within the timeout, close TLS with close_notify, free
+ * everything so leak checkers see real leaks).
+ */
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "fe_tcp.h"
+#include "fe_udp.h"
+#include "log.h"
+#include "loop.h"
+#include "query.h"
+#include "sock.h"
+#include "tls.h"
+#include "upstream.h"
+
+#ifndef DOTPROXY_VERSION
+#define DOTPROXY_VERSION "0.0.0"
+#endif
+#ifndef DOTPROXY_REVISION
+#define DOTPROXY_REVISION "unknown"
+#endif
+
+extern char **environ;
+
+struct app {
+	struct config		 cfg;
+	struct loop		*loop;		/* owned */
+	struct tls_ctx		*tls;		/* owned */
+	struct query_table	*qt;		/* owned */
+	struct fe_udp		*udp;		/* owned */
+	struct fe_tcp		*tcp;		/* owned */
+	int			 sigfd;
+	struct loop_io		 sigio;
+	bool			 stop;
+};
+
+static void
+on_signal(struct loop_io *io, uint32_t ev)
+{
+	struct app *a = io->arg;
+	struct signalfd_siginfo si;
+
+	(void)ev;
+	while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("shutting down", "signal=%s",
+			    si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			a->stop = true;
+		}
+	}
+}
+
+/* Binds UDP and TCP on every --listen address. IPv6 addresses the
+ * namespace cannot have are skipped with a warning. Returns how many
+ * addresses were bound, or -1 after logging a fatal error. */
+static int
+bind_listeners(struct app *a)
+{
+	char text[80];
+	size_t i;
+	int n = 0, r;
+
+	for (i = 0; i < a->cfg.nlisten; i++) {
+		const struct cfg_addr *l = &a->cfg.listen[i];
+		const struct sockaddr *sa = (const struct sockaddr *)&l->ss;
+
+		config_addr_text(l, text, sizeof(text));
+		r = fe_udp_listen(a->udp, sa, l->len);
+		if (r == 0)
+			r = fe_tcp_listen(a->tcp, sa, l->len);
+		if (r < 0 && sa->sa_family == AF_INET6 &&
+		    (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT)) {
+			log_warn("IPv6 listener skipped", "listen=%s error=\"%s\"",
+			    text, proxy_strerror(r));
+			continue;
+		}
+		if (r < 0) {
+			log_error("cannot listen", "listen=%s error=\"%s\"", text,
+			    proxy_strerror(r));
+			return -1;
+		}
+		log_info("listening", "listen=%s proto=udp,tcp", text);
+		n++;
+	}
+	return n;
+}
+
+static int
+setup_signals(struct app *a)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -errno;
+	if ((a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		return -errno;
+	a->sigio.cb = on_signal;
+	a->sigio.arg = a;
+	return loop_io_start(a->loop, &a->sigio, a->sigfd, LOOP_READ);
+}
+
+static void
+log_config(const struct config *cfg)
+{
+	size_t i;
+
+	log_info("dotproxy starting", "version=%s revision=%s upstreams=%zu "
+	    "timeout_ms=%u idle_timeout_ms=%u connections=%u max_inflight=%u "
+	    "max_clients=%u max_pipeline=%u ca_file=\"%s\"", DOTPROXY_VERSION,
+	    DOTPROXY_REVISION, cfg->nupstream, cfg->timeout_ms,
+	    cfg->idle_timeout_ms, cfg->connections, cfg->max_inflight,
+	    cfg->max_clients, cfg->max_pipeline,
+	    cfg->ca_file[0] ? cfg->ca_file : "(system store)");
+	for (i = 0; i < cfg->nupstream; i++)
+		log_info("upstream", "upstream=%s auth_name=%s pins=%zu",
+		    cfg->upstream[i].text,
+		    cfg->upstream[i].auth_name[0] ? cfg->upstream[i].auth_name : "-",
+		    cfg->upstream[i].npins);
+}
+
+/* Stops taking queries, waits for those in flight (at most the query
+ * timeout), then closes the upstream connections cleanly. */
+static void
+drain(struct app *a)
+{
+	uint64_t deadline;
+
+	fe_udp_stop(a->udp);
+	fe_tcp_stop(a->tcp);
+	deadline = loop_now(a->loop) + a->cfg.timeout_ms;
+	while ((query_inflight(a->qt) > 0 || fe_tcp_open(a->tcp) > 0) &&
+	    loop_now(a->loop) < deadline)
+		(void)loop_run_once(a->loop, 50);
+	if (query_inflight(a->qt) > 0) {
+		log_warn("answering the rest with SERVFAIL", "inflight=%zu",
+		    query_inflight(a->qt));
+		query_fail_all(a->qt);
+	}
+	up_pool_shutdown(query_pool(a->qt));
+	deadline = loop_now(a->loop) + 1000;
+	while (!up_pool_idle(query_pool(a->qt)) && loop_now(a->loop) < deadline)
+		(void)loop_run_once(a->loop, 50);
+	(void)loop_run_once(a->loop, 0);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct app *a;
+	char err[512];
+	int status = 1, r;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return 1;
+	a->sigfd = -1;
+	if (config_parse(&a->cfg, argc, argv, environ, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dotproxy: %s\n", err);
+		free(a);
+		return 2;
+	}
+	if (a->cfg.action == CFG_HELP) {
+		config_usage(stdout);
+		free(a);
+		return 0;
+	}
+	if (a->cfg.action == CFG_VERSION) {
+		printf("dotproxy %s (%s)\n", DOTPROXY_VERSION, DOTPROXY_REVISION);
+		free(a);
+		return 0;
+	}
+	log_setup(a->cfg.log_level, a->cfg.log_format);
+	if ((a->tls = tls_ctx_new(a->cfg.ca_file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "dotproxy: --ca-file: %s\n", err);
+		free(a);
+		return 2;
+	}
+	/* Nothing here needs privileges it could gain by exec. */
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	log_config(&a->cfg);
+	if ((a->loop = loop_new(NULL, NULL)) == NULL ||
+	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg)) == NULL ||
+	    (a->udp = fe_udp_new(a->loop, a->qt)) == NULL ||
+	    (a->tcp = fe_tcp_new(a->loop, a->qt, &a->cfg)) == NULL) {
+		log_error("out of memory at start", "%s", "");
+		goto out;
+	}
+	if ((r = setup_signals(a)) < 0) {
+		log_error("cannot set up signals", "error=\"%s\"", proxy_strerror(r));
+		goto out;
+	}
+	if ((r = bind_listeners(a)) <= 0) {
+		if (r == 0)
+			log_error("no listener could be bound", "%s", "");
+		goto out;
+	}
+	log_info("ready", "%s", "");
+	while (!a->stop) {
+		if ((r = loop_run_once(a->loop, -1)) < 0) {
+			log_error("event loop failed", "error=\"%s\"",
+			    proxy_strerror(r));
+			goto out;
+		}
+	}
+	drain(a);
+	log_info("stopped", "%s", "");
+	status = 0;
+out:
+	fe_tcp_free(a->tcp);
+	fe_udp_free(a->udp);
+	query_table_free(a->qt);
+	if (a->sigfd != -1) {
+		loop_io_stop(a->loop, &a->sigio);
+		close(a->sigfd);
+	}
+	loop_free(a->loop);
+	tls_ctx_free(a->tls);
+	free(a);
+	return status;
+}

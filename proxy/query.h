@@ -1,0 +1,78 @@
+/*
+ * The query pipeline: one struct query per client query in flight, found by
+ * a 64-bit handle (never by pointer from outside). It parses the query,
+ * answers malformed ones itself, sends the rest to the upstream pool, checks
+ * the answer's question, builds the client's answer (ID, question case,
+ * EDNS, truncation) and hands it to the front end that took the query.
+ * Pipeline layer: calls upstream, loop and dns below it; front ends above
+ * it only through the delivery callbacks they registered.
+ */
+#ifndef PROXY_QUERY_H
+#define PROXY_QUERY_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct loop;
+struct query_table;
+struct tls_ctx;
+struct up_pool;
+
+/* Where a query came from; the query layer keeps it and gives it back. */
+struct query_origin {
+	bool			tcp;		/* else UDP */
+	uint64_t		conn;		/* TCP: the front end's client handle */
+	unsigned		listener;	/* UDP: listener index */
+	struct sockaddr_storage	peer;		/* UDP: the client */
+	socklen_t		peer_len;
+	size_t			limit;		/* most bytes the client takes */
+};
+
+struct query_frontend {
+	/* Sends msg (borrowed for the call) to the client of origin. */
+	void	(*deliver)(void *arg, const struct query_origin *,
+		    const uint8_t *msg, size_t len);
+	void	*arg;		/* borrowed: the front end */
+};
+
+struct query_stats {
+	uint64_t	queries_udp, queries_tcp;
+	uint64_t	answered;	/* upstream answers delivered */
+	uint64_t	rcode[16];	/* answers sent, by RCODE (low 4 bits) */
+	uint64_t	servfail_synth;	/* SERVFAILs we made */
+	uint64_t	formerr;	/* FORMERR/NOTIMP/BADVERS we made */
+	uint64_t	dropped;	/* malformed and dropped */
+	uint64_t	truncated;	/* UDP answers sent with TC */
+	uint64_t	timeouts;
+	uint64_t	overload;	/* refused for lack of room */
+};
+
+/* Makes the table and its upstream pool. cfg and tls are borrowed for its
+ * life. NULL on failure. */
+struct query_table *query_table_new(struct loop *, struct tls_ctx *,
+		    const struct config *);
+/* Frees every query without answering and the pool. */
+void		 query_table_free(struct query_table *);
+void		 query_set_frontend(struct query_table *, bool tcp,
+		    const struct query_frontend *);
+
+/*
+ * Takes one client query (msg borrowed for the call). Malformed queries
+ * are answered or dropped at once (the answer may be delivered before this
+ * returns); others are sent upstream. o->limit is computed here for UDP.
+ * Returns 0 when exactly one answer has been or will be delivered, or
+ * -E_DROP when none will.
+ */
+int		 query_submit(struct query_table *, const uint8_t *msg,
+		    size_t len, const struct query_origin *o);
+size_t		 query_inflight(const struct query_table *);
+/* Answers every query in flight with SERVFAIL (shutdown deadline). */
+void		 query_fail_all(struct query_table *);
+struct up_pool	*query_pool(struct query_table *);
+const struct query_stats *query_stats(const struct query_table *);
+
+#endif

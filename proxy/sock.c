@@ -1,0 +1,97 @@
+/*
+ * Socket creation and small helpers shared by the front ends and the
+ * upstream pool. System layer: no DNS, no TLS, no state.
+ */
+#include "sock.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+sock_listen(const struct sockaddr *addr, socklen_t len, int type)
+{
+	int fd, one = 1, err;
+
+	fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (addr->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, addr, len) == -1)
+		goto fail;
+	if (type == SOCK_STREAM && listen(fd, 1024) == -1)
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+int
+sock_connect(const struct sockaddr *addr, socklen_t len)
+{
+	int fd, one = 1, err;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (connect(fd, addr, len) == -1 && errno != EINPROGRESS)
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+int
+sock_error(int fd)
+{
+	int e = 0;
+	socklen_t l = sizeof(e);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) == -1)
+		return -errno;
+	return -e;
+}
+
+void
+sock_addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int r;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		r = snprintf(out, cap, "%s:%u", host, ntohs(s->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		r = snprintf(out, cap, "[%s]:%u", host, ntohs(s->sin6_port));
+	} else
+		r = snprintf(out, cap, "?");
+	if (r < 0 && cap > 0)
+		out[0] = '\0';
+}
+
+bool
+sock_again(int err)
+{
+	return err == -EAGAIN || err == -EINTR;	/* EWOULDBLOCK == EAGAIN on Linux */
+}
