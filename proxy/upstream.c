@@ -19,6 +19,7 @@
 #include "config.h"
 #include "dns.h"
 #include "errors.h"
+#include "idmap.h"
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
@@ -41,14 +42,6 @@ static const char *const up_state_names[] = {
 	"idle", "connecting", "handshaking", "ready", "draining"
 };
 
-/* One query outstanding on a connection. */
-struct up_slot {
-	uint64_t	handle;		/* the query table's handle */
-	uint16_t	id;		/* wire ID on this connection */
-	bool		used;
-	uint16_t	next_free;	/* free list link, index + 1 */
-};
-
 struct upstream;
 
 struct up_conn {
@@ -63,10 +56,7 @@ struct up_conn {
 	bool		 write_wants_read;
 	struct buf	 rbuf;		/* framed answers being read */
 	struct buf	 wbuf;		/* framed queries not yet written */
-	uint16_t	*idmap;		/* owned: wire ID -> slot index + 1 */
-	struct up_slot	*slots;		/* owned: max_inflight entries */
-	uint16_t	 free_head;	/* index + 1 of the first free slot */
-	unsigned	 inflight;
+	struct idmap	*ids;		/* owned: wire ID -> query handle */
 	uint64_t	 progress_ms;	/* last answer, or when it became busy */
 	uint64_t	 last_used_ms;
 	uint64_t	 sent;		/* queries sent on this connection */
@@ -115,8 +105,9 @@ static void	conn_lost(struct up_conn *, bool failed, int err,
 		    const char *why);
 
 static uint16_t
-pool_random16(struct up_pool *p)
+pool_random16(void *arg)
 {
+	struct up_pool *p = arg;
 	uint16_t v;
 
 	if (p->rnd_off + 2 > sizeof(p->rnd)) {
@@ -164,7 +155,7 @@ conn_arm_timer(struct up_conn *c)
 		break;
 	case UP_READY:
 	case UP_DRAINING:
-		if (c->inflight > 0)
+		if (idmap_count(c->ids) > 0)
 			loop_timer_set(p->loop, &c->timer,
 			    c->progress_ms + p->cfg->timeout_ms);
 		else
@@ -210,31 +201,6 @@ conn_reset(struct up_conn *c, bool notify)
 }
 
 static void
-slots_reset(struct up_conn *c, unsigned max)
-{
-	unsigned i;
-
-	for (i = 0; i < max; i++) {
-		if (c->slots[i].used)
-			c->idmap[c->slots[i].id] = 0;
-		c->slots[i].used = false;
-		c->slots[i].next_free = i + 2 <= max ? (uint16_t)(i + 2) : 0;
-	}
-	c->free_head = max > 0 ? 1 : 0;
-	c->inflight = 0;
-}
-
-static void
-slot_release(struct up_conn *c, struct up_slot *s)
-{
-	c->idmap[s->id] = 0;
-	s->used = false;
-	s->next_free = c->free_head;
-	c->free_head = (uint16_t)(s - c->slots + 1);
-	c->inflight--;
-}
-
-static void
 upstream_failed(struct upstream *u, const char *why)
 {
 	struct up_pool *p = u->pool;
@@ -265,8 +231,8 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 {
 	struct upstream *u = c->up;
 	struct up_pool *p = u->pool;
-	unsigned i, n = 0, max = p->cfg->max_inflight;
-	uint64_t *handles = NULL;
+	unsigned n, i;
+	uint64_t *handles;
 
 	u->stats.errors++;
 	if (failed)
@@ -274,12 +240,11 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 	else
 		log_limited(&u->loglim, loop_now(p->loop), LOG_LVL_INFO,
 		    "upstream connection lost", "upstream=%s reason=\"%s\" inflight=%u",
-		    u->cfg->text, why, c->inflight);
-	if (c->inflight > 0 && (handles = malloc(c->inflight * sizeof(*handles))) != NULL)
-		for (i = 0; i < max; i++)
-			if (c->slots[i].used)
-				handles[n++] = c->slots[i].handle;
-	slots_reset(c, max);
+		    u->cfg->text, why, idmap_count(c->ids));
+	n = idmap_count(c->ids);
+	handles = malloc((n > 0 ? n : 1) * sizeof(*handles));
+	/* Without memory the queries still end, by their own deadlines. */
+	n = (unsigned)idmap_drain(c->ids, handles, handles != NULL ? n : 0);
 	conn_reset(c, false);
 	for (i = 0; i < n; i++)
 		p->cb.on_fail(p->cb.arg, handles[i], u->idx, failed, err);
@@ -327,7 +292,7 @@ conn_on_flush(struct loop_hook *h)
 static void
 conn_maybe_close_drained(struct up_conn *c)
 {
-	if (c->state == UP_DRAINING && c->inflight == 0 && c->wbuf.len == 0) {
+	if (c->state == UP_DRAINING && idmap_count(c->ids) == 0 && c->wbuf.len == 0) {
 		conn_reset(c, true);
 	}
 }
@@ -337,23 +302,22 @@ static int
 conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 {
 	struct up_pool *p = c->up->pool;
-	struct up_slot *s;
-	uint16_t idx;
+	uint64_t handle;
+	uint16_t id;
 	int r, keepalive = -1;
 
 	if (len < DNS_HDR_LEN) {
 		conn_lost(c, false, -E_MALFORMED, "short message from upstream");
 		return -E_GONE;
 	}
-	idx = c->idmap[dns_get_id(msg)];
-	if (idx == 0) {
+	id = dns_get_id(msg);
+	if (!idmap_find(c->ids, id, &handle)) {
 		/* Not outstanding here: a stray or spoofed answer. */
 		c->up->stats.mismatched++;
 		return 0;
 	}
-	s = &c->slots[idx - 1];
 	c->progress_ms = loop_now(p->loop);
-	r = p->cb.on_answer(p->cb.arg, s->handle, msg, len, &keepalive);
+	r = p->cb.on_answer(p->cb.arg, handle, msg, len, &keepalive);
 	if (r == -E_MISMATCH) {
 		c->up->stats.mismatched++;
 		return 0;
@@ -362,7 +326,7 @@ conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 		c->up->stats.late++;
 	else
 		c->up->stats.answers++;
-	slot_release(c, s);
+	idmap_remove(c->ids, id);
 	c->last_used_ms = c->progress_ms;
 	if (keepalive == 0)
 		conn_set_state(c, UP_DRAINING);
@@ -514,7 +478,7 @@ conn_on_timer(struct loop_timer *t)
 		return;
 	case UP_READY:
 	case UP_DRAINING:
-		if (c->inflight > 0) {
+		if (idmap_count(c->ids) > 0) {
 			/* Queries outstanding and nothing heard for a whole
 			 * timeout: the peer is gone without telling us. */
 			conn_lost(c, false, -E_TIMEOUT, "no answer within the timeout");
@@ -573,14 +537,15 @@ upstream_pick_conn(struct upstream *u, bool probe, int *err)
 		}
 		if (c->state == UP_CONNECTING || c->state == UP_HANDSHAKING)
 			opening = true;
-		if (c->state == UP_DRAINING || c->inflight >= p->cfg->max_inflight)
+		if (c->state == UP_DRAINING || idmap_full(c->ids))
 			continue;
-		if (best == NULL || c->inflight < best->inflight ||
-		    (c->inflight == best->inflight && c->state == UP_READY))
+		if (best == NULL || idmap_count(c->ids) < idmap_count(best->ids) ||
+		    (idmap_count(c->ids) == idmap_count(best->ids) &&
+		    c->state == UP_READY))
 			best = c;
 	}
 	if (idle != NULL && !(probe && opening) &&
-	    (best == NULL || best->inflight >= UP_SPREAD)) {
+	    (best == NULL || idmap_count(best->ids) >= UP_SPREAD)) {
 		if ((*err = conn_open(idle)) == 0)
 			return idle;
 		upstream_failed(u, proxy_strerror(*err));
@@ -595,7 +560,6 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 	uint64_t now = loop_now(p->loop);
 	struct upstream *u = NULL;
 	struct up_conn *c = NULL;
-	struct up_slot *s;
 	uint8_t hdr[2];
 	uint16_t id;
 	size_t i;
@@ -632,19 +596,12 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 		if ((c = upstream_pick_conn(u, true, &err)) == NULL)
 			avoid |= 1u << u->idx;
 	}
-	if (c->free_head == 0 || c->wbuf.cap - c->wbuf.len < len + 2)
+	if (c->wbuf.cap - c->wbuf.len < len + 2)
 		return -E_UPSTREAM;
-	s = &c->slots[c->free_head - 1];
-	c->free_head = s->next_free;
-	do
-		id = pool_random16(p);
-	while (c->idmap[id] != 0);
-	c->idmap[id] = (uint16_t)(s - c->slots + 1);
-	s->id = id;
-	s->handle = handle;
-	s->used = true;
-	if (c->inflight++ == 0)
+	if (idmap_count(c->ids) == 0)
 		c->progress_ms = now;
+	if (idmap_add(c->ids, handle, pool_random16, p, &id) < 0)
+		return -E_UPSTREAM;
 	hdr[0] = (uint8_t)(len >> 8);
 	hdr[1] = (uint8_t)len;
 	/* Room was checked above: neither append can fail. */
@@ -703,11 +660,8 @@ up_pool_new(struct loop *loop, struct tls_ctx *tls, const struct config *cfg,
 			if (buf_init(&c->rbuf, UP_RBUF_CAP) < 0 ||
 			    buf_init(&c->wbuf, wcap) < 0)
 				goto fail;
-			c->idmap = calloc(65536, sizeof(*c->idmap));
-			c->slots = calloc(cfg->max_inflight, sizeof(*c->slots));
-			if (c->idmap == NULL || c->slots == NULL)
+			if ((c->ids = idmap_new(cfg->max_inflight)) == NULL)
 				goto fail;
-			slots_reset(c, cfg->max_inflight);
 		}
 	}
 	return p;
@@ -732,8 +686,7 @@ up_pool_free(struct up_pool *p)
 			conn_reset(c, true);
 			buf_fini(&c->rbuf);
 			buf_fini(&c->wbuf);
-			free(c->idmap);
-			free(c->slots);
+			idmap_free(c->ids);
 		}
 		free(u->conns);
 		tls_session_free(u->session);
@@ -754,7 +707,7 @@ up_pool_shutdown(struct up_pool *p)
 
 			if (c->state == UP_IDLE)
 				continue;
-			if (c->inflight == 0 && c->wbuf.len == 0 &&
+			if (idmap_count(c->ids) == 0 && c->wbuf.len == 0 &&
 			    c->state != UP_CONNECTING && c->state != UP_HANDSHAKING)
 				conn_reset(c, true);
 			else if (c->state == UP_READY)
