@@ -48,6 +48,8 @@ enum opt_id {
 	OPT_LOG_QUERIES,
 	OPT_LOCAL_ZONE,
 	OPT_ALLOW_ROOT,
+	OPT_TRANSPARENT,
+	OPT_RESOLV_CONF,
 	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -172,6 +174,18 @@ static const struct opt opts[] = {
 	  .defshow = "off",
 	  .help = "Run even as UID 0. The redirect rules exclude the proxy's\n"
 	  "own UID; as root it would usually loop, so it is refused." },
+	{ .name = "transparent", .env = "DOTPROXY_TRANSPARENT",
+	  .id = OPT_TRANSPARENT, .kind = OK_BOOL, .group = G_TRANSPARENT,
+	  .defshow = "off",
+	  .help = "Running behind dotproxy-init's redirect: the search domains\n"
+	  "of --resolv-conf, single-label names and private reverse\n"
+	  "zones become local zones too, and UID 0 is refused." },
+	{ .name = "resolv-conf", .env = "DOTPROXY_RESOLV_CONF",
+	  .id = OPT_RESOLV_CONF, .kind = OK_VALUE, .group = G_TRANSPARENT,
+	  .metavar = "PATH", .def = "/etc/resolv.conf",
+	  .help = "Where the namespace's resolver and search list are read:\n"
+	  "local-zone queries whose original destination is unknown go\n"
+	  "to its first nameserver." },
 	{ .name = "config", .env = "DOTPROXY_CONFIG", .id = OPT_CONFIG,
 	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "FILE",
 	  .defshow = "none",
@@ -857,6 +871,8 @@ apply(struct config *cfg, const struct opt *o, const char *val,
 		}
 		if (o->id == OPT_LOG_QUERIES)
 			cfg->log_queries = b;
+		else if (o->id == OPT_TRANSPARENT)
+			cfg->transparent = b;
 		else
 			cfg->allow_root = b;
 		return 0;
@@ -882,6 +898,8 @@ apply(struct config *cfg, const struct opt *o, const char *val,
 		return set_path(cfg->ca_file, val, msg, cap);
 	case OPT_CONFIG:
 		return set_path(cfg->config_file, val, msg, cap);
+	case OPT_RESOLV_CONF:
+		return set_path(cfg->resolv_conf, val, msg, cap);
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(val, &cfg->log_level) != 0) {
 			errf(msg, cap, "'%s' is not one of debug, info, warn, "

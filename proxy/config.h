@@ -30,6 +30,8 @@
  *   --log-format text|json      default text
  *   --log-queries               log query names (off by default)
  *   --allow-root                run as UID 0 in transparent use
+ *   --transparent               behind dotproxy-init's redirect
+ *   --resolv-conf PATH          default /etc/resolv.conf
  *   --config FILE               a file of "key value" lines (later issue)
  *   --help, --version
  */
@@ -98,6 +100,8 @@ struct config {
 	enum log_format		log_format;
 	bool			log_queries;
 	bool			allow_root;
+	bool			transparent;
+	char			resolv_conf[CFG_PATH_MAX];
 	char			config_file[CFG_PATH_MAX];	/* "" = none */
 };
 

@@ -46,6 +46,11 @@ struct fe_tcp_client {
 	bool			 closing;
 	struct sockaddr_storage	 peer;
 	socklen_t		 peer_len;
+	struct sockaddr_storage	 local;		/* where it connected */
+	socklen_t		 local_len;
+	struct sockaddr_storage	 orig;		/* before the redirect */
+	socklen_t		 orig_len;	/* 0 when unknown */
+	bool			 from_self;	/* peer runs as our UID */
 };
 
 struct fe_tcp_listener {
@@ -230,6 +235,11 @@ client_process(struct fe_tcp_client *c)
 	memset(&o, 0, sizeof(o));
 	o.tcp = true;
 	o.conn = client_handle(c);
+	o.local = c->local;
+	o.local_len = c->local_len;
+	o.orig = c->orig;
+	o.orig_len = c->orig_len;
+	o.from_self = c->from_self;
 	while (!c->closing && c->pending < fe->cfg->max_pipeline &&
 	    (r = buf_frame(&c->rx, &msg, &len)) != 0) {
 		if (r < 0) {
@@ -289,6 +299,24 @@ client_on_io(struct loop_io *io, uint32_t ev)
 	client_update(c);
 }
 
+/* Where the client meant to go and who it is (transparent use). */
+static void
+client_learn(struct fe_tcp_client *c)
+{
+	struct ucred cred;
+	socklen_t l = sizeof(cred);
+
+	c->local_len = sizeof(c->local);
+	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) == -1)
+		c->local_len = 0;
+	if (sock_orig_dst(c->fd, c->peer.ss_family, &c->orig, &c->orig_len) < 0)
+		c->orig_len = 0;
+	if (c->fe->cfg->transparent &&
+	    getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) == 0 &&
+	    cred.uid == geteuid())
+		c->from_self = true;
+}
+
 static void
 fe_tcp_accept(struct fe_tcp_listener *l)
 {
@@ -337,6 +365,7 @@ fe_tcp_accept(struct fe_tcp_listener *l)
 		c->gen = fe->gens[c->slot];
 		c->peer = ss;
 		c->peer_len = sl;
+		client_learn(c);
 		c->io.cb = client_on_io;
 		c->io.arg = c;
 		c->idle.cb = client_on_idle;

@@ -38,6 +38,8 @@ struct fe_udp_listener {
 	struct loop_io		 io;
 	struct loop_hook	 flush;
 	struct fe_udp_out	*out;		/* owned: FE_UDP_BATCH answers */
+	struct sockaddr_storage	 addr;		/* where it listens */
+	socklen_t		 addr_len;
 	unsigned		 nout;
 };
 
@@ -131,6 +133,8 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 	(void)ev;
 	memset(&o, 0, sizeof(o));
 	o.listener = l->idx;
+	memcpy(&o.local, &l->addr, l->addr_len);
+	o.local_len = l->addr_len;
 	/* A few batches per wake-up, then let the other sockets have a turn. */
 	for (rounds = 0; rounds < 4; rounds++) {
 		memset(msgs, 0, sizeof(msgs));
@@ -200,6 +204,8 @@ fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
 	l->fe = fe;
 	l->idx = fe->nls;
 	l->fd = fd;
+	memcpy(&l->addr, sa, len);
+	l->addr_len = len;
 	l->io.cb = fe_udp_on_readable;
 	l->io.arg = l;
 	l->flush.cb = fe_udp_on_flush;

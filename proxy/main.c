@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "query.h"
+#include "resolv.h"
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
@@ -38,6 +39,7 @@ extern char **environ;
 
 struct app {
 	struct config		 cfg;
+	struct resolv		 rc;
 	struct loop		*loop;		/* owned */
 	struct tls_ctx		*tls;		/* owned */
 	struct query_table	*qt;		/* owned */
@@ -137,6 +139,27 @@ log_config(const struct config *cfg)
 		    cfg->upstream[i].npins);
 }
 
+/* Reads --resolv-conf; a missing file leaves no nameserver and no search
+ * list, which only matters for local zones. */
+static void
+read_resolv(struct app *a)
+{
+	char text[8192];
+	size_t n = 0;
+	FILE *f;
+
+	if ((f = fopen(a->cfg.resolv_conf, "re")) == NULL) {
+		if (a->cfg.transparent || a->cfg.nzones > 0)
+			log_warn("cannot read resolv.conf", "path=%s error=\"%s\"",
+			    a->cfg.resolv_conf, strerror(errno));
+		resolv_parse("", 0, &a->rc);
+		return;
+	}
+	n = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	resolv_parse(text, n, &a->rc);
+}
+
 /* Stops taking queries, waits for those in flight (at most the query
  * timeout), then closes the upstream connections cleanly. */
 static void
@@ -188,6 +211,15 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_setup(a->cfg.log_level, a->cfg.log_format);
+	if (a->cfg.transparent && geteuid() == 0 && !a->cfg.allow_root) {
+		fprintf(stderr, "dotproxy: --transparent: refusing to run as UID 0: "
+		    "the redirect excludes the proxy's own UID, so as root its "
+		    "queries would loop (run as the UID given to dotproxy-init "
+		    "--proxy-uid, or pass --allow-root)\n");
+		free(a);
+		return 2;
+	}
+	read_resolv(a);
 	if ((a->tls = tls_ctx_new(a->cfg.ca_file, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "dotproxy: --ca-file: %s\n", err);
 		free(a);
@@ -197,7 +229,7 @@ main(int argc, char *argv[])
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	log_config(&a->cfg);
 	if ((a->loop = loop_new(NULL, NULL)) == NULL ||
-	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg)) == NULL ||
+	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg, &a->rc)) == NULL ||
 	    (a->udp = fe_udp_new(a->loop, a->qt)) == NULL ||
 	    (a->tcp = fe_tcp_new(a->loop, a->qt, &a->cfg)) == NULL) {
 		log_error("out of memory at start", "%s", "");

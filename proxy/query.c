@@ -7,15 +7,21 @@
  */
 #include "query.h"
 
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "ct.h"
 #include "dns.h"
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
+#include "plain.h"
+#include "resolv.h"
+#include "sock.h"
 #include "upstream.h"
 
 #define Q_CHUNK		256
@@ -25,7 +31,8 @@
 
 enum q_state {
 	Q_FREE = 0,		/* on the free list */
-	Q_WAIT_UPSTREAM,	/* sent, waiting for an answer */
+	Q_WAIT_UPSTREAM,	/* sent over DoT, waiting for an answer */
+	Q_WAIT_LOCAL,		/* sent in plain DNS to a local resolver */
 };
 
 struct query {
@@ -50,6 +57,12 @@ struct query_table {
 	struct loop		*loop;		/* borrowed */
 	const struct config	*cfg;		/* borrowed */
 	struct up_pool		*pool;		/* owned */
+	struct plain		*plain;		/* owned */
+	struct ct		*ct;		/* owned; NULL once refused */
+	const struct resolv	*rc;		/* borrowed */
+	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 32];
+	size_t			 nzones;	/* local zones, all sources */
+	struct log_limit	 loglim;
 	struct query		*chunks[Q_MAX_CHUNKS];	/* owned */
 	size_t			 nchunks;
 	uint32_t		 free_head;	/* index + 1 */
@@ -62,6 +75,25 @@ struct query_table {
 
 static int	q_on_answer(void *, uint64_t, const uint8_t *, size_t, int *);
 static void	q_on_fail(void *, uint64_t, unsigned, bool, int);
+static int	q_on_plain_answer(void *, uint64_t, const uint8_t *, size_t);
+static void	q_on_plain_fail(void *, uint64_t, int);
+
+/*
+ * Reverse zones of address ranges that never leave a cluster or a host:
+ * RFC 1918, loopback, link-local, shared (100.64/10), ULA and IPv6
+ * link-local. Queries for them must not reach a public resolver.
+ */
+static const char *const private_reverse[] = {
+	"10.in-addr.arpa", "168.192.in-addr.arpa", "127.in-addr.arpa",
+	"254.169.in-addr.arpa", "16.172.in-addr.arpa", "17.172.in-addr.arpa",
+	"18.172.in-addr.arpa", "19.172.in-addr.arpa", "20.172.in-addr.arpa",
+	"21.172.in-addr.arpa", "22.172.in-addr.arpa", "23.172.in-addr.arpa",
+	"24.172.in-addr.arpa", "25.172.in-addr.arpa", "26.172.in-addr.arpa",
+	"27.172.in-addr.arpa", "28.172.in-addr.arpa", "29.172.in-addr.arpa",
+	"30.172.in-addr.arpa", "31.172.in-addr.arpa", "c.f.ip6.arpa",
+	"d.f.ip6.arpa", "8.e.f.ip6.arpa", "9.e.f.ip6.arpa", "a.e.f.ip6.arpa",
+	"b.e.f.ip6.arpa",
+};
 
 static struct query *
 q_at(struct query_table *qt, uint32_t idx)
@@ -117,7 +149,7 @@ q_alloc(struct query_table *qt)
 	}
 	q = q_at(qt, qt->free_head - 1);
 	qt->free_head = q->next_free;
-	q->state = Q_WAIT_UPSTREAM;
+	q->state = Q_WAIT_UPSTREAM;	/* the caller sets the path */
 	q->gen++;
 	q->tried = 0;
 	q->attempts = 0;
@@ -184,13 +216,96 @@ q_on_deadline(struct loop_timer *t)
 	q_servfail(q);
 }
 
+/* True if the question stays inside the cluster or host: a local zone,
+ * or (transparent use) a single-label name. */
+static bool
+q_is_local(const struct query_table *qt, const struct dns_info *info)
+{
+	size_t i;
+
+	if (qt->cfg->transparent && dns_name_labels(info->qname,
+	    info->qname_len) == 1)
+		return true;
+	for (i = 0; i < qt->nzones; i++)
+		if (dns_name_in_zone(info->qname, info->qname_len,
+		    qt->zones[i].name, qt->zones[i].len))
+			return true;
+	return false;
+}
+
+/* True if sa is one of our own listen addresses (sending there loops). */
+static bool
+q_is_self(const struct query_table *qt, const struct sockaddr *sa)
+{
+	size_t i;
+
+	for (i = 0; i < qt->cfg->nlisten; i++)
+		if (sock_addr_equal(sa, (const struct sockaddr *)
+		    &qt->cfg->listen[i].ss))
+			return true;
+	return false;
+}
+
+/*
+ * Where a local-zone query goes: the address the client originally sent it
+ * to (TCP: SO_ORIGINAL_DST; UDP: conntrack), else the first nameserver of
+ * resolv.conf. Returns 0 with *dst set, or -E_UPSTREAM when there is none.
+ */
+static int
+q_local_dst(struct query_table *qt, const struct query_origin *o,
+    struct sockaddr_storage *dst, socklen_t *dstlen)
+{
+	int r;
+
+	if (o->orig_len > 0 &&
+	    !q_is_self(qt, (const struct sockaddr *)&o->orig)) {
+		memcpy(dst, &o->orig, o->orig_len);
+		*dstlen = o->orig_len;
+		qt->stats.orig_known++;
+		return 0;
+	}
+	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
+		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
+		    (const struct sockaddr *)&o->peer, 0, dst, dstlen);
+		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
+			qt->stats.orig_known++;
+			return 0;
+		}
+		if (r == -EPERM) {
+			log_info("UDP original destination unavailable",
+			    "reason=\"conntrack needs CAP_NET_ADMIN\" "
+			    "fallback=resolv.conf");
+			ct_close(qt->ct);
+			qt->ct = NULL;
+		}
+	}
+	if (qt->rc->nns == 0 ||
+	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0]))
+		return -E_UPSTREAM;
+	memcpy(dst, &qt->rc->ns[0], qt->rc->ns_len[0]);
+	*dstlen = qt->rc->ns_len[0];
+	qt->stats.orig_fallback++;
+	return 0;
+}
+
+static uint16_t
+peer_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
+	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+}
+
 int
 query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
     const struct query_origin *o)
 {
 	struct query_origin origin = *o;
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
 	struct dns_info info;
 	struct query *q;
+	bool local;
 	size_t n;
 	int r;
 
@@ -222,6 +337,24 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		qt->stats.dropped++;
 		return -E_DROP;
 	}
+	if (o->from_self || (!o->tcp && plain_inflight(qt->plain) > 0 &&
+	    plain_owns_port(qt->plain, o->peer.ss_family, peer_port(&o->peer)))) {
+		/* Our own query came back: the redirect does not exclude
+		 * us. Answer rather than loop. */
+		qt->stats.loops++;
+		log_limited(&qt->loglim, loop_now(qt->loop), LOG_LVL_WARN,
+		    "query from the proxy itself: forwarding loop",
+		    "hint=\"run dotproxy as the UID dotproxy-init excludes\"");
+		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		qt->stats.servfail_synth++;
+		return 0;
+	}
+	local = q_is_local(qt, &info);
+	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
+		qt->stats.servfail_synth++;
+		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		return 0;
+	}
 	if ((q = q_alloc(qt)) == NULL) {
 		qt->stats.overload++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
@@ -230,7 +363,9 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	q->origin = origin;
 	q->info = info;
 	q->start_ms = loop_now(qt->loop);
-	if (dns_build_query(msg, len, &info, 0, true, true, qt->upbuf,
+	q->state = local ? Q_WAIT_LOCAL : Q_WAIT_UPSTREAM;
+	/* Padding and keepalive only on the TLS leg (RFC 7830 §6, 7828). */
+	if (dns_build_query(msg, len, &info, 0, !local, !local, qt->upbuf,
 	    sizeof(qt->upbuf), &n) < 0 ||
 	    (q->msg = malloc(len)) == NULL || (q->up_msg = malloc(n)) == NULL) {
 		q_servfail(q);
@@ -240,29 +375,50 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	q->msg_len = len;
 	memcpy(q->up_msg, qt->upbuf, n);
 	q->up_len = n;
-	if (up_send(qt->pool, q_handle(q), q->up_msg, q->up_len, 0) < 0) {
+	if (local) {
+		qt->stats.local++;
+		r = plain_send(qt->plain, q_handle(q),
+		    (const struct sockaddr *)&dst, dstlen, q->up_msg, q->up_len);
+	} else {
+		qt->stats.dot++;
+		r = up_send(qt->pool, q_handle(q), q->up_msg, q->up_len, 0);
+	}
+	if (r < 0) {
 		q_servfail(q);
 		return 0;
+	}
+	if (log_enabled(LOG_LVL_DEBUG) || qt->cfg->log_queries) {
+		char name[DNS_NAME_MAX * 4 + 1] = "-", to[80] = "dot";
+
+		if (qt->cfg->log_queries)
+			(void)dns_name_to_text(info.qname, info.qname_len,
+			    name, sizeof(name));
+		if (local)
+			sock_addr_text((const struct sockaddr *)&dst, to,
+			    sizeof(to));
+		log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+		    "query", "name=%s qtype=%u transport=%s path=%s to=%s",
+		    name, info.qtype, o->tcp ? "tcp" : "udp",
+		    local ? "local" : "dot", to);
 	}
 	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
 	return 0;
 }
 
+/* Checks an answer against q and delivers it. Returns 0 when q ended,
+ * -E_MISMATCH when the answer is not for q (q goes on waiting). */
 static int
-q_on_answer(void *arg, uint64_t h, const uint8_t *msg, size_t len,
-    int *keepalive)
+q_answer(struct query *q, const uint8_t *msg, size_t len, int *keepalive)
 {
-	struct query_table *qt = arg;
-	struct query *q = q_lookup(qt, h);
+	struct query_table *qt = q->qt;
 	struct dns_info a;
 	bool truncated = false;
 	size_t n;
 
-	if (q == NULL)
-		return -E_GONE;
 	if (dns_parse_answer(msg, len, &a) < 0 || !dns_question_equal(&q->info, &a))
 		return -E_MISMATCH;
-	*keepalive = a.keepalive;
+	if (keepalive != NULL)
+		*keepalive = a.keepalive;
 	if (dns_build_answer(msg, len, &a, q->msg, q->msg_len, &q->info,
 	    q->origin.limit, qt->out, sizeof(qt->out), &n, &truncated) < 0) {
 		q_servfail(q);
@@ -276,6 +432,37 @@ q_on_answer(void *arg, uint64_t h, const uint8_t *msg, size_t len,
 	return 0;
 }
 
+static int
+q_on_answer(void *arg, uint64_t h, const uint8_t *msg, size_t len,
+    int *keepalive)
+{
+	struct query *q = q_lookup(arg, h);
+
+	if (q == NULL || q->state != Q_WAIT_UPSTREAM)
+		return -E_GONE;
+	return q_answer(q, msg, len, keepalive);
+}
+
+static int
+q_on_plain_answer(void *arg, uint64_t h, const uint8_t *msg, size_t len)
+{
+	struct query *q = q_lookup(arg, h);
+
+	if (q == NULL || q->state != Q_WAIT_LOCAL)
+		return -E_GONE;
+	return q_answer(q, msg, len, NULL);
+}
+
+static void
+q_on_plain_fail(void *arg, uint64_t h, int err)
+{
+	struct query *q = q_lookup(arg, h);
+
+	(void)err;
+	if (q != NULL && q->state == Q_WAIT_LOCAL)
+		q_servfail(q);
+}
+
 static void
 q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 {
@@ -283,7 +470,7 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 	struct query *q = q_lookup(qt, h);
 
 	(void)err;
-	if (q == NULL)
+	if (q == NULL || q->state != Q_WAIT_UPSTREAM)
 		return;
 	if (failed && up < 32)
 		q->tried |= 1u << up;
@@ -292,23 +479,54 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 		q_servfail(q);
 }
 
+static void
+q_add_zone(struct query_table *qt, const uint8_t *name, size_t len)
+{
+	if (qt->nzones == sizeof(qt->zones) / sizeof(qt->zones[0]))
+		return;
+	memcpy(qt->zones[qt->nzones].name, name, len);
+	qt->zones[qt->nzones++].len = len;
+}
+
 struct query_table *
-query_table_new(struct loop *loop, struct tls_ctx *tls, const struct config *cfg)
+query_table_new(struct loop *loop, struct tls_ctx *tls,
+    const struct config *cfg, const struct resolv *rc)
 {
 	struct query_table *qt;
 	struct up_callbacks cb;
+	struct plain_callbacks pcb;
+	uint8_t wire[DNS_NAME_MAX];
+	size_t i, wl;
 
 	if ((qt = calloc(1, sizeof(*qt))) == NULL)
 		return NULL;
 	qt->loop = loop;
 	qt->cfg = cfg;
+	qt->rc = rc;
 	cb.on_answer = q_on_answer;
 	cb.on_fail = q_on_fail;
 	cb.arg = qt;
-	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL) {
-		free(qt);
+	pcb.on_answer = q_on_plain_answer;
+	pcb.on_fail = q_on_plain_fail;
+	pcb.arg = qt;
+	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL ||
+	    (qt->plain = plain_new(loop, cfg->timeout_ms, &pcb)) == NULL) {
+		query_table_free(qt);
 		return NULL;
 	}
+	for (i = 0; i < cfg->nzones; i++)
+		q_add_zone(qt, cfg->zones[i].name, cfg->zones[i].len);
+	if (cfg->transparent) {
+		for (i = 0; i < rc->nsearch; i++)
+			q_add_zone(qt, rc->search[i], rc->search_len[i]);
+		for (i = 0; i < sizeof(private_reverse) / sizeof(private_reverse[0]); i++)
+			if (dns_name_from_text(private_reverse[i], wire, &wl) == 0)
+				q_add_zone(qt, wire, wl);
+	}
+	/* Only needed, and only possible, for local zones in a namespace
+	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
+	if (qt->nzones > 0 || cfg->transparent)
+		qt->ct = ct_open();
 	return qt;
 }
 
@@ -330,6 +548,8 @@ query_table_free(struct query_table *qt)
 		free(qt->chunks[c]);
 	}
 	up_pool_free(qt->pool);
+	plain_free(qt->plain);
+	ct_close(qt->ct);
 	free(qt);
 }
 

@@ -19,6 +19,7 @@
 struct config;
 struct loop;
 struct query_table;
+struct resolv;
 struct tls_ctx;
 struct up_pool;
 
@@ -30,6 +31,11 @@ struct query_origin {
 	struct sockaddr_storage	peer;		/* UDP: the client */
 	socklen_t		peer_len;
 	size_t			limit;		/* most bytes the client takes */
+	struct sockaddr_storage	local;		/* where the query arrived */
+	socklen_t		local_len;
+	struct sockaddr_storage	orig;		/* TCP: original destination */
+	socklen_t		orig_len;	/* 0 when unknown */
+	bool			from_self;	/* TCP: the peer is our own UID */
 };
 
 struct query_frontend {
@@ -49,12 +55,18 @@ struct query_stats {
 	uint64_t	truncated;	/* UDP answers sent with TC */
 	uint64_t	timeouts;
 	uint64_t	overload;	/* refused for lack of room */
+	uint64_t	local;		/* sent in plain DNS to a local resolver */
+	uint64_t	dot;		/* sent over DoT */
+	uint64_t	loops;		/* queries from the proxy itself */
+	uint64_t	orig_known;	/* local queries with a known original dst */
+	uint64_t	orig_fallback;	/* ... sent to resolv.conf instead */
 };
 
-/* Makes the table and its upstream pool. cfg and tls are borrowed for its
- * life. NULL on failure. */
+/* Makes the table, its upstream pool and its plain forwarder. cfg, tls
+ * and rc (resolv.conf as read at start) are borrowed for its life. NULL on
+ * failure. */
 struct query_table *query_table_new(struct loop *, struct tls_ctx *,
-		    const struct config *);
+		    const struct config *, const struct resolv *rc);
 /* Frees every query without answering and the pool. */
 void		 query_table_free(struct query_table *);
 void		 query_set_frontend(struct query_table *, bool tcp,

@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -94,4 +96,44 @@ bool
 sock_again(int err)
 {
 	return err == -EAGAIN || err == -EINTR;	/* EWOULDBLOCK == EAGAIN on Linux */
+}
+
+int
+sock_orig_dst(int fd, int family, struct sockaddr_storage *out,
+    socklen_t *outlen)
+{
+	socklen_t l = sizeof(*out);
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6)
+		r = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, &l);
+	else
+		r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, &l);
+	if (r == -1)
+		return -errno;
+	*outlen = l;
+	return 0;
+}
+
+bool
+sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		    x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)(const void *)a;
+		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)(const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return false;
 }

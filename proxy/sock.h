@@ -20,6 +20,13 @@ int	sock_connect(const struct sockaddr *addr, socklen_t len);
 int	sock_error(int fd);
 /* Formats addr as "192.0.2.1:53" or "[2001:db8::1]:53". */
 void	sock_addr_text(const struct sockaddr *addr, char *out, size_t cap);
+/* The destination a redirected TCP connection was originally addressed
+ * to (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). 0 or -errno (-ENOENT when
+ * the connection was not redirected). */
+int	sock_orig_dst(int fd, int family, struct sockaddr_storage *out,
+	    socklen_t *outlen);
+/* True if both are the same family, address and port. */
+bool	sock_addr_equal(const struct sockaddr *, const struct sockaddr *);
 /* True if errno-style err (negative) means "try later". */
 bool	sock_again(int err);
 
