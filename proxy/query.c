@@ -28,6 +28,9 @@
 #define Q_MAX_CHUNKS	256		/* 65536 queries in flight at most */
 #define Q_MAX_ATTEMPTS	3
 #define Q_UDP_CAP	4096		/* most we send a UDP client */
+/* The conntrack zone dotproxy-init puts redirected UDP flows in (its
+ * RULES_CT_ZONE; init/ shares no code with proxy/, so it is repeated). */
+#define Q_CT_ZONE	2
 
 enum q_state {
 	Q_FREE = 0,		/* on the free list */
@@ -266,7 +269,7 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	}
 	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
 		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
-		    (const struct sockaddr *)&o->peer, 0, dst, dstlen);
+		    (const struct sockaddr *)&o->peer, Q_CT_ZONE, dst, dstlen);
 		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
 			qt->stats.orig_known++;
 			return 0;
