@@ -1071,9 +1071,94 @@ check_config(const struct config *cfg, const char *listen_who,
 	return 0;
 }
 
+/*
+ * Applies "key value" lines (key = a flag name without "--"; "key=value"
+ * and a bare boolean key work too; '#' starts a comment). Repeatable keys
+ * accumulate, and their first line replaces the default list.
+ */
+static int
+apply_file(struct config *cfg, const char *text, size_t len, const char *path,
+    char (*who)[40], char *err, size_t errlen)
+{
+	char msg[CFG_MSG_MAX], line[1024];
+	bool seen[OPT_COUNT];
+	const char *p = text, *end = text + len;
+	unsigned lineno = 0;
+
+	memset(seen, 0, sizeof(seen));
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const struct opt *o;
+		size_t n, k;
+		char *key, *val, *e;
+
+		if (eol == NULL)
+			eol = end;
+		lineno++;
+		n = (size_t)(eol - p);
+		if (n >= sizeof(line)) {
+			errf(err, errlen, "%s:%u: line too long", path, lineno);
+			return -E_USAGE;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p = eol + 1;
+		/* A comment starts with '#' at the start of the line or after
+		 * a blank: upstream specs contain '#' themselves. */
+		for (e = line; *e != '\0'; e++)
+			if (*e == '#' && (e == line || e[-1] == ' ' || e[-1] == '\t')) {
+				*e = '\0';
+				break;
+			}
+		key = line;
+		while (*key == ' ' || *key == '\t' || *key == '\r')
+			key++;
+		e = key + strlen(key);
+		while (e > key && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+			*--e = '\0';
+		if (*key == '\0')
+			continue;
+		k = strcspn(key, " \t=");
+		val = key[k] != '\0' ? key + k + 1 : NULL;
+		key[k] = '\0';
+		while (val != NULL && (*val == ' ' || *val == '\t' || *val == '='))
+			val++;
+		if (val != NULL && *val == '\0')
+			val = NULL;
+		o = opt_find(key, strlen(key));
+		if (o == NULL || o->kind == OK_ACTION || o->id == OPT_CONFIG) {
+			errf(err, errlen, "%s:%u: unknown key '%s'", path, lineno,
+			    show(msg, sizeof(msg), key, strlen(key)));
+			return -E_USAGE;
+		}
+		if (val == NULL && o->kind != OK_BOOL) {
+			errf(err, errlen, "%s:%u: %s: needs a value", path, lineno,
+			    o->name);
+			return -E_USAGE;
+		}
+		if (apply(cfg, o, val, seen[o->id], msg, sizeof(msg)) != 0) {
+			errf(err, errlen, "%s:%u: %s: %s", path, lineno, o->name,
+			    msg);
+			return -E_USAGE;
+		}
+		seen[o->id] = true;
+		errf(who[o->id], sizeof(who[0]), "%s:%u", path, lineno);
+	}
+	return 0;
+}
+
 int
 config_parse(struct config *cfg, int argc, char *const argv[],
     char *const envp[], char *err, size_t errlen)
+{
+	return config_parse_file(cfg, argc, argv, envp, NULL, 0, NULL, err,
+	    errlen);
+}
+
+int
+config_parse_file(struct config *cfg, int argc, char *const argv[],
+    char *const envp[], const char *text, size_t len, const char *path,
+    char *err, size_t errlen)
 {
 	char msg[CFG_MSG_MAX], who[OPT_COUNT][40];
 	bool seen[OPT_COUNT];
@@ -1110,6 +1195,11 @@ config_parse(struct config *cfg, int argc, char *const argv[],
 		if (o->kind == OK_ACTION)
 			return apply(cfg, o, NULL, false, msg, sizeof(msg));
 	if (r < 0)
+		return r;
+
+	/* The file sits between the defaults and the environment. */
+	if (text != NULL &&
+	    (r = apply_file(cfg, text, len, path, who, err, errlen)) != 0)
 		return r;
 
 	/* Environment twins; an empty variable counts as unset. */

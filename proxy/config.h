@@ -115,6 +115,15 @@ struct config {
 int	config_parse(struct config *cfg, int argc, char *const argv[],
 	    char *const envp[], char *err, size_t errlen);
 
+/*
+ * As config_parse, with the text of the --config file (len bytes, named
+ * path in errors) applied after the defaults and before the environment:
+ * lines of "key value" where key is a flag name without "--".
+ */
+int	config_parse_file(struct config *cfg, int argc, char *const argv[],
+	    char *const envp[], const char *text, size_t len, const char *path,
+	    char *err, size_t errlen);
+
 /* Parses one "IP[@PORT][#AUTH-NAME][^PIN]..." upstream. 0 or -E_USAGE. */
 int	config_parse_upstream(const char *, struct cfg_upstream *,
 	    char *err, size_t errlen);
