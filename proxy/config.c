@@ -43,6 +43,7 @@ enum opt_id {
 	OPT_MAX_INFLIGHT,
 	OPT_MAX_CLIENTS,
 	OPT_MAX_PIPELINE,
+	OPT_SHUTDOWN_GRACE,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_LOG_QUERIES,
@@ -151,6 +152,12 @@ static const struct opt opts[] = {
 	  .id = OPT_MAX_PIPELINE, .kind = OK_NUM, .group = G_LIMITS,
 	  .metavar = "N", .def = "128", .min = 1, .max = 4096, .unit = "",
 	  .help = "Queries pending on one TCP client connection." },
+	{ .name = "shutdown-grace", .env = "DOTPROXY_SHUTDOWN_GRACE",
+	  .id = OPT_SHUTDOWN_GRACE, .kind = OK_NUM, .group = G_LIMITS,
+	  .metavar = "MS", .def = "3000", .min = 0, .max = 120000,
+	  .unit = " ms",
+	  .help = "After SIGTERM, keep answering this long with /readyz at\n"
+	  "503 (lameduck), then finish what is in flight and exit." },
 	{ .name = "log-level", .env = "DOTPROXY_LOG_LEVEL", .id = OPT_LOG_LEVEL,
 	  .kind = OK_VALUE, .group = G_LOGGING,
 	  .metavar = "debug|info|warn|error", .def = "info",
@@ -710,6 +717,8 @@ num_field(struct config *cfg, enum opt_id id)
 		return &cfg->max_clients;
 	case OPT_MAX_PIPELINE:
 		return &cfg->max_pipeline;
+	case OPT_SHUTDOWN_GRACE:
+		return &cfg->shutdown_grace_ms;
 	default:
 		return NULL;
 	}

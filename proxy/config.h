@@ -25,6 +25,7 @@
  *   --max-inflight N            queries in flight per TLS connection, 256
  *   --max-clients N             TCP client connections, default 1024
  *   --max-pipeline N            pending queries per TCP client, default 128
+ *   --shutdown-grace MS         lameduck after SIGTERM, default 3000
  *   --metrics ADDR:PORT         metrics/health listener, default off
  *   --log-level debug|info|warn|error   default info
  *   --log-format text|json      default text
@@ -94,6 +95,7 @@ struct config {
 	unsigned		max_inflight;
 	unsigned		max_clients;
 	unsigned		max_pipeline;
+	unsigned		shutdown_grace_ms;
 	bool			has_metrics;
 	struct cfg_addr		metrics;
 	enum log_level		log_level;

@@ -13,6 +13,7 @@
 
 struct idmap_slot {
 	uint64_t	handle;
+	uint64_t	stamp;
 	uint16_t	id;
 	bool		used;
 	uint16_t	next_free;	/* index + 1; 0 ends the list */
@@ -69,8 +70,8 @@ idmap_free(struct idmap *m)
 }
 
 int
-idmap_add(struct idmap *m, uint64_t handle, uint16_t (*rnd)(void *),
-    void *rnd_arg, uint16_t *id)
+idmap_add(struct idmap *m, uint64_t handle, uint64_t stamp,
+    uint16_t (*rnd)(void *), void *rnd_arg, uint16_t *id)
 {
 	struct idmap_slot *s;
 	uint16_t v;
@@ -85,6 +86,7 @@ idmap_add(struct idmap *m, uint64_t handle, uint16_t (*rnd)(void *),
 	m->by_id[v] = m->free_head;
 	m->free_head = s->next_free;
 	s->handle = handle;
+	s->stamp = stamp;
 	s->id = v;
 	s->used = true;
 	m->count++;
@@ -93,13 +95,16 @@ idmap_add(struct idmap *m, uint64_t handle, uint16_t (*rnd)(void *),
 }
 
 bool
-idmap_find(const struct idmap *m, uint16_t id, uint64_t *handle)
+idmap_find(const struct idmap *m, uint16_t id, uint64_t *handle,
+    uint64_t *stamp)
 {
 	uint16_t i = m->by_id[id];
 
 	if (i == 0)
 		return false;
 	*handle = m->slots[i - 1].handle;
+	if (stamp != NULL)
+		*stamp = m->slots[i - 1].stamp;
 	return true;
 }
 

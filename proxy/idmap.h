@@ -19,13 +19,15 @@ struct idmap	*idmap_new(unsigned cap);
 void		 idmap_free(struct idmap *);
 /*
  * Draws IDs from rnd until one is free, records handle under it and sets
- * *id. Returns 0, or -E_TOOBIG when cap IDs are outstanding.
+ * *id, with stamp kept beside it. Returns 0, or -E_TOOBIG when cap IDs are outstanding.
  */
-int		 idmap_add(struct idmap *, uint64_t handle,
+int		 idmap_add(struct idmap *, uint64_t handle, uint64_t stamp,
 		    uint16_t (*rnd)(void *), void *rnd_arg, uint16_t *id)
 		    __attribute__((warn_unused_result));
-/* True, with *handle set, if id is outstanding. */
-bool		 idmap_find(const struct idmap *, uint16_t id, uint64_t *handle);
+/* True, with *handle and (if not NULL) *stamp set, if id is outstanding.
+ * stamp is the caller's value from idmap_add (the send time, say). */
+bool		 idmap_find(const struct idmap *, uint16_t id, uint64_t *handle,
+		    uint64_t *stamp);
 /* Forgets id (no-op if it is not outstanding). */
 void		 idmap_remove(struct idmap *, uint16_t id);
 unsigned	 idmap_count(const struct idmap *);

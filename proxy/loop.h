@@ -47,6 +47,8 @@ struct loop	*loop_new(uint64_t (*now_fn)(void *), void *now_arg);
 void		 loop_free(struct loop *);
 uint64_t	 loop_now(const struct loop *);	/* cached per wake-up */
 void		 loop_update_now(struct loop *);
+/* The monotonic clock in microseconds, read now (for latency figures). */
+uint64_t	 loop_clock_us(void);
 
 int	loop_io_start(struct loop *, struct loop_io *, int fd, uint32_t events)
 	    __attribute__((warn_unused_result));

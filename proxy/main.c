@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "fe_udp.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "query.h"
 #include "resolv.h"
 #include "sock.h"
@@ -45,10 +47,62 @@ struct app {
 	struct query_table	*qt;		/* owned */
 	struct fe_udp		*udp;		/* owned */
 	struct fe_tcp		*tcp;		/* owned */
+	struct metrics		*metrics;	/* owned, NULL when off */
+	struct metrics_sources	 msrc;
 	int			 sigfd;
 	struct loop_io		 sigio;
+	struct loop_timer	 grace;		/* lameduck end */
+	int			 argc;
+	char			**argv;		/* borrowed: main's */
 	bool			 stop;
 };
+
+static void	reload(struct app *);
+static void	log_config(const struct config *, const char *);
+
+/*
+ * Reads the --config file named in cfg (if any) and parses everything
+ * again with it. Returns 0, or -E_USAGE with a line in err.
+ */
+static int
+load_config(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	static char text[65536];
+	char path[CFG_PATH_MAX];
+	size_t n;
+	FILE *f;
+	int r;
+
+	if ((r = config_parse(cfg, argc, argv, environ, err, errlen)) < 0)
+		return r;
+	if (cfg->action != CFG_RUN || cfg->config_file[0] == '\0')
+		return 0;
+	if ((f = fopen(cfg->config_file, "re")) == NULL) {
+		(void)snprintf(err, errlen, "--config: cannot read %.200s: %s",
+		    cfg->config_file, strerror(errno));
+		return -E_USAGE;
+	}
+	n = fread(text, 1, sizeof(text), f);
+	if (!feof(f)) {
+		fclose(f);
+		(void)snprintf(err, errlen, "--config: %.200s is larger than %zu bytes",
+		    cfg->config_file, sizeof(text) - 1);
+		return -E_USAGE;
+	}
+	fclose(f);
+	/* cfg is cleared by the parse: keep the name apart. */
+	memcpy(path, cfg->config_file, sizeof(path));
+	return config_parse_file(cfg, argc, argv, environ, text, n, path, err,
+	    errlen);
+}
+
+static void
+on_grace_end(struct loop_timer *t)
+{
+	struct app *a = t->arg;
+
+	a->stop = true;
+}
 
 static void
 on_signal(struct loop_io *io, uint32_t ev)
@@ -58,11 +112,21 @@ on_signal(struct loop_io *io, uint32_t ev)
 
 	(void)ev;
 	while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_info("shutting down", "signal=%s",
-			    si.ssi_signo == SIGTERM ? "TERM" : "INT");
-			a->stop = true;
+		if (si.ssi_signo == SIGHUP) {
+			reload(a);
+			continue;
 		}
+		if (a->msrc.lameduck) {
+			/* A second signal: no more grace. */
+			a->stop = true;
+			continue;
+		}
+		log_info("lameduck: still answering, not ready", "signal=%s "
+		    "grace_ms=%u", si.ssi_signo == SIGTERM ? "TERM" : "INT",
+		    a->cfg.shutdown_grace_ms);
+		a->msrc.lameduck = true;
+		loop_timer_set(a->loop, &a->grace,
+		    loop_now(a->loop) + a->cfg.shutdown_grace_ms);
 	}
 }
 
@@ -121,11 +185,11 @@ setup_signals(struct app *a)
 }
 
 static void
-log_config(const struct config *cfg)
+log_config(const struct config *cfg, const char *what)
 {
 	size_t i;
 
-	log_info("dotproxy starting", "version=%s revision=%s upstreams=%zu "
+	log_info(what, "version=%s revision=%s upstreams=%zu "
 	    "timeout_ms=%u idle_timeout_ms=%u connections=%u max_inflight=%u "
 	    "max_clients=%u max_pipeline=%u ca_file=\"%s\"", DOTPROXY_VERSION,
 	    DOTPROXY_REVISION, cfg->nupstream, cfg->timeout_ms,
@@ -137,6 +201,65 @@ log_config(const struct config *cfg)
 		    cfg->upstream[i].text,
 		    cfg->upstream[i].auth_name[0] ? cfg->upstream[i].auth_name : "-",
 		    cfg->upstream[i].npins);
+}
+
+/* True if a setting a reload cannot change differs between a and b. */
+static bool
+needs_restart(const struct config *a, const struct config *b)
+{
+	return a->nlisten != b->nlisten ||
+	    memcmp(a->listen, b->listen, sizeof(a->listen)) != 0 ||
+	    a->nzones != b->nzones ||
+	    memcmp(a->zones, b->zones, sizeof(a->zones)) != 0 ||
+	    a->has_metrics != b->has_metrics || a->transparent != b->transparent ||
+	    a->timeout_ms != b->timeout_ms || a->max_clients != b->max_clients ||
+	    a->max_pipeline != b->max_pipeline ||
+	    strcmp(a->resolv_conf, b->resolv_conf) != 0;
+}
+
+/*
+ * SIGHUP: parse the flags, environment and --config file again, load the
+ * CA file again, and swap in a new upstream pool. Queries in flight finish
+ * on the old pool; listeners are untouched. A bad configuration is refused
+ * with one log line and the running one stays.
+ */
+static void
+reload(struct app *a)
+{
+	struct config *n;
+	struct tls_ctx *tls;
+	char err[512];
+
+	if ((n = calloc(1, sizeof(*n))) == NULL) {
+		a->msrc.reload_failures++;
+		return;
+	}
+	if (load_config(n, a->argc, a->argv, err, sizeof(err)) < 0) {
+		log_warn("configuration reload refused", "error=\"%s\"", err);
+		goto fail;
+	}
+	if ((tls = tls_ctx_new(n->ca_file, err, sizeof(err))) == NULL) {
+		log_warn("configuration reload refused", "error=\"--ca-file: %s\"",
+		    err);
+		goto fail;
+	}
+	if (query_swap_upstreams(a->qt, tls, n) < 0) {
+		tls_ctx_free(tls);
+		log_warn("configuration reload refused", "%s",
+		    "error=\"out of memory\"");
+		goto fail;
+	}
+	if (needs_restart(&a->cfg, n))
+		log_warn("some changed settings need a restart", "%s",
+		    "applied=\"upstreams, CA file, log level and format\"");
+	log_setup(n->log_level, n->log_format);
+	a->msrc.reloads++;
+	log_config(n, "configuration reloaded");
+	free(n);
+	return;
+fail:
+	a->msrc.reload_failures++;
+	free(n);
 }
 
 /* Reads --resolv-conf; a missing file leaves no nameserver and no search
@@ -185,6 +308,53 @@ drain(struct app *a)
 	(void)loop_run_once(a->loop, 0);
 }
 
+/*
+ * "dotproxy healthcheck [URL]" for images without curl: GET URL (default
+ * /readyz on the --metrics address from DOTPROXY_METRICS) and exit 0 on
+ * HTTP 200, 1 otherwise.
+ */
+static int
+healthcheck(int argc, char *argv[])
+{
+	const char *env = getenv("DOTPROXY_METRICS");
+	char url[300];
+	int status;
+
+	if (argc > 3 || (argc == 3 && strncmp(argv[2], "http://", 7) != 0)) {
+		fprintf(stderr, "dotproxy: usage: dotproxy healthcheck "
+		    "[http://HOST:PORT/PATH]\n");
+		return 2;
+	}
+	if (argc == 3)
+		(void)snprintf(url, sizeof(url), "%s", argv[2]);
+	else if (env != NULL && env[0] != '\0') {
+		const char *h = env;
+
+		/* A wildcard listener is reached on loopback. */
+		if (strncmp(env, "0.0.0.0:", 8) == 0)
+			h = "127.0.0.1:", env += 8;
+		else if (strncmp(env, "[::]:", 5) == 0)
+			h = "[::1]:", env += 5;
+		else
+			h = "";
+		(void)snprintf(url, sizeof(url), "http://%s%s/readyz", h, env);
+	} else {
+		fprintf(stderr, "dotproxy: healthcheck: no URL and no "
+		    "DOTPROXY_METRICS to derive one from\n");
+		return 2;
+	}
+	status = metrics_http_get(url, 2000);
+	if (status == 200) {
+		printf("healthy: %s answered 200\n", url);
+		return 0;
+	}
+	if (status > 0)
+		printf("unhealthy: %s answered %d\n", url, status);
+	else
+		printf("unhealthy: %s: %s\n", url, proxy_strerror(status));
+	return 1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -192,10 +362,16 @@ main(int argc, char *argv[])
 	char err[512];
 	int status = 1, r;
 
+	if (argc >= 2 && strcmp(argv[1], "healthcheck") == 0)
+		return healthcheck(argc, argv);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return 1;
 	a->sigfd = -1;
-	if (config_parse(&a->cfg, argc, argv, environ, err, sizeof(err)) < 0) {
+	a->argc = argc;
+	a->argv = argv;
+	a->grace.cb = on_grace_end;
+	a->grace.arg = a;
+	if (load_config(&a->cfg, argc, argv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dotproxy: %s\n", err);
 		free(a);
 		return 2;
@@ -227,7 +403,7 @@ main(int argc, char *argv[])
 	}
 	/* Nothing here needs privileges it could gain by exec. */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	log_config(&a->cfg);
+	log_config(&a->cfg, "dotproxy starting");
 	if ((a->loop = loop_new(NULL, NULL)) == NULL ||
 	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg, &a->rc)) == NULL ||
 	    (a->udp = fe_udp_new(a->loop, a->qt)) == NULL ||
@@ -244,6 +420,28 @@ main(int argc, char *argv[])
 			log_error("no listener could be bound", "%s", "");
 		goto out;
 	}
+	a->msrc.qt = a->qt;
+	a->msrc.udp = a->udp;
+	a->msrc.tcp = a->tcp;
+	a->msrc.version = DOTPROXY_VERSION;
+	a->msrc.revision = DOTPROXY_REVISION;
+	a->msrc.start_wall_s = (uint64_t)time(NULL);
+	a->msrc.config_ok = true;
+	a->msrc.listening = true;
+	if (a->cfg.has_metrics) {
+		char text[80];
+
+		config_addr_text(&a->cfg.metrics, text, sizeof(text));
+		a->metrics = metrics_new(a->loop, (const struct sockaddr *)
+		    &a->cfg.metrics.ss, a->cfg.metrics.len, &a->msrc, &r);
+		if (a->metrics == NULL) {
+			log_error("cannot listen for metrics", "listen=%s error=\"%s\"",
+			    text, proxy_strerror(r));
+			goto out;
+		}
+		log_info("metrics listening", "listen=%s paths=/metrics,/livez,/readyz",
+		    text);
+	}
 	log_info("ready", "%s", "");
 	while (!a->stop) {
 		if ((r = loop_run_once(a->loop, -1)) < 0) {
@@ -256,6 +454,8 @@ main(int argc, char *argv[])
 	log_info("stopped", "%s", "");
 	status = 0;
 out:
+	loop_timer_stop(a->loop, &a->grace);
+	metrics_free(a->metrics);
 	fe_tcp_free(a->tcp);
 	fe_udp_free(a->udp);
 	query_table_free(a->qt);

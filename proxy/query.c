@@ -22,6 +22,7 @@
 #include "plain.h"
 #include "resolv.h"
 #include "sock.h"
+#include "tls.h"
 #include "upstream.h"
 
 #define Q_CHUNK		256
@@ -52,20 +53,37 @@ struct query {
 	size_t			 up_len;
 	struct loop_timer	 deadline;
 	uint64_t		 start_ms;
+	uint64_t		 start_us;	/* for the duration histogram */
 	uint32_t		 tried;		/* upstreams that failed it */
 	unsigned		 attempts;
+};
+
+/* A pool replaced by a reload, draining before it is freed. */
+struct q_retired {
+	struct q_retired	*next;
+	struct up_pool		*pool;		/* owned */
+	struct tls_ctx		*tls_owned;	/* owned: the pool's, after a
+						 * swap; NULL before (main owns
+						 * the first) */
+	struct tls_ctx		*tls;		/* owned */
+	unsigned		 idle_ticks;	/* reaper ticks seen idle */
 };
 
 struct query_table {
 	struct loop		*loop;		/* borrowed */
 	const struct config	*cfg;		/* borrowed */
 	struct up_pool		*pool;		/* owned */
+	struct tls_ctx		*tls_owned;	/* owned: the pool's, after a
+						 * swap; NULL before (main owns
+						 * the first) */
 	struct plain		*plain;		/* owned */
 	struct ct		*ct;		/* owned; NULL once refused */
 	const struct resolv	*rc;		/* borrowed */
 	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 32];
 	size_t			 nzones;	/* local zones, all sources */
 	struct log_limit	 loglim;
+	struct q_retired	*retired;	/* owned list: pools draining */
+	struct loop_timer	 reap;		/* frees idle retired pools */
 	struct query		*chunks[Q_MAX_CHUNKS];	/* owned */
 	size_t			 nchunks;
 	uint32_t		 free_head;	/* index + 1 */
@@ -76,9 +94,23 @@ struct query_table {
 	uint8_t			 upbuf[DNS_MSG_MAX];	/* scratch query */
 };
 
+const char *const query_qtype_names[QQ_N] = {
+	"A", "AAAA", "PTR", "SRV", "TXT", "MX", "CNAME", "NS", "SOA", "HTTPS",
+	"other",
+};
+const char *const query_source_names[QS_N] = {
+	"upstream", "local", "synthesized",
+};
+const char *const query_capture_names[QC_N] = {
+	"direct", "resolv_conf", "loopback", "private", "other", "unknown",
+};
+
 static int	q_on_answer(void *, uint64_t, const uint8_t *, size_t, int *);
 static void	q_on_fail(void *, uint64_t, unsigned, bool, int);
 static int	q_on_plain_answer(void *, uint64_t, const uint8_t *, size_t);
+static void	q_on_reap(struct loop_timer *);
+static enum query_capture q_classify(const struct query_table *,
+		    const struct sockaddr *);
 static void	q_on_plain_fail(void *, uint64_t, int);
 
 /*
@@ -179,12 +211,14 @@ q_release(struct query *q)
 
 static void
 q_deliver(struct query_table *qt, const struct query_origin *o,
-    const uint8_t *msg, size_t len)
+    enum query_source src, unsigned ext_rcode, const uint8_t *msg, size_t len)
 {
 	const struct query_frontend *fe = &qt->fe[o->tcp ? 1 : 0];
 
-	if (len >= 4)
+	if (len >= 4) {
 		qt->stats.rcode[msg[3] & 0xf]++;
+		qt->stats.responses[src][ext_rcode ? 16 : msg[3] & 0xf]++;
+	}
 	fe->deliver(fe->arg, o, msg, len);
 }
 
@@ -196,7 +230,7 @@ q_error(struct query_table *qt, const struct query_origin *o,
 	size_t n;
 
 	if (dns_build_error(info, rcode, qt->out, sizeof(qt->out), &n) == 0)
-		q_deliver(qt, o, qt->out, n);
+		q_deliver(qt, o, QS_SYNTH, rcode > 15, qt->out, n);
 }
 
 /* Answers q with SERVFAIL and ends it. */
@@ -207,6 +241,7 @@ q_servfail(struct query *q)
 
 	qt->stats.servfail_synth++;
 	q_error(qt, &q->origin, &q->info, DNS_RCODE_SERVFAIL);
+	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
 	q_release(q);
 }
 
@@ -270,10 +305,14 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
 		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
 		    (const struct sockaddr *)&o->peer, Q_CT_ZONE, dst, dstlen);
+		if (r == 0)
+			qt->stats.captured[q_classify(qt, (const struct sockaddr *)dst)]++;
 		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
 			qt->stats.orig_known++;
 			return 0;
 		}
+		if (r != 0)
+			qt->stats.captured[QC_UNKNOWN]++;
 		if (r == -EPERM) {
 			log_info("UDP original destination unavailable",
 			    "reason=\"conntrack needs CAP_NET_ADMIN\" "
@@ -282,6 +321,8 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 			qt->ct = NULL;
 		}
 	}
+	if (!o->tcp && qt->ct == NULL)
+		qt->stats.captured[QC_UNKNOWN]++;
 	if (qt->rc->nns == 0 ||
 	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0]))
 		return -E_UPSTREAM;
@@ -289,6 +330,66 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	*dstlen = qt->rc->ns_len[0];
 	qt->stats.orig_fallback++;
 	return 0;
+}
+
+static enum query_qtype
+q_qtype(uint16_t t)
+{
+	switch (t) {
+	case DNS_TYPE_A: return QQ_A;
+	case DNS_TYPE_AAAA: return QQ_AAAA;
+	case DNS_TYPE_PTR: return QQ_PTR;
+	case DNS_TYPE_SRV: return QQ_SRV;
+	case DNS_TYPE_TXT: return QQ_TXT;
+	case DNS_TYPE_MX: return QQ_MX;
+	case DNS_TYPE_CNAME: return QQ_CNAME;
+	case DNS_TYPE_NS: return QQ_NS;
+	case DNS_TYPE_SOA: return QQ_SOA;
+	case DNS_TYPE_HTTPS: return QQ_HTTPS;
+	default: return QQ_OTHER;
+	}
+}
+
+/* Sorts an original destination for the captured-queries counter. */
+static enum query_capture
+q_classify(const struct query_table *qt, const struct sockaddr *sa)
+{
+	size_t i;
+
+	if (q_is_self(qt, sa))
+		return QC_DIRECT;
+	for (i = 0; i < qt->rc->nns; i++) {
+		const struct sockaddr *ns = (const struct sockaddr *)&qt->rc->ns[i];
+
+		if (sa->sa_family == ns->sa_family &&
+		    (sa->sa_family == AF_INET ?
+		    ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)(const void *)ns)->sin_addr.s_addr :
+		    memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		    &((const struct sockaddr_in6 *)(const void *)ns)->sin6_addr, 16) == 0))
+			return QC_RESOLV;
+	}
+	if (sa->sa_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
+
+		if ((a >> 24) == 127)
+			return QC_LOOPBACK;
+		if ((a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 ||
+		    (a >> 16) == 0xa9fe || (a >> 22) == (100u << 2 | 1))
+			return QC_PRIVATE;
+		return QC_OTHER;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		static const uint8_t lo[16] = { [15] = 1 };
+
+		if (memcmp(b, lo, 16) == 0)
+			return QC_LOOPBACK;
+		if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+			return QC_PRIVATE;
+		return QC_OTHER;
+	}
+	return QC_UNKNOWN;
 }
 
 static uint16_t
@@ -340,6 +441,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		qt->stats.dropped++;
 		return -E_DROP;
 	}
+	qt->stats.by_type[o->tcp][o->peer.ss_family == AF_INET6][q_qtype(info.qtype)]++;
 	if (o->from_self || (!o->tcp && plain_inflight(qt->plain) > 0 &&
 	    plain_owns_port(qt->plain, o->peer.ss_family, peer_port(&o->peer)))) {
 		/* Our own query came back: the redirect does not exclude
@@ -353,6 +455,10 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		return 0;
 	}
 	local = q_is_local(qt, &info);
+	if (origin.orig_len > 0)
+		qt->stats.captured[q_classify(qt, (const struct sockaddr *)&origin.orig)]++;
+	else if (!o->tcp && !local)
+		qt->stats.captured[QC_UNKNOWN]++;
 	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
 		qt->stats.servfail_synth++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
@@ -366,6 +472,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	q->origin = origin;
 	q->info = info;
 	q->start_ms = loop_now(qt->loop);
+	q->start_us = loop_clock_us();
 	q->state = local ? Q_WAIT_LOCAL : Q_WAIT_UPSTREAM;
 	/* Padding and keepalive only on the TLS leg (RFC 7830 §6, 7828). */
 	if (dns_build_query(msg, len, &info, 0, !local, !local, qt->upbuf,
@@ -430,7 +537,9 @@ q_answer(struct query *q, const uint8_t *msg, size_t len, int *keepalive)
 	if (truncated)
 		qt->stats.truncated++;
 	qt->stats.answered++;
-	q_deliver(qt, &q->origin, qt->out, n);
+	q_deliver(qt, &q->origin, q->state == Q_WAIT_LOCAL ? QS_LOCAL :
+	    QS_UPSTREAM, a.ext_rcode, qt->out, n);
+	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
 	q_release(q);
 	return 0;
 }
@@ -506,6 +615,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	qt->loop = loop;
 	qt->cfg = cfg;
 	qt->rc = rc;
+	qt->reap.cb = q_on_reap;
+	qt->reap.arg = qt;
 	cb.on_answer = q_on_answer;
 	cb.on_fail = q_on_fail;
 	cb.arg = qt;
@@ -533,6 +644,59 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	return qt;
 }
 
+/*
+ * Frees retired pools that have been idle for two ticks: a tick apart, no
+ * hook or callback of theirs can still be queued in the loop.
+ */
+static void
+q_on_reap(struct loop_timer *t)
+{
+	struct query_table *qt = t->arg;
+	struct q_retired **pp = &qt->retired, *r;
+
+	while ((r = *pp) != NULL) {
+		if (up_pool_idle(r->pool) && ++r->idle_ticks >= 2) {
+			*pp = r->next;
+			up_pool_free(r->pool);
+			tls_ctx_free(r->tls);
+			free(r);
+			continue;
+		}
+		pp = &r->next;
+	}
+	if (qt->retired != NULL)
+		loop_timer_set(qt->loop, &qt->reap, loop_now(qt->loop) + 500);
+}
+
+int
+query_swap_upstreams(struct query_table *qt, struct tls_ctx *tls,
+    const struct config *cfg)
+{
+	struct up_callbacks cb;
+	struct q_retired *r;
+	struct up_pool *np;
+
+	cb.on_answer = q_on_answer;
+	cb.on_fail = q_on_fail;
+	cb.arg = qt;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -ENOMEM;
+	if ((np = up_pool_new(qt->loop, tls, cfg, &cb)) == NULL) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->pool = qt->pool;
+	r->tls = qt->tls_owned;
+	qt->pool = np;
+	qt->tls_owned = tls;
+	up_pool_shutdown(r->pool);
+	r->next = qt->retired;
+	qt->retired = r;
+	if (!loop_timer_armed(&qt->reap))
+		loop_timer_set(qt->loop, &qt->reap, loop_now(qt->loop) + 500);
+	return 0;
+}
+
 void
 query_table_free(struct query_table *qt)
 {
@@ -540,6 +704,15 @@ query_table_free(struct query_table *qt)
 
 	if (qt == NULL)
 		return;
+	loop_timer_stop(qt->loop, &qt->reap);
+	while (qt->retired != NULL) {
+		struct q_retired *r = qt->retired;
+
+		qt->retired = r->next;
+		up_pool_free(r->pool);
+		tls_ctx_free(r->tls);
+		free(r);
+	}
 	for (c = 0; c < qt->nchunks; c++) {
 		for (i = 0; i < Q_CHUNK; i++) {
 			struct query *q = &qt->chunks[c][i];
@@ -551,6 +724,7 @@ query_table_free(struct query_table *qt)
 		free(qt->chunks[c]);
 	}
 	up_pool_free(qt->pool);
+	tls_ctx_free(qt->tls_owned);
 	plain_free(qt->plain);
 	ct_close(qt->ct);
 	free(qt);

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
+
 struct config;
 struct loop;
 struct query_table;
@@ -45,7 +47,32 @@ struct query_frontend {
 	void	*arg;		/* borrowed: the front end */
 };
 
+/* Label indexes for the counters below. */
+enum query_qtype {
+	QQ_A = 0, QQ_AAAA, QQ_PTR, QQ_SRV, QQ_TXT, QQ_MX, QQ_CNAME, QQ_NS,
+	QQ_SOA, QQ_HTTPS, QQ_OTHER, QQ_N
+};
+enum query_source { QS_UPSTREAM = 0, QS_LOCAL, QS_SYNTH, QS_N };
+/* Where a captured query was originally going. */
+enum query_capture {
+	QC_DIRECT = 0,	/* not redirected: sent to our listener itself */
+	QC_RESOLV,	/* a nameserver of resolv.conf */
+	QC_LOOPBACK,	/* some other loopback address */
+	QC_PRIVATE,	/* RFC 1918, ULA, link-local, shared */
+	QC_OTHER,	/* anything else (a public resolver) */
+	QC_UNKNOWN,	/* UDP without a conntrack lookup */
+	QC_N
+};
+
+extern const char *const query_qtype_names[QQ_N];
+extern const char *const query_source_names[QS_N];
+extern const char *const query_capture_names[QC_N];
+
 struct query_stats {
+	uint64_t	by_type[2][2][QQ_N];	/* [tcp][ipv6][qtype] */
+	uint64_t	responses[QS_N][17];	/* [source][rcode; 16 = extended] */
+	struct hist	duration;		/* arrival to answer sent */
+	uint64_t	captured[QC_N];
 	uint64_t	queries_udp, queries_tcp;
 	uint64_t	answered;	/* upstream answers delivered */
 	uint64_t	rcode[16];	/* answers sent, by RCODE (low 4 bits) */
@@ -82,6 +109,14 @@ void		 query_set_frontend(struct query_table *, bool tcp,
 int		 query_submit(struct query_table *, const uint8_t *msg,
 		    size_t len, const struct query_origin *o);
 size_t		 query_inflight(const struct query_table *);
+/*
+ * Replaces the upstream pool with one built from cfg's upstreams over tls
+ * (ownership of tls passes to the table). The old pool stops taking
+ * queries, finishes those it carries and is freed, with its TLS context,
+ * once idle. Returns 0 or -ENOMEM (nothing changed).
+ */
+int		 query_swap_upstreams(struct query_table *, struct tls_ctx *tls,
+		    const struct config *cfg);
 /* Answers every query in flight with SERVFAIL (shutdown deadline). */
 void		 query_fail_all(struct query_table *);
 struct up_pool	*query_pool(struct query_table *);

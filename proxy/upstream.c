@@ -89,7 +89,9 @@ struct upstream {
 struct up_pool {
 	struct loop		*loop;		/* borrowed */
 	struct tls_ctx		*tls;		/* borrowed */
-	const struct config	*cfg;		/* borrowed */
+	struct config		*cfg;		/* owned copy: a reload makes a
+						 * new pool, the old one drains
+						 * with the settings it had */
 	struct up_callbacks	 cb;
 	struct upstream		*ups;		/* owned: cfg->nupstream */
 	size_t			 nups;
@@ -302,7 +304,7 @@ static int
 conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 {
 	struct up_pool *p = c->up->pool;
-	uint64_t handle;
+	uint64_t handle, sent_us;
 	uint16_t id;
 	int r, keepalive = -1;
 
@@ -311,7 +313,7 @@ conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 		return -E_GONE;
 	}
 	id = dns_get_id(msg);
-	if (!idmap_find(c->ids, id, &handle)) {
+	if (!idmap_find(c->ids, id, &handle, &sent_us)) {
 		/* Not outstanding here: a stray or spoofed answer. */
 		c->up->stats.mismatched++;
 		return 0;
@@ -324,8 +326,10 @@ conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 	}
 	if (r == -E_GONE)
 		c->up->stats.late++;
-	else
+	else {
 		c->up->stats.answers++;
+		hist_observe(&c->up->stats.latency, loop_clock_us() - sent_us);
+	}
 	idmap_remove(c->ids, id);
 	c->last_used_ms = c->progress_ms;
 	if (keepalive == 0)
@@ -600,7 +604,7 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 		return -E_UPSTREAM;
 	if (idmap_count(c->ids) == 0)
 		c->progress_ms = now;
-	if (idmap_add(c->ids, handle, pool_random16, p, &id) < 0)
+	if (idmap_add(c->ids, handle, loop_clock_us(), pool_random16, p, &id) < 0)
 		return -E_UPSTREAM;
 	hdr[0] = (uint8_t)(len >> 8);
 	hdr[1] = (uint8_t)len;
@@ -630,7 +634,12 @@ up_pool_new(struct loop *loop, struct tls_ctx *tls, const struct config *cfg,
 		return NULL;
 	p->loop = loop;
 	p->tls = tls;
-	p->cfg = cfg;
+	if ((p->cfg = malloc(sizeof(*p->cfg))) == NULL) {
+		free(p);
+		return NULL;
+	}
+	memcpy(p->cfg, cfg, sizeof(*cfg));
+	cfg = p->cfg;
 	p->cb = *cb;
 	p->rnd_off = sizeof(p->rnd);
 	p->nups = cfg->nupstream;
@@ -692,6 +701,7 @@ up_pool_free(struct up_pool *p)
 		tls_session_free(u->session);
 	}
 	free(p->ups);
+	free(p->cfg);
 	free(p);
 }
 

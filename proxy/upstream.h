@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
+
 struct config;
 struct loop;
 struct tls_ctx;
@@ -52,10 +54,11 @@ struct up_stats {
 	uint64_t	conns_opened;
 	unsigned	conns_open;	/* now */
 	bool		up;		/* last connection attempt worked */
+	struct hist	latency;	/* send to accepted answer */
 };
 
-/* Returns NULL on allocation failure. cfg, tls and cb are borrowed for the
- * life of the pool. */
+/* Returns NULL on allocation failure. The pool keeps its own copy of the
+ * upstream settings of cfg; tls is borrowed for the life of the pool. */
 struct up_pool	*up_pool_new(struct loop *, struct tls_ctx *,
 		    const struct config *, const struct up_callbacks *);
 /* Closes every connection at once (no callbacks) and frees the pool. */

@@ -1,0 +1,61 @@
+/*
+ * The operations endpoint: a small HTTP/1.1 server on the proxy's own
+ * event loop serving /metrics (Prometheus text format 0.0.4), /livez and
+ * /readyz (with ?verbose). Every client has a deadline and a bounded
+ * buffer, and the oldest unfinished client is dropped when the table is
+ * full, so a slow or hostile HTTP client can never stall DNS. Ops layer:
+ * reads the other modules only through their *_stats() getters.
+ */
+#ifndef PROXY_METRICS_H
+#define PROXY_METRICS_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fe_tcp;
+struct fe_udp;
+struct loop;
+struct metrics;
+struct query_table;
+
+/* What the endpoint reports on; all borrowed, owned by main. */
+struct metrics_sources {
+	struct query_table	*qt;
+	struct fe_udp		*udp;
+	struct fe_tcp		*tcp;
+	const char		*version;
+	const char		*revision;
+	uint64_t		 start_wall_s;	/* process start, Unix time */
+	bool			 listening;	/* DNS listeners bound */
+	bool			 config_ok;	/* configuration loaded */
+	bool			 lameduck;	/* shutting down: not ready */
+	uint64_t		 reloads, reload_failures;
+};
+
+struct metrics_stats {
+	uint64_t	requests;
+	uint64_t	dropped;	/* too slow, too big or evicted */
+};
+
+/* Listens on addr. NULL, with *err set to -errno, on failure. */
+struct metrics	*metrics_new(struct loop *, const struct sockaddr *, socklen_t,
+		    struct metrics_sources *, int *err);
+void		 metrics_free(struct metrics *);
+
+/*
+ * Renders the Prometheus text into out (cap bytes). Returns the length, or
+ * 0 if it did not fit. Exposed for tests and for the healthcheck.
+ */
+size_t		 metrics_render(struct metrics *, char *out, size_t cap);
+
+/*
+ * The healthcheck client: GET url (http://HOST:PORT/PATH, HOST an IP
+ * address), waiting at most timeout_ms. Returns the HTTP status, or
+ * -errno / -E_MALFORMED.
+ */
+int		 metrics_http_get(const char *url, unsigned timeout_ms);
+
+#endif
