@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev openssl ca-certificates
 	bats unbound dnsutils knot-dnsutils dnsperf iproute2 nftables procps psmisc
-	curl jq shellcheck libc-bin libcap2-bin util-linux)
+	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -17,8 +17,17 @@ echo "deps: installing ${missing[*]}"
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
+# unbound and prometheus come with services; the tests run their own copies,
+# so keep the packages from starting theirs (policy-rc.d exit 101 = deny),
+# unless the machine already has a policy of its own.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+	own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The unbound package starts a system resolver on port 53 where systemd runs;
-# the tests run their own copies, so leave the system one as the admin had it.
 echo "deps: done"

@@ -86,5 +86,9 @@ if [ "$failed" -gt 0 ]; then
 	echo "# failed:"
 	printf '#   %s\n' "${failures[@]}"
 fi
-echo "$passed passed, $failed failed${skipped:+, $skipped skipped}"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed ($skipped skipped, reasons above)"
+else
+	echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

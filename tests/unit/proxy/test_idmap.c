@@ -34,39 +34,40 @@ main(void)
 	static const uint16_t dup[] = { 7, 7, 7, 9 };
 	struct seq s = { dup, 4, 0, 100, 0 };
 	struct idmap *m = idmap_new(4);
-	uint64_t h = 0, out[8];
+	uint64_t h = 0, st = 0, out[8];
 	uint16_t id = 0, id2 = 0, ids[4];
 	unsigned i;
 	bool seen[3] = { false, false, false };
 
 	ok(idmap_new(0) == NULL && idmap_new(4097) == NULL, "cap out of range refused");
 	ok(m != NULL, "map made");
-	is(idmap_add(m, 1001, seq_rnd, &s, &id), 0, "first add");
+	is(idmap_add(m, 1001, 77, seq_rnd, &s, &id), 0, "first add");
 	is(id, 7, "first ID is the first random value");
-	is(idmap_add(m, 1002, seq_rnd, &s, &id2), 0, "second add");
+	is(idmap_add(m, 1002, 0, seq_rnd, &s, &id2), 0, "second add");
 	is(id2, 9, "an ID in use is drawn again, never reused");
 	is(s.calls, 4, "three draws were needed for the second ID");
-	ok(idmap_find(m, 7, &h) && h == 1001, "ID 7 maps to its handle");
-	ok(idmap_find(m, 9, &h) && h == 1002, "ID 9 maps to its handle");
-	ok(!idmap_find(m, 8, &h), "an ID never sent is not found");
+	ok(idmap_find(m, 7, &h, &st) && h == 1001, "ID 7 maps to its handle");
+	is(st, 77, "and keeps its stamp");
+	ok(idmap_find(m, 9, &h, NULL) && h == 1002, "ID 9 maps to its handle");
+	ok(!idmap_find(m, 8, &h, NULL), "an ID never sent is not found");
 	idmap_remove(m, 7);
-	ok(!idmap_find(m, 7, &h), "a removed ID is gone");
+	ok(!idmap_find(m, 7, &h, NULL), "a removed ID is gone");
 	is(idmap_count(m), 1, "count after remove");
 	idmap_remove(m, 7);
 	is(idmap_count(m), 1, "removing twice changes nothing");
 	for (i = 0; i < 3; i++)
-		is(idmap_add(m, 2000 + i, seq_rnd, &s, &ids[i]), 0, "fill %u", i);
+		is(idmap_add(m, 2000 + i, 0, seq_rnd, &s, &ids[i]), 0, "fill %u", i);
 	ok(idmap_full(m), "full at cap");
-	is(idmap_add(m, 3000, seq_rnd, &s, &id), -E_TOOBIG, "add beyond cap refused");
-	ok(idmap_find(m, 9, &h) && h == 1002, "old entry intact after fill");
+	is(idmap_add(m, 3000, 0, seq_rnd, &s, &id), -E_TOOBIG, "add beyond cap refused");
+	ok(idmap_find(m, 9, &h, NULL) && h == 1002, "old entry intact after fill");
 	is(idmap_drain(m, out, 8), 4, "drain returns every outstanding handle");
 	for (i = 0; i < 4; i++)
 		if (out[i] >= 2000 && out[i] < 2003)
 			seen[out[i] - 2000] = true;
 	ok(seen[0] && seen[1] && seen[2], "drained handles are the ones added");
 	is(idmap_count(m), 0, "empty after drain");
-	ok(!idmap_find(m, ids[0], &h) && !idmap_find(m, 9, &h), "no ID survives a drain");
-	is(idmap_add(m, 4000, seq_rnd, &s, &id), 0, "usable again after drain");
+	ok(!idmap_find(m, ids[0], &h, NULL) && !idmap_find(m, 9, &h, NULL), "no ID survives a drain");
+	is(idmap_add(m, 4000, 0, seq_rnd, &s, &id), 0, "usable again after drain");
 	idmap_free(m);
 	return tap_done();
 }
