@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dns.h"
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
@@ -187,15 +188,42 @@ setup_signals(struct app *a)
 static void
 log_config(const struct config *cfg, const char *what)
 {
-	size_t i;
+	char listen[CFG_MAX_LISTEN * 64] = "", zones[512] = "", t[300];
+	size_t i, n = 0, z = 0;
+	int r;
 
-	log_info(what, "version=%s revision=%s upstreams=%zu "
-	    "timeout_ms=%u idle_timeout_ms=%u connections=%u max_inflight=%u "
-	    "max_clients=%u max_pipeline=%u ca_file=\"%s\"", DOTPROXY_VERSION,
-	    DOTPROXY_REVISION, cfg->nupstream, cfg->timeout_ms,
-	    cfg->idle_timeout_ms, cfg->connections, cfg->max_inflight,
-	    cfg->max_clients, cfg->max_pipeline,
-	    cfg->ca_file[0] ? cfg->ca_file : "(system store)");
+	for (i = 0; i < cfg->nlisten; i++) {
+		config_addr_text(&cfg->listen[i], t, sizeof(t));
+		r = snprintf(listen + n, sizeof(listen) - n, "%s%s", i ? "," : "", t);
+		if (r > 0 && (size_t)r < sizeof(listen) - n)
+			n += (size_t)r;
+	}
+	for (i = 0; i < cfg->nzones; i++) {
+		if (dns_name_to_text(cfg->zones[i].name, cfg->zones[i].len, t,
+		    sizeof(t)) < 0)
+			continue;
+		r = snprintf(zones + z, sizeof(zones) - z, "%s%s", i ? "," : "", t);
+		if (r > 0 && (size_t)r < sizeof(zones) - z)
+			z += (size_t)r;
+	}
+	if (cfg->has_metrics)
+		config_addr_text(&cfg->metrics, t, sizeof(t));
+	log_info(what, "version=%s revision=%s listen=%s upstreams=%zu "
+	    "ca_file=\"%s\" local_zones=\"%s\" transparent=%s resolv_conf=%s "
+	    "timeout_ms=%u idle_timeout_ms=%u client_idle_timeout_ms=%u "
+	    "connections=%u max_inflight=%u max_clients=%u max_pipeline=%u "
+	    "shutdown_grace_ms=%u metrics=%s log_level=%s log_format=%s "
+	    "log_queries=%s config=%s", DOTPROXY_VERSION, DOTPROXY_REVISION,
+	    listen, cfg->nupstream,
+	    cfg->ca_file[0] ? cfg->ca_file : "(system store)", zones,
+	    cfg->transparent ? "yes" : "no", cfg->resolv_conf, cfg->timeout_ms,
+	    cfg->idle_timeout_ms, cfg->client_idle_ms, cfg->connections,
+	    cfg->max_inflight, cfg->max_clients, cfg->max_pipeline,
+	    cfg->shutdown_grace_ms, cfg->has_metrics ? t : "off",
+	    log_level_name(cfg->log_level),
+	    cfg->log_format == LOG_FMT_JSON ? "json" : "text",
+	    cfg->log_queries ? "yes" : "no",
+	    cfg->config_file[0] ? cfg->config_file : "-");
 	for (i = 0; i < cfg->nupstream; i++)
 		log_info("upstream", "upstream=%s auth_name=%s pins=%zu",
 		    cfg->upstream[i].text,
