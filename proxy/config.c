@@ -142,7 +142,7 @@ static const struct opt opts[] = {
 	  .help = "TLS connections kept open per upstream." },
 	{ .name = "max-inflight", .env = "DOTPROXY_MAX_INFLIGHT",
 	  .id = OPT_MAX_INFLIGHT, .kind = OK_NUM, .group = G_LIMITS,
-	  .metavar = "N", .def = "256", .min = 1, .max = 4096, .unit = "",
+	  .metavar = "N", .def = "1024", .min = 1, .max = 4096, .unit = "",
 	  .help = "Queries in flight on one TLS connection." },
 	{ .name = "max-clients", .env = "DOTPROXY_MAX_CLIENTS",
 	  .id = OPT_MAX_CLIENTS, .kind = OK_NUM, .group = G_LIMITS,

@@ -22,7 +22,7 @@
  *   --idle-timeout MS           upstream idle close, default 8000
  *   --client-idle-timeout MS    TCP client idle close, default 10000
  *   --connections N             TLS connections per upstream, default 2
- *   --max-inflight N            queries in flight per TLS connection, 256
+ *   --max-inflight N            queries in flight per TLS connection, 1024
  *   --max-clients N             TCP client connections, default 1024
  *   --max-pipeline N            pending queries per TCP client, default 128
  *   --shutdown-grace MS         lameduck after SIGTERM, default 3000

@@ -136,7 +136,7 @@ test_defaults(void)
 	is(cfg.idle_timeout_ms, 8000, "defaults: idle timeout");
 	is(cfg.client_idle_ms, 10000, "defaults: client idle");
 	is(cfg.connections, 2, "defaults: connections");
-	is(cfg.max_inflight, 256, "defaults: max inflight");
+	is(cfg.max_inflight, 1024, "defaults: max inflight");
 	is(cfg.max_clients, 1024, "defaults: max clients");
 	is(cfg.max_pipeline, 128, "defaults: max pipeline");
 	ok(!cfg.has_metrics, "defaults: no metrics");
