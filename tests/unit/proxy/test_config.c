@@ -755,7 +755,7 @@ test_usage(void)
 		"--client-idle-timeout MS", "DOTPROXY_CLIENT_IDLE_TIMEOUT",
 		"Default: 10000 ms",
 		"--connections N", "DOTPROXY_CONNECTIONS", "Range 1..16",
-		"--max-inflight N", "DOTPROXY_MAX_INFLIGHT", "Default: 256.",
+		"--max-inflight N", "DOTPROXY_MAX_INFLIGHT", "Default: 1024.",
 		"--max-clients N", "DOTPROXY_MAX_CLIENTS", "Default: 1024.",
 		"--max-pipeline N", "DOTPROXY_MAX_PIPELINE", "Default: 128.",
 		"--metrics ADDR:PORT", "DOTPROXY_METRICS",
