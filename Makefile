@@ -115,7 +115,7 @@ check-banned:
 bench: deps all
 	@bash tests/bench/bench.sh
 
-demo: deps all
+demo: deps all $(BUILD)/tools/gai
 	@bash examples/demo.sh
 
 install: all

@@ -303,17 +303,20 @@ client_on_io(struct loop_io *io, uint32_t ev)
 static void
 client_learn(struct fe_tcp_client *c)
 {
-	struct ucred cred;
-	socklen_t l = sizeof(cred);
+	unsigned uid;
 
 	c->local_len = sizeof(c->local);
 	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) == -1)
 		c->local_len = 0;
 	if (sock_orig_dst(c->fd, c->peer.ss_family, &c->orig, &c->orig_len) < 0)
 		c->orig_len = 0;
-	if (c->fe->cfg->transparent &&
-	    getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) == 0 &&
-	    cred.uid == geteuid())
+	/* A loop shows as our own UID at the other end (transparent use).
+	 * The other end sees the address it connected to: the original
+	 * destination when the connection was redirected. */
+	if (c->fe->cfg->transparent && c->local_len > 0 &&
+	    sock_peer_uid((const struct sockaddr *)(c->orig_len > 0 ?
+	    &c->orig : &c->local), (const struct sockaddr *)&c->peer,
+	    &uid) == 0 && uid == geteuid())
 		c->from_self = true;
 }
 

@@ -1,0 +1,261 @@
+# shellcheck shell=bash disable=SC2154
+# The transparent "pod" world, sourced by tests/e2e/transparent.bats. It is
+# world.bash's world (namespaces, throw-away CA, DoT and plain unbound; see
+# that file) plus what a Kubernetes pod has:
+#
+#   pod ns  veth0 192.0.2.1/24 2001:db8::1/64; route 203.0.113.0/24 via the
+#           upstream ns (a resolver address nobody owns); dotproxy-init's
+#           table inet dotproxy; dotproxy as UID 15353 with --transparent;
+#           apps as UID 1000. /etc/netns/<pod>/resolv.conf (bind-mounted
+#           over /etc/resolv.conf by `ip netns exec`):
+#             nameserver 192.0.2.2
+#             search ns.svc.cluster.local svc.cluster.local cluster.local
+#             options ndots:5
+#   up ns   veth1 192.0.2.2/24 192.0.2.3/24 2001:db8::2/64 2001:db8::3/64
+#           unbound DoT   192.0.2.2@853  whoami.test A 203.0.113.1; logs
+#                         every query it gets (unbound-dot.log)
+#           unbound plain 192.0.2.2@53   (kube-dns) whoami.test A 198.51.100.53,
+#                         web.ns.svc.cluster.local A 198.51.100.10, NXDOMAIN
+#                         for the rest of cluster.local
+#           unbound plain 192.0.2.3@53   (a second resolver)
+#                         web.ns.svc.cluster.local A 198.51.100.11
+#
+# world_setup makes the world; pod_setup then restarts its two unbound
+# with the additions (world.bash has no hook to add to their configs).
+# A cluster answer of .10 came from 192.0.2.2, .11 from 192.0.2.3: that is
+# how a test tells the original destination from the resolv.conf fallback.
+# pod_teardown ends every process by PID, deletes the namespaces and
+# /etc/netns/<pod>, even after a failure. Nothing in the root namespace
+# changes.
+
+# shellcheck source=tests/e2e/helpers/world.bash
+. "$(dirname "${BASH_SOURCE[0]}")/world.bash"
+
+DOTPROXY_INIT=${DOTPROXY_INIT:-$W_ROOT/build/dotproxy-init}
+GAI=${GAI:-$W_ROOT/build/tools/gai}
+APP_UID=1000
+
+# The proxy flags every pod test uses (start_proxy adds upstream, CA,
+# debug logging and the timeout).
+POD_PROXY_ARGS=(--transparent --local-zone cluster.local --log-queries)
+
+# app CMD...: runs CMD in the pod as the application UID, with a deadline.
+app() {
+	ip netns exec "$W_POD" setpriv --reuid "$APP_UID" --regid "$APP_UID" \
+		--clear-groups timeout 20 "$@"
+}
+
+# as_proxy_uid CMD...: runs CMD in the pod as the proxy's UID.
+as_proxy_uid() {
+	ip netns exec "$W_POD" setpriv --reuid "$W_PROXY_UID" \
+		--regid "$W_PROXY_UID" --clear-groups timeout 20 "$@"
+}
+
+# adig DIG-ARGS...: dig as the application, one try, no retries.
+adig() {
+	app dig +tries=1 +time=5 "$@"
+}
+
+# The DoT unbound's log (one "info: <client> <name> <type> IN" line per
+# query it received, with log-queries).
+dot_log() {
+	cat "$W_DIR/unbound-dot.log"
+}
+
+# Adds a server: clause to an unbound config that w_unbound_conf wrote
+# (unbound accepts several). pod_unbound_add NAME LINE...
+pod_unbound_add() {
+	local name=$1 l
+	shift
+	{
+		echo "server:"
+		for l in "$@"; do
+			echo "	$l"
+		done
+	} >>"$W_DIR/$name.conf"
+}
+
+pod_wait_plain2() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if pod timeout 3 dig @192.0.2.3 +time=1 +tries=1 +short \
+			web.ns.svc.cluster.local A 2>/dev/null | grep -qx 198.51.100.11; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "second plain unbound did not answer; its log:" >&2
+	tail -n 20 "$W_DIR/unbound-plain2.log" >&2
+	return 1
+}
+
+# Stops one unbound of the world (by the PID world.bash recorded) and
+# waits until it is gone.
+pod_unbound_stop() {
+	local pid i
+	pid=$(cat "$W_DIR/$1.pid" 2>/dev/null)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	: >"$W_DIR/$1.pid"
+}
+
+# world.bash's world, then what a pod adds: the second resolver address,
+# the pod's resolv.conf, the cluster zone, the DoT query log, the second
+# plain resolver and dotproxy-init's rules. The proxy is started per test
+# (pod_start_proxy).
+pod_setup() {
+	world_setup || return 1
+	export DOTPROXY_INIT GAI
+	ip -n "$W_UP" addr add 192.0.2.3/24 dev veth1 || return 1
+	ip -n "$W_UP" addr add 2001:db8::3/64 dev veth1 nodad || return 1
+	# Only so that a query to a resolver address nobody owns leaves the
+	# socket: the redirect catches it before it goes anywhere.
+	ip -n "$W_POD" route add 203.0.113.0/24 via 192.0.2.2 || return 1
+
+	# The pod's resolv.conf, as the kubelet writes it (ClusterFirst).
+	[ -d /etc/netns ] || { mkdir /etc/netns && touch "$W_DIR/made-etc-netns"; }
+	mkdir -p "/etc/netns/$W_POD" || return 1
+	cat >"/etc/netns/$W_POD/resolv.conf" <<-'EOF'
+		nameserver 192.0.2.2
+		search ns.svc.cluster.local svc.cluster.local cluster.local
+		options ndots:5
+	EOF
+	chmod 0644 "/etc/netns/$W_POD/resolv.conf"
+
+	# world_setup started both unbound instances: restart them with the
+	# additions (unbound accepts further server: clauses).
+	pod_unbound_add unbound-dot "log-queries: yes"
+	pod_unbound_add unbound-plain 'local-zone: "cluster.local." static' \
+		'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.10"'
+	w_unbound_conf unbound-plain2 plain 198.51.100.54
+	sed -i -e 's/interface: 192\.0\.2\.2@53/interface: 192.0.2.3@53/' \
+		-e 's/interface: 2001:db8::2@53/interface: 2001:db8::3@53/' \
+		"$W_DIR/unbound-plain2.conf"
+	pod_unbound_add unbound-plain2 'local-zone: "cluster.local." static' \
+		'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.11"'
+	pod_unbound_stop unbound-dot
+	pod_unbound_stop unbound-plain
+	w_unbound_start unbound-dot
+	w_unbound_start unbound-plain
+	w_unbound_start unbound-plain2
+	# Before the redirect exists: these probes run as root in the pod.
+	w_wait_dot || return 1
+	w_wait_plain || return 1
+	pod_wait_plain2 || return 1
+	pod timeout 3 dig @192.0.2.2 +time=1 +tries=1 +short \
+		web.ns.svc.cluster.local A | grep -qx 198.51.100.10 ||
+		{ echo "the plain unbound does not serve cluster.local" >&2; return 1; }
+
+	pod "$DOTPROXY_INIT" >"$W_DIR/init.log" 2>&1 ||
+		{ cat "$W_DIR/init.log" >&2; return 1; }
+}
+
+pod_teardown() {
+	local ns nss made=
+	[ -n "${W_DIR:-}" ] && [ -d "$W_DIR" ] || return 0
+	nss=$(cat "$W_DIR/netns")
+	[ ! -e "$W_DIR/made-etc-netns" ] || made=1
+	world_teardown
+	for ns in $nss; do
+		case $ns in
+		dpt-*-pod) rm -rf "/etc/netns/$ns" ;;
+		esac
+	done
+	# Only if we made it and nobody else uses it now.
+	[ -z "$made" ] || rmdir /etc/netns 2>/dev/null || true
+}
+
+# setup_file: binaries present, root, then the world. The root namespace's
+# ruleset, namespace list and resolv.conf are recorded first.
+pod_file_setup() {
+	local b
+	[ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)" >&2; return 1; }
+	for b in "$DOTPROXY" "$DOTPROXY_INIT" "$GAI"; do
+		[ -x "$b" ] || { echo "no $b (make $b)" >&2; return 1; }
+	done
+	pod_root_state >"$BATS_FILE_TMPDIR/root.before" || return 1
+	pod_setup || { pod_teardown; return 1; }
+}
+
+# What must not change in the root namespace: its ruleset and its
+# resolv.conf. (Its namespace list is checked by pod_root_gone: other test
+# files may add and remove their own namespaces meanwhile.)
+pod_root_state() {
+	echo "## nft list ruleset"
+	nft list ruleset || return 1
+	echo "## /etc/resolv.conf"
+	sha256sum /etc/resolv.conf 2>/dev/null || echo "(none)"
+}
+
+# After pod_teardown: none of our namespaces or /etc/netns entries is left.
+# pod_root_gone POD UP
+pod_root_gone() {
+	local ns
+	for ns in "$@"; do
+		if ip netns list | grep -q "^$ns\( \|\$\)"; then
+			echo "namespace $ns is still there" >&2
+			return 1
+		fi
+		if [ -e "/etc/netns/$ns" ]; then
+			echo "/etc/netns/$ns is still there" >&2
+			return 1
+		fi
+	done
+}
+
+# Starts the proxy the way a pod runs it: start_proxy with POD_PROXY_ARGS
+# and ARGS.
+pod_start_proxy() {
+	start_proxy "${POD_PROXY_ARGS[@]}" "$@"
+}
+
+# Like pod_start_proxy, but the proxy keeps CAP_NET_ADMIN as an ambient
+# capability (what it needs for the conntrack lookup of UDP flows).
+# world.bash's start_proxy has no hook for extra setpriv options, so its
+# current definition is copied with the capability options added after
+# --clear-groups; its state files (proxy.pid, proxy.rc, proxy.logpath)
+# stay the same, so stop_proxy and proxy_test_teardown work unchanged.
+pod_start_proxy_netadmin() {
+	local def
+	def=$(declare -f start_proxy) || return 1
+	def=${def/--clear-groups/--clear-groups --inh-caps +net_admin --ambient-caps +net_admin}
+	[[ $def == *--ambient-caps* ]] ||
+		{ echo "start_proxy in world.bash has no --clear-groups to extend" >&2; return 1; }
+	eval "pod_start_proxy_caps_${def#start_proxy}"
+	pod_start_proxy_caps_ "${POD_PROXY_ARGS[@]}" "$@"
+}
+
+# ---- assertions on bats' $output (dig) ----
+
+# $output has NOERROR and exactly one A record for $1 with address $2.
+assert_a() {
+	local name=${1//./\\.} addr=${2//./\\.}
+	grep -q 'status: NOERROR,' <<<"$output" ||
+		w_fail "want status NOERROR" || return 1
+	grep -Eq "^$name\\.[[:space:]]+[0-9]+[[:space:]]+IN[[:space:]]+A[[:space:]]+$addr\$" \
+		<<<"$output" || w_fail "want $1 A $2" || return 1
+	[ "$(answer_count)" = 1 ] || w_fail "want 1 answer, got $(answer_count)" || return 1
+}
+
+# dig talked to $1 (its SERVER line) over $2 (UDP|TCP) and never saw a
+# reply from another address (dig ignores those and would time out).
+assert_server() {
+	local want=";; SERVER: $1#53($1) ($2)"
+	grep -qxF "$want" <<<"$output" ||
+		w_fail "want the line '$want'" || return 1
+	! grep -q 'reply from unexpected source' <<<"$output" ||
+		w_fail "a reply came from an address the app did not ask" || return 1
+}
+
+# The current proxy's log has a query line for NAME (with the trailing
+# dot the proxy prints) matching the rest: assert_logged NAME 'transport=udp path=dot to=dot'
+assert_logged() {
+	local name=$1 rest=$2
+	grep -F "msg=\"query\" name=$name " "$(proxy_log)" | grep -qF " $rest" ||
+		w_fail "want a proxy log line: query name=$name ... $rest" || return 1
+}
