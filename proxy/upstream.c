@@ -221,6 +221,19 @@ upstream_failed(struct upstream *u, const char *why)
 	    u->cfg->text, why, u->fail_count, (unsigned long long)d);
 }
 
+/* True if u has a connection other than c that is up or coming up. */
+static bool
+upstream_has_live(const struct upstream *u, const struct up_conn *c)
+{
+	unsigned i;
+
+	for (i = 0; i < u->pool->cfg->connections; i++)
+		if (&u->conns[i] != c && u->conns[i].state != UP_IDLE &&
+		    u->conns[i].state != UP_DRAINING)
+			return true;
+	return false;
+}
+
 /*
  * Ends a connection that failed (failed: it never worked) or was lost, and
  * hands every query it carried back to the query layer, which may resend
@@ -235,6 +248,7 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 	struct up_pool *p = u->pool;
 	unsigned n, i;
 	uint64_t *handles;
+	bool tell_failed = failed;
 
 	u->stats.errors++;
 	if (failed)
@@ -243,13 +257,21 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 		log_limited(&u->loglim, loop_now(p->loop), LOG_LVL_INFO,
 		    "upstream connection lost", "upstream=%s reason=\"%s\" inflight=%u",
 		    u->cfg->text, why, idmap_count(c->ids));
+	/*
+	 * A connection that failed to come up while a sibling is ready or
+	 * coming up says little about the upstream: let its queries retry
+	 * here rather than count the upstream as tried. A failed check of
+	 * the certificate always counts.
+	 */
+	if (failed && err != -E_VERIFY && upstream_has_live(u, c))
+		tell_failed = false;
 	n = idmap_count(c->ids);
 	handles = malloc((n > 0 ? n : 1) * sizeof(*handles));
 	/* Without memory the queries still end, by their own deadlines. */
 	n = (unsigned)idmap_drain(c->ids, handles, handles != NULL ? n : 0);
 	conn_reset(c, false);
 	for (i = 0; i < n; i++)
-		p->cb.on_fail(p->cb.arg, handles[i], u->idx, failed, err);
+		p->cb.on_fail(p->cb.arg, handles[i], u->idx, tell_failed, err);
 	free(handles);
 }
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bats
+# dotproxy and upstream TLS authentication (RFC 8310 strict profile): an
+# untrusted CA or a wrong auth name gives SERVFAIL, never the answer, never
+# plain DNS, and a log line saying why.
+
+load helpers/world
+
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
+
+setup_file() { world_file_setup; }
+teardown_file() { world_teardown; }
+setup() { :; }
+teardown() { proxy_test_teardown; }
+
+@test "certificate from an untrusted CA: SERVFAIL within the timeout, log says why" {
+	local t0 t1
+	start_proxy --ca-file "$W_OTHER_CA"
+	t0=$(date +%s%N)
+	run q whoami.test A
+	t1=$(date +%s%N)
+	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
+	assert_status SERVFAIL
+	! grep -q '203\.0\.113\.1\|198\.51\.100\.53' <<<"$output" || w_fail "got an answer"
+	[ "$(((t1 - t0) / 1000000))" -le 4000 ] || w_fail "SERVFAIL took more than 4 s"
+	grep -Eiq 'certificate|verify' "$(proxy_log)" ||
+		w_fail "want a log line about the certificate"
+}
+
+@test "wrong auth name: SERVFAIL, log says why" {
+	start_proxy --upstream "192.0.2.2@853#wrong.test"
+	run q whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
+	assert_status SERVFAIL
+	! grep -q '203\.0\.113\.1\|198\.51\.100\.53' <<<"$output" || w_fail "got an answer"
+	grep -Eiq 'hostname|name mismatch|verify' "$(proxy_log)" ||
+		w_fail "want a log line about the name"
+}
+
+@test "wrong auth name over TCP: SERVFAIL too" {
+	start_proxy --upstream "192.0.2.2@853#wrong.test"
+	run q +tcp whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
+	assert_status SERVFAIL
+}
+
+@test "right CA and name over an IPv6 upstream answers" {
+	start_proxy --upstream "2001:db8::2@853#dot.test"
+	run q whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	assert_dot_answer
+}
+
+@test "a TLS failure is retried fresh: the next query also gets SERVFAIL, not a hang" {
+	start_proxy --ca-file "$W_OTHER_CA"
+	run q whoami.test A
+	assert_status SERVFAIL
+	run q +tcp whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
+	assert_status SERVFAIL
+}
