@@ -170,6 +170,42 @@ process_figures(struct m_out *o, uint64_t start)
 	    (unsigned long long)start);
 }
 
+static uint64_t up_queries(const struct up_stats *s) { return s->queries; }
+static uint64_t up_answers(const struct up_stats *s) { return s->answers; }
+static uint64_t up_errors(const struct up_stats *s) { return s->errors; }
+static uint64_t up_up(const struct up_stats *s) { return s->up ? 1 : 0; }
+static uint64_t up_conns(const struct up_stats *s) { return s->conns_open; }
+static uint64_t up_handshakes(const struct up_stats *s) { return s->handshakes; }
+static uint64_t up_resumed(const struct up_stats *s) { return s->resumed; }
+static uint64_t up_reused(const struct up_stats *s) { return s->reused; }
+static uint64_t up_late(const struct up_stats *s) { return s->late; }
+
+/* The per-upstream series with one value each. */
+static const struct up_series {
+	const char	*name, *type, *help;
+	uint64_t	(*get)(const struct up_stats *);
+} up_series[] = {
+	{ "dotproxy_upstream_queries_total", "counter",
+	  "Queries sent to a DoT upstream.", up_queries },
+	{ "dotproxy_upstream_answers_total", "counter",
+	  "Answers accepted from a DoT upstream.", up_answers },
+	{ "dotproxy_upstream_errors_total", "counter",
+	  "Connections to a DoT upstream that failed or were lost.", up_errors },
+	{ "dotproxy_upstream_up", "gauge",
+	  "1 if the last connection attempt to the upstream worked.", up_up },
+	{ "dotproxy_upstream_connections", "gauge",
+	  "TLS connections open to the upstream.", up_conns },
+	{ "dotproxy_upstream_tls_handshakes_total", "counter",
+	  "TLS handshakes completed with the upstream.", up_handshakes },
+	{ "dotproxy_upstream_tls_resumptions_total", "counter",
+	  "Of those handshakes, the ones that resumed a session.", up_resumed },
+	{ "dotproxy_upstream_connection_reuse_total", "counter",
+	  "Queries sent on a TLS connection that had carried one before.",
+	  up_reused },
+	{ "dotproxy_upstream_late_answers_total", "counter",
+	  "Answers that came after their query had timed out.", up_late },
+};
+
 size_t
 metrics_render(struct metrics *m, char *buf, size_t cap)
 {
@@ -258,57 +294,15 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	help(&o, "dotproxy_tcp_accepted_total", "counter", "Client TCP connections accepted.");
 	out(&o, "dotproxy_tcp_accepted_total %llu\n", (unsigned long long)ts->accepted);
 
-	help(&o, "dotproxy_upstream_queries_total", "counter", "Queries sent to a DoT upstream.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_queries_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->queries);
-	help(&o, "dotproxy_upstream_answers_total", "counter", "Answers accepted from a DoT upstream.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_answers_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->answers);
-	help(&o, "dotproxy_upstream_errors_total", "counter",
-	    "Connections to a DoT upstream that failed or were lost.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_errors_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->errors);
-	help(&o, "dotproxy_upstream_up", "gauge",
-	    "1 if the last connection attempt to the upstream worked.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_up{upstream=\"%s\"} %d\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    up_pool_stats(pool, i)->up ? 1 : 0);
-	help(&o, "dotproxy_upstream_connections", "gauge", "TLS connections open to the upstream.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_connections{upstream=\"%s\"} %u\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    up_pool_stats(pool, i)->conns_open);
-	help(&o, "dotproxy_upstream_tls_handshakes_total", "counter",
-	    "TLS handshakes completed with the upstream.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_tls_handshakes_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->handshakes);
-	help(&o, "dotproxy_upstream_tls_resumptions_total", "counter",
-	    "Of those handshakes, the ones that resumed a session.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_tls_resumptions_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->resumed);
-	help(&o, "dotproxy_upstream_connection_reuse_total", "counter",
-	    "Queries sent on a TLS connection that had carried one before.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_connection_reuse_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->reused);
-	help(&o, "dotproxy_upstream_late_answers_total", "counter",
-	    "Answers that came after their query had timed out.");
-	for (i = 0; i < up_pool_count(pool); i++)
-		out(&o, "dotproxy_upstream_late_answers_total{upstream=\"%s\"} %llu\n",
-		    esc(up_pool_name(pool, i), e, sizeof(e)),
-		    (unsigned long long)up_pool_stats(pool, i)->late);
+	for (f = 0; f < sizeof(up_series) / sizeof(up_series[0]); f++) {
+		const struct up_series *u = &up_series[f];
+
+		help(&o, u->name, u->type, u->help);
+		for (i = 0; i < up_pool_count(pool); i++)
+			out(&o, "%s{upstream=\"%s\"} %llu\n", u->name,
+			    esc(up_pool_name(pool, i), e, sizeof(e)),
+			    (unsigned long long)u->get(up_pool_stats(pool, i)));
+	}
 	help(&o, "dotproxy_upstream_latency_seconds", "histogram",
 	    "From a query written to the upstream to its answer.");
 	for (i = 0; i < up_pool_count(pool); i++) {
