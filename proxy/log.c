@@ -86,6 +86,23 @@ json_escape(char *out, size_t cap, size_t n, const char *s, size_t len)
 	return n;
 }
 
+/* True if s is a JSON integer: -?(0|[1-9][0-9]*), short enough to be
+ * exact in every JSON reader. */
+static bool
+json_number(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n > 0 && s[0] == '-')
+		i++;
+	if (i == n || n - i > 15 || (s[i] == '0' && n - i > 1))
+		return false;
+	for (; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 /*
  * Turns logfmt fields (key=value, key="quoted value") into JSON members.
  * Values that look like plain decimal numbers stay numbers.
@@ -132,10 +149,7 @@ json_fields(char *out, size_t cap, size_t n, const char *f)
 			ve = v + 4;
 		}
 		vl = (size_t)(ve - v);
-		num = !quoted && vl > 0 && vl < 16;
-		for (i = 0; num && i < vl; i++)
-			if ((v[i] < '0' || v[i] > '9') && !(i == 0 && v[i] == '-'))
-				num = false;
+		num = !quoted && json_number(v, vl);
 		if (!first)
 			out[n++] = ',';
 		first = false;

@@ -1,0 +1,475 @@
+#!/usr/bin/env bats
+# The operations side of dotproxy, over real HTTP and real signals:
+# /metrics (promtool-clean, counters that move by what was sent), /livez,
+# /readyz and lameduck on SIGTERM, `dotproxy healthcheck`, SIGHUP reload
+# of the upstream set, slow HTTP clients against DNS latency, JSON logs
+# and the effective configuration logged at start.
+#
+# promtool policy: `promtool check metrics` exits 1 on a parse (format)
+# error and 3 when it only has lint findings (naming, units, counters
+# without _total...). Both fail the test: the exposition is ours and
+# small, so a lint finding is a real naming mistake to fix, not noise.
+# Every line promtool prints is shown in the failure output.
+# http_code and http_body are set by http_get in helpers/ops.bash.
+# shellcheck disable=SC2154
+
+load helpers/world
+load helpers/ops
+
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-90}
+
+setup_file() {
+	command -v promtool >/dev/null || {
+		echo "promtool is missing (apt-get install prometheus)" >&2
+		return 1
+	}
+	world_file_setup
+}
+teardown_file() { world_teardown; }
+
+teardown() {
+	local rc=0 pid
+	# Ends the dig loop of the SIGHUP test if it failed half-way.
+	touch "$W_DIR/loop.stop"
+	slow_stop
+	proxy_test_teardown || rc=1
+	dot2_stop
+	# Leave the DoT resolver running for the next test.
+	pid=$(cat "$W_DIR/unbound-dot.pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		dot_unbound_start || rc=1
+	fi
+	return "$rc"
+}
+
+# Sends one query per kind so that every family has samples.
+some_traffic() {
+	run q whoami.test A
+	assert_dot_answer || return 1
+	run q +tcp whoami.test A
+	assert_dot_answer || return 1
+	run q6 whoami.test AAAA
+	assert_status NOERROR || return 1
+	run q nosuchname.test A
+	assert_status NXDOMAIN || return 1
+	run q +bufsize=512 +ignore big.test A
+	has_tc || w_fail "want TC for big.test over a 512-byte buffer" || return 1
+}
+
+@test "/metrics: promtool check metrics passes on a live scrape, 0.0.4 rules hold" {
+	local m=$W_DIR/m.promtool problems
+	ops_start_proxy
+	some_traffic
+	scrape "$m" || w_fail "no scrape"
+
+	grep -qi '^content-type: text/plain; version=0.0.4' "$m.hdr" ||
+		w_fail "Content-Type is not text/plain; version=0.0.4: $(grep -i '^content-type' "$m.hdr")"
+	[ "$(tail -c 1 "$m" | od -An -c | tr -d ' ')" = '\n' ] ||
+		w_fail "the last line does not end with \\n"
+	! grep -q $'\r' "$m" || w_fail "the body has \\r line endings"
+
+	run promtool check metrics <"$m"
+	if [ "$status" -ne 0 ]; then
+		echo "--- scrape:"
+		cat "$m"
+		[ "$status" -ne 1 ] ||
+			w_fail "promtool: format (parse) error, exit 1" || return 1
+		w_fail "promtool: lint findings, exit $status (see the policy at the top)" ||
+			return 1
+	fi
+
+	# What promtool does not check (see expo_problems in helpers/ops.bash).
+	problems=$(expo_problems "$m")
+	[ -z "$problems" ] || w_fail "exposition problems:"$'\n'"$problems"
+	# The histograms saw the queries.
+	[ "$(mval "$m" dotproxy_query_duration_seconds_count)" -ge 5 ] ||
+		w_fail "query_duration_seconds_count < 5 after 5 queries"
+	[ "$(mval "$m" 'dotproxy_upstream_latency_seconds_count{upstream="'"$OPS_UP"'"}')" -ge 1 ] ||
+		w_fail "no upstream latency sample for $OPS_UP"
+}
+
+@test "/metrics: counters move by exactly the queries sent" {
+	local d=$W_DIR i s
+	ops_start_proxy
+	scrape "$d/c0" || w_fail "no scrape"
+	for ((i = 0; i < 10; i++)); do
+		run q whoami.test A
+		assert_dot_answer
+	done
+	for ((i = 0; i < 5; i++)); do
+		run q +tcp whoami.test A
+		assert_dot_answer
+	done
+	scrape "$d/c1" || w_fail "no scrape"
+	assert_delta "$d/c0" "$d/c1" 'dotproxy_queries_total{transport="udp",family="ipv4",qtype="A"}' 10
+	assert_delta "$d/c0" "$d/c1" 'dotproxy_queries_total{transport="tcp",family="ipv4",qtype="A"}' 5
+	assert_delta "$d/c0" "$d/c1" 'dotproxy_queries_total{transport="udp",family="ipv4",qtype="AAAA"}' 0
+	assert_delta "$d/c0" "$d/c1" 'dotproxy_responses_total{rcode="NOERROR",source="upstream"}' 15
+	assert_delta "$d/c0" "$d/c1" 'dotproxy_responses_total{rcode="SERVFAIL",source="synthesized"}' 0
+	assert_delta "$d/c0" "$d/c1" "dotproxy_upstream_queries_total{upstream=\"$OPS_UP\"}" 15
+	assert_delta "$d/c0" "$d/c1" "dotproxy_upstream_answers_total{upstream=\"$OPS_UP\"}" 15
+	assert_delta "$d/c0" "$d/c1" dotproxy_query_duration_seconds_count 15
+	assert_delta "$d/c0" "$d/c1" dotproxy_tcp_accepted_total 5
+	assert_delta "$d/c0" "$d/c1" dotproxy_truncated_total 0
+	assert_delta "$d/c0" "$d/c1" dotproxy_metrics_requests_total 1
+	[ "$(mval "$d/c1" dotproxy_inflight_queries)" = 0 ] || w_fail "inflight_queries not 0 when idle"
+	[ "$(mval "$d/c1" "dotproxy_upstream_up{upstream=\"$OPS_UP\"}")" = 1 ] ||
+		w_fail "upstream_up is not 1 while it answers"
+
+	# One truncated UDP answer.
+	run q +bufsize=512 +ignore big.test A
+	has_tc || w_fail "want TC for big.test over a 512-byte buffer"
+	scrape "$d/c2" || w_fail "no scrape"
+	assert_delta "$d/c1" "$d/c2" dotproxy_truncated_total 1
+	assert_delta "$d/c1" "$d/c2" 'dotproxy_queries_total{transport="udp",family="ipv4",qtype="A"}' 1
+
+	# One SERVFAIL made by the proxy while the upstream is down.
+	dot_unbound_stop
+	run q whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status with the upstream down"
+	assert_status SERVFAIL
+	scrape "$d/c3" || w_fail "no scrape"
+	assert_delta "$d/c2" "$d/c3" 'dotproxy_responses_total{rcode="SERVFAIL",source="synthesized"}' 1
+	assert_delta "$d/c2" "$d/c3" 'dotproxy_responses_total{rcode="NOERROR",source="upstream"}' 0
+	s=$(mval "$d/c3" "dotproxy_upstream_up{upstream=\"$OPS_UP\"}")
+	[ "$s" = 0 ] || w_fail "upstream_up is '$s' with the upstream down, want 0"
+	dot_unbound_start
+}
+
+@test "/metrics: TLS handshakes, resumptions and connection reuse are counted" {
+	local d=$W_DIR n h r u0 u1 out
+	ops_start_proxy --idle-timeout 300
+	run q whoami.test A
+	assert_dot_answer
+	# Idle for more than 300 ms: the TLS connection closes.
+	sleep 1
+	scrape "$d/h0" || w_fail "no scrape"
+	n=$(mval "$d/h0" "dotproxy_upstream_connections{upstream=\"$OPS_UP\"}")
+	[ "$n" = 0 ] || w_fail "upstream_connections is '$n' after 1 s idle with --idle-timeout 300"
+	run q whoami.test A
+	assert_dot_answer
+	scrape "$d/h1" || w_fail "no scrape"
+	h=$(mval "$d/h1" "dotproxy_upstream_tls_handshakes_total{upstream=\"$OPS_UP\"}")
+	r=$(mval "$d/h1" "dotproxy_upstream_tls_resumptions_total{upstream=\"$OPS_UP\"}")
+	echo "handshakes=$h resumptions=$r"
+	[ -n "$h" ] && [ "$h" -ge 2 ] || w_fail "tls_handshakes_total is '$h', want >= 2"
+	[ -n "$r" ] && [ "$r" -ge 1 ] || w_fail "tls_resumptions_total is '$r', want >= 1"
+	[ "$r" -le "$h" ] || w_fail "more resumptions ($r) than handshakes ($h)"
+
+	# 100 queries back to back: all but the first few ride an open connection.
+	u0=$(mval "$d/h1" "dotproxy_upstream_connection_reuse_total{upstream=\"$OPS_UP\"}")
+	# shellcheck disable=SC2016
+	out=$(pod bash -c 'for ((i = 0; i < 100; i++)); do
+		dig @127.0.0.1 -p "$1" +tries=1 +time=3 +short whoami.test A; done' \
+		q100 "$W_PROXY_PORT" 2>&1)
+	n=$(grep -cx 203.0.113.1 <<<"$out")
+	[ "$n" = 100 ] || w_fail "$n of 100 queries answered 203.0.113.1"
+	scrape "$d/h2" || w_fail "no scrape"
+	u1=$(mval "$d/h2" "dotproxy_upstream_connection_reuse_total{upstream=\"$OPS_UP\"}")
+	echo "connection_reuse_total: $u0 -> $u1"
+	[ -n "$u1" ] && [ "$((u1 - u0))" -ge 90 ] ||
+		w_fail "connection_reuse_total moved by $((u1 - u0)) over 100 queries, want >= 90"
+}
+
+@test "/livez and /readyz answer 200, ?verbose lists the checks, unknown paths 404" {
+	ops_start_proxy
+	http_get /livez
+	[ "$http_code" = 200 ] || w_fail "/livez: HTTP $http_code"
+	http_get '/livez?verbose'
+	[ "$http_code" = 200 ] || w_fail "/livez?verbose: HTTP $http_code"
+	grep -q '^\[+\]' <<<"$http_body" || w_fail "/livez?verbose lists no check: $http_body"
+	http_get /readyz
+	[ "$http_code" = 200 ] || w_fail "/readyz: HTTP $http_code"
+	http_get '/readyz?verbose'
+	[ "$http_code" = 200 ] || w_fail "/readyz?verbose: HTTP $http_code"
+	grep -q '^\[+\]listeners' <<<"$http_body" || w_fail "/readyz?verbose: no listeners check: $http_body"
+	grep -q '^\[+\]config' <<<"$http_body" || w_fail "/readyz?verbose: no config check: $http_body"
+	grep -q '^\[+\]lameduck' <<<"$http_body" || w_fail "/readyz?verbose: no lameduck check: $http_body"
+	! grep -q '^\[-\]' <<<"$http_body" || w_fail "/readyz?verbose: a failing check while ready: $http_body"
+	http_get /nosuchpath
+	[ "$http_code" = 404 ] || w_fail "/nosuchpath: HTTP $http_code, want 404"
+	http_get /metrics -X POST
+	[ "$http_code" = 405 ] || w_fail "POST /metrics: HTTP $http_code, want 405"
+	run healthcheck "http://$OPS_METRICS/nosuchpath"
+	[ "$status" -eq 1 ] || w_fail "healthcheck on a 404 path: exit $status, want 1"
+	# The endpoint still works after those.
+	http_get /livez
+	[ "$http_code" = 200 ] || w_fail "/livez after bad requests: HTTP $http_code"
+}
+
+@test "SIGTERM: lameduck keeps answering with /readyz 503 for the grace, then exit 0" {
+	local pid t0 t1 el rc
+	ops_start_proxy --shutdown-grace 3000
+	run healthcheck
+	[ "$status" -eq 0 ] || w_fail "healthcheck against a live proxy: exit $status, want 0"
+	run healthcheck "http://$OPS_METRICS/livez"
+	[ "$status" -eq 0 ] || w_fail "healthcheck URL /livez: exit $status, want 0"
+	http_get /readyz
+	[ "$http_code" = 200 ] || w_fail "/readyz before SIGTERM: HTTP $http_code"
+
+	pid=$(proxy_pid)
+	t0=$(ms_now)
+	kill -TERM "$pid"
+	sleep 0.3
+	http_get /readyz
+	[ "$http_code" = 503 ] || w_fail "/readyz in lameduck: HTTP $http_code, want 503"
+	http_get '/readyz?verbose'
+	[ "$http_code" = 503 ] || w_fail "/readyz?verbose in lameduck: HTTP $http_code, want 503"
+	grep -q '^\[-\]lameduck' <<<"$http_body" ||
+		w_fail "/readyz?verbose does not show the failing lameduck check: $http_body"
+	grep -q '^\[+\]listeners' <<<"$http_body" ||
+		w_fail "/readyz?verbose: listeners should still pass: $http_body"
+	http_get /livez
+	[ "$http_code" = 200 ] || w_fail "/livez in lameduck: HTTP $http_code, want 200 (alive)"
+	run healthcheck
+	[ "$status" -eq 1 ] || w_fail "healthcheck in lameduck: exit $status, want 1"
+	run q whoami.test A
+	assert_dot_answer
+	run q +tcp whoami.test A
+	assert_dot_answer
+	t1=$(ms_now)
+	el=$((t1 - t0))
+	echo "lameduck checks done $el ms after SIGTERM"
+	[ "$el" -lt 3000 ] || w_fail "checks took $el ms: not inside the 3000 ms grace"
+	proxy_alive || w_fail "proxy gone $el ms after SIGTERM, grace is 3000 ms"
+
+	rc=$(wait_rc 10)
+	t1=$(ms_now)
+	el=$((t1 - t0))
+	echo "exit status $rc after $el ms"
+	[ "$rc" = 0 ] || w_fail "exit status '$rc' after SIGTERM, want 0"
+	[ "$el" -ge 2900 ] || w_fail "exited after $el ms, before the 3000 ms grace ended"
+	grep -q 'lameduck' "$(proxy_log)" || w_fail "no lameduck log line"
+	run healthcheck
+	[ "$status" -eq 1 ] || w_fail "healthcheck with the proxy gone: exit $status, want 1"
+	http_get /livez
+	[ "$http_code" = 000 ] || w_fail "/livez answered HTTP $http_code after exit"
+}
+
+@test "SIGTERM twice: the second signal ends the grace at once" {
+	local pid t0 el rc
+	ops_start_proxy --shutdown-grace 30000
+	pid=$(proxy_pid)
+	t0=$(ms_now)
+	kill -TERM "$pid"
+	sleep 0.3
+	http_get /readyz
+	[ "$http_code" = 503 ] || w_fail "/readyz in lameduck: HTTP $http_code, want 503"
+	kill -INT "$pid"
+	rc=$(wait_rc 10)
+	el=$(($(ms_now) - t0))
+	echo "exit status $rc after $el ms"
+	[ "$rc" = 0 ] || w_fail "exit status '$rc', want 0"
+	[ "$el" -lt 5000 ] || w_fail "took $el ms to exit after the second signal (grace 30 s)"
+}
+
+@test "SIGHUP swaps the upstream without a restart or a failed query; a bad file is refused" {
+	local conf=$W_DIR/ops.conf d=$W_DIR pid bad n first last line loop
+	printf 'upstream %s\nca-file %s\n' "$OPS_UP" "$W_CA" >"$conf"
+	ops_start_from_file "$conf"
+	! grep -q -- '--upstream' "$(proxy_log)" ||
+		w_fail "the proxy got --upstream on the command line; the file must be the only source"
+	run q whoami.test A
+	assert_dot_answer
+	pid=$(proxy_pid)
+	dot2_start
+	scrape "$d/r0" || w_fail "no scrape"
+
+	# A dig loop across the swap: every answer must be NOERROR.
+	rm -f "$d/loop.stop"
+	(
+		while [ ! -e "$d/loop.stop" ]; do
+			out=$(pod timeout 10 dig @127.0.0.1 -p "$W_PROXY_PORT" +tries=1 \
+				+time=3 whoami.test A 2>&1)
+			st=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+			ip=$(awk '$1 == "whoami.test." && $4 == "A" { print $5 }' <<<"$out")
+			echo "${st:-none} ${ip:-none}"
+		done >"$d/loop.out"
+	) 3>&- &
+	loop=$!
+	sleep 1
+	printf 'upstream %s\nca-file %s\n' "$OPS_UP2" "$W_CA" >"$conf"
+	kill -HUP "$pid"
+	wait_log "configuration reloaded" 5 || w_fail "no 'configuration reloaded' log line"
+	for ((n = 0; n < 50; n++)); do
+		[ "$(grep -c ' 203\.0\.113\.2$' "$d/loop.out")" -ge 5 ] && break
+		sleep 0.1
+	done
+	touch "$d/loop.stop"
+	wait "$loop"
+	echo "dig loop: $(wc -l <"$d/loop.out") queries; $(sort "$d/loop.out" | uniq -c | tr '\n' ';')"
+	bad=$(grep -v -E '^NOERROR 203\.0\.113\.[12]$' "$d/loop.out" || true)
+	[ -z "$bad" ] || w_fail "queries failed during the swap:"$'\n'"$bad"
+	first=$(head -n 1 "$d/loop.out")
+	last=$(tail -n 1 "$d/loop.out")
+	[ "$first" = "NOERROR 203.0.113.1" ] || w_fail "first loop answer '$first', want the old upstream"
+	[ "$last" = "NOERROR 203.0.113.2" ] || w_fail "last loop answer '$last', want the new upstream"
+	# Sequential queries: once the new upstream answered, the old one never does.
+	line=$(grep -n '203\.0\.113\.2$' "$d/loop.out" | head -n 1 | cut -d: -f1)
+	! tail -n +"$line" "$d/loop.out" | grep -q '203\.0\.113\.1$' ||
+		w_fail "an answer from the old upstream after the new one answered"
+
+	[ "$(proxy_pid)" = "$pid" ] && proxy_alive || w_fail "the proxy restarted or died on SIGHUP"
+	run q +tcp whoami.test A
+	grep -q 'status: NOERROR' <<<"$output" && grep -q '203\.0\.113\.2' <<<"$output" ||
+		w_fail "TCP after the reload: want NOERROR 203.0.113.2"
+	run q6 whoami.test A
+	grep -q 'status: NOERROR' <<<"$output" && grep -q '203\.0\.113\.2' <<<"$output" ||
+		w_fail "UDP/IPv6 after the reload: want NOERROR 203.0.113.2"
+	scrape "$d/r1" || w_fail "no scrape"
+	assert_delta "$d/r0" "$d/r1" 'dotproxy_config_reloads_total{result="success"}' 1
+	assert_delta "$d/r0" "$d/r1" 'dotproxy_config_reloads_total{result="failure"}' 0
+	n=$(mval "$d/r1" "dotproxy_upstream_answers_total{upstream=\"$OPS_UP2\"}")
+	[ -n "$n" ] && [ "$n" -ge 1 ] || w_fail "no answers counted for $OPS_UP2: '$n'"
+
+	# A broken file: an upstream without an authentication name.
+	printf 'upstream 192.0.2.2@853\nca-file %s\n' "$W_CA" >"$conf"
+	kill -HUP "$pid"
+	wait_log "configuration reload refused" 5 ||
+		w_fail "no 'configuration reload refused' log line for a bad file"
+	grep 'configuration reload refused' "$(proxy_log)" | grep -q 'level=warn' ||
+		w_fail "the refusal is not logged at level warn"
+	scrape "$d/r2" || w_fail "no scrape"
+	assert_delta "$d/r1" "$d/r2" 'dotproxy_config_reloads_total{result="failure"}' 1
+	assert_delta "$d/r1" "$d/r2" 'dotproxy_config_reloads_total{result="success"}' 0
+	for ((n = 0; n < 5; n++)); do
+		run q whoami.test A
+		grep -q 'status: NOERROR' <<<"$output" && grep -q '203\.0\.113\.2' <<<"$output" ||
+			w_fail "after the refused reload: want NOERROR 203.0.113.2 from the current upstream"
+	done
+	[ "$(proxy_pid)" = "$pid" ] && proxy_alive || w_fail "the proxy died on a bad reload"
+	[ "$(grep -c 'dotproxy starting' "$(proxy_log)")" = 1 ] ||
+		w_fail "'dotproxy starting' logged more than once across reloads"
+}
+
+@test "slow HTTP clients on the metrics port do not delay DNS; /livez still answers" {
+	local n i qt max=0 t0 el
+	ops_start_proxy
+	run q whoami.test A
+	assert_dot_answer
+	t0=$(ms_now)
+	slow_start 20
+	for ((i = 0; i < 50; i++)); do
+		n=$(slow_conns)
+		[ "$n" -ge 16 ] && break
+		sleep 0.1
+	done
+	sleep 0.5
+	n=$(slow_conns_held)
+	echo "$(slow_conns) slow HTTP connections established, the proxy holds $n"
+	[ "$n" -ge 1 ] || w_fail "no slow connection got through to the proxy"
+	# At most 16 at once: the oldest are evicted.
+	[ "$n" -le 16 ] || w_fail "the proxy holds $n HTTP connections, want at most 16"
+	for ((i = 0; i < 20; i++)); do
+		if ((i % 2)); then
+			run q +tcp +time=2 whoami.test A
+		else
+			run q +time=2 whoami.test A
+		fi
+		[ "$status" -eq 0 ] || w_fail "query $i: dig exit $status"
+		assert_dot_answer
+		qt=$(sed -n 's/^;; Query time: \([0-9]*\) msec$/\1/p' <<<"$output")
+		[ -n "$qt" ] || w_fail "query $i: no Query time"
+		[ "$qt" -lt 1000 ] || w_fail "query $i took $qt msec with slow HTTP clients open"
+		((qt > max)) && max=$qt
+	done
+	echo "20 queries with slow HTTP clients open, slowest $max msec"
+	el=$(ms_now)
+	http_get /livez
+	el=$(($(ms_now) - el))
+	echo "/livez: HTTP $http_code after $el ms"
+	[ "$http_code" = 200 ] || w_fail "/livez with slow clients open: HTTP $http_code"
+	# The 5 s request deadline ends every slow client.
+	el=$(($(ms_now) - t0))
+	[ "$el" -ge 6500 ] || sleep "$(((6500 - el) / 1000)).$(((6500 - el) % 1000 / 100))"
+	n=$(slow_conns_held)
+	[ "$n" = 0 ] || w_fail "$n slow HTTP connections still held 6.5 s after they opened (deadline 5 s)"
+	slow_stop
+	http_get /metrics
+	[ "$http_code" = 200 ] || w_fail "/metrics after the slow clients: HTTP $http_code"
+}
+
+# Checks every line of the proxy's stderr (past the helper's "# dotproxy"
+# header line) is a JSON object with ts, level, msg and fields.
+assert_json_log() {
+	local f n=0 bad=0 line
+	f=$(proxy_log)
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[ "$n" -eq 1 ] && [[ $line == "# dotproxy "* ]] && continue
+		if ! jq -e '(.ts | type == "string" and test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$"))
+			and (.level | IN("debug", "info", "warn", "error"))
+			and (.msg | type == "string" and length > 0)
+			and (.fields | type == "object")' <<<"$line" >/dev/null 2>&1; then
+			echo "line $n is not a log object: $line"
+			bad=$((bad + 1))
+		fi
+	done <"$f"
+	echo "$n log lines, $bad bad"
+	[ "$n" -ge 3 ] || w_fail "only $n log lines" || return 1
+	[ "$bad" -eq 0 ] || w_fail "$bad lines are not JSON log objects" || return 1
+}
+
+@test "JSON logs: every line parses; no query names without --log-queries" {
+	local f
+	ops_start_proxy --log-format json --log-level debug
+	run q whoami.test A
+	assert_dot_answer
+	run q +tcp whoami.test A
+	assert_dot_answer
+	run q nosuchname.test A
+	assert_status NXDOMAIN
+	stop_proxy || w_fail "proxy exit status $? on SIGTERM"
+	f=$(proxy_log)
+	assert_json_log
+	jq -e 'select(.msg == "dotproxy starting")' <"$f" >/dev/null 2>&1 ||
+		grep -q '"msg":"dotproxy starting"' "$f" || w_fail "no 'dotproxy starting' line"
+	grep -q '"level":"debug"' "$f" || w_fail "--log-level debug wrote no debug line"
+	! grep -Eiq 'whoami|nosuchname' "$f" || w_fail "a query name is in the log without --log-queries:
+$(grep -Ei 'whoami|nosuchname' "$f")"
+}
+
+@test "JSON logs with --log-queries: the query name is in .fields.name" {
+	local f names
+	ops_start_proxy --log-format json --log-level info --log-queries
+	run q whoami.test A
+	assert_dot_answer
+	run q +tcp nosuchname.test A
+	assert_status NXDOMAIN
+	stop_proxy || w_fail "proxy exit status $? on SIGTERM"
+	f=$(proxy_log)
+	assert_json_log
+	names=$(tail -n +2 "$f" | jq -r 'select(.fields.name != null) | .fields.name' 2>/dev/null)
+	echo "logged names: $names"
+	grep -Eqx 'whoami\.test\.?' <<<"$names" || w_fail "whoami.test not in any .fields.name"
+	grep -Eqx 'nosuchname\.test\.?' <<<"$names" || w_fail "nosuchname.test not in any .fields.name"
+}
+
+@test "the effective configuration is logged once at start" {
+	local conf=$W_DIR/eff.conf f line
+	printf 'max-inflight 77\n' >"$conf"
+	DOTPROXY_MAX_PIPELINE=33 ops_start_proxy --config "$conf" --idle-timeout 4321 \
+		--connections 3 --log-level info
+	run q whoami.test A
+	assert_dot_answer
+	f=$(proxy_log)
+	[ "$(grep -c 'dotproxy starting' "$f")" = 1 ] ||
+		w_fail "'dotproxy starting' logged $(grep -c 'dotproxy starting' "$f") times, want 1"
+	line=$(grep 'dotproxy starting' "$f")
+	echo "$line"
+	grep -q 'level=info' <<<"$line" || w_fail "not at level info"
+	grep -Eq 'version=[^ ]+' <<<"$line" || w_fail "no version"
+	# One value from each source: flag, environment, file, start_proxy's flag.
+	grep -q 'idle_timeout_ms=4321' <<<"$line" || w_fail "flag --idle-timeout 4321 not shown"
+	grep -q 'connections=3' <<<"$line" || w_fail "flag --connections 3 not shown"
+	grep -q 'max_pipeline=33' <<<"$line" || w_fail "env DOTPROXY_MAX_PIPELINE=33 not shown"
+	grep -q 'max_inflight=77' <<<"$line" || w_fail "file max-inflight 77 not shown"
+	grep -q ' timeout_ms=1500' <<<"$line" || w_fail "--timeout 1500 not shown"
+	grep -q "ca_file=\"$W_CA\"" <<<"$line" || w_fail "ca_file not shown"
+	grep -q 'upstreams=1' <<<"$line" || w_fail "upstream count not shown"
+	grep -q "upstream=$OPS_UP" "$f" || w_fail "the upstream itself is not logged"
+	# Before the proxy says it is ready.
+	[ "$(grep -n 'dotproxy starting' "$f" | cut -d: -f1)" -lt \
+		"$(grep -n 'msg="ready"' "$f" | head -n 1 | cut -d: -f1)" ] ||
+		w_fail "'dotproxy starting' is not before 'ready'"
+}
