@@ -104,8 +104,8 @@ static const struct opt opts[] = {
 	{ .name = "metrics", .env = "DOTPROXY_METRICS", .id = OPT_METRICS,
 	  .kind = OK_VALUE, .group = G_LISTEN, .metavar = "ADDR:PORT",
 	  .defshow = "off",
-	  .help = "HTTP listener for /metrics (Prometheus text) and /health.\n"
-	  "\"off\" turns it off again." },
+	  .help = "HTTP listener for /metrics (Prometheus text), /livez and\n"
+	  "/readyz. \"off\" turns it off again." },
 	{ .name = "upstream", .env = "DOTPROXY_UPSTREAM", .id = OPT_UPSTREAM,
 	  .kind = OK_LIST, .group = G_UPSTREAM,
 	  .metavar = "IP[@PORT][#AUTH-NAME][^PIN]...",

@@ -9,6 +9,9 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm validate the Kubernetes manifests; a machine that has a
+# Node.js of its own (with its npm) keeps it.
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${#missing[@]}" -eq 0 ]; then
 	echo "deps: all ${#pkgs[@]} packages present"
 	exit 0
