@@ -51,7 +51,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRCS)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers \
+.PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers check-docker \
         check-banned bench demo fuzz install FORCE
 
 all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init
@@ -111,6 +111,9 @@ check-banned:
 	@if grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|strncpy|atoi|atol|gets|alloca)\s*\(' \
 	    proxy/*.c proxy/*.h init/*.c init/*.h 2>/dev/null; then \
 	  echo "banned functions used (see STYLE.md 5.11)"; exit 1; fi; echo "banned: none used"
+
+check-docker:
+	@bash tests/docker/docker-ci.sh
 
 bench: deps all
 	@bash tests/bench/bench.sh
