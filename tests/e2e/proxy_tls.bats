@@ -58,3 +58,40 @@ teardown() { proxy_test_teardown; }
 	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
 	assert_status SERVFAIL
 }
+
+# The base64 SHA-256 of a certificate's SubjectPublicKeyInfo.
+spki_pin() {
+	openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform der |
+		openssl dgst -sha256 -binary | base64
+}
+
+@test "SPKI pin of the server's key: answered, and the pin holds on a resumed session" {
+	local pin
+	pin=$(spki_pin "$W_DIR/pki/server.pem")
+	start_proxy --upstream "192.0.2.2@853#dot.test^$pin" --idle-timeout 300
+	run q whoami.test A
+	assert_dot_answer
+	sleep 0.8	# the idle connection closes; the next one resumes
+	run q whoami.test A
+	assert_dot_answer
+	grep -q 'msg="upstream connected".*resumed=yes' "$(proxy_log)" ||
+		w_fail "want a resumed TLS session on the second connection"
+}
+
+@test "SPKI pin only, no auth name: the pin alone authenticates" {
+	local pin
+	pin=$(spki_pin "$W_DIR/pki/server.pem")
+	start_proxy --upstream "192.0.2.2@853^$pin" --ca-file "$W_OTHER_CA"
+	run q whoami.test A
+	assert_dot_answer
+}
+
+@test "wrong SPKI pin (a backup pin that is not the server's): SERVFAIL, log says why" {
+	local pin
+	pin=$(spki_pin "$W_OTHER_CA")
+	start_proxy --upstream "192.0.2.2@853#dot.test^$pin"
+	run q whoami.test A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status (no answer?)"
+	assert_status SERVFAIL
+	grep -Eiq 'pin mismatch' "$(proxy_log)" || w_fail "want a log line about the pin"
+}
