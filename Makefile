@@ -116,7 +116,8 @@ check-docker:
 	@bash tests/docker/docker-ci.sh
 
 bench: deps all
-	@bash tests/bench/bench.sh
+	@bash scripts/deps.sh bench
+	@bash tests/bench/bench.sh $(BENCH_ARGS)
 
 demo: deps all $(BUILD)/tools/gai
 	@bash examples/demo.sh

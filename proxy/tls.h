@@ -51,6 +51,9 @@ enum tls_status	 tls_write(struct tls_conn *, const void *, size_t len,
 /* Sends close_notify once, best effort, without waiting for the peer's. */
 void		 tls_close_notify(struct tls_conn *);
 bool		 tls_resumed(const struct tls_conn *);
+/* True if OpenSSL holds bytes already read from the socket (a record, or
+ * part of one) that a tls_read could return without the socket. */
+bool		 tls_pending(const struct tls_conn *);
 /* The last error as one line: OpenSSL's queue, the verify result, pins. */
 const char	*tls_error(const struct tls_conn *);
 /* "TLSv1.3" etc. after the handshake. */

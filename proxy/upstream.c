@@ -405,6 +405,11 @@ conn_read(struct up_conn *c)
 			conn_lost(c, false, -E_MALFORMED, "zero-length frame");
 			return;
 		}
+		/* Nothing buffered in OpenSSL: the socket is drained or
+		 * nearly; epoll is level-triggered and wakes us for more,
+		 * which saves an EAGAIN read on every wake-up. */
+		if (!tls_pending(c->tls))
+			break;
 	}
 	if (c->state == UP_DRAINING)
 		conn_maybe_close_drained(c);
