@@ -58,6 +58,17 @@ run_unit() {
 	echo "# lint"
 	single "headers compile alone" make -s check-headers
 	single "no banned functions" make -s check-banned
+	single "shellcheck: every script and bats file" shellcheck_all
+}
+
+# Every shell script the project ships or tests with, and the bats files.
+shellcheck_all() {
+	local files=()
+
+	mapfile -t files < <(git ls-files '*.sh' '*.bash' '*.bats' .ci/run 2>/dev/null)
+	[ "${#files[@]}" -gt 0 ] || files=(.ci/run scripts/*.sh tests/*.sh tests/*/*.sh \
+		tests/e2e/*.bats tests/e2e/helpers/*.bash examples/*.sh)
+	shellcheck -x "${files[@]}"
 }
 
 run_e2e() {
