@@ -7,7 +7,7 @@
 # to the files whose names match it. Exits non-zero when anything failed.
 set -u
 shopt -s lastpipe
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 what=${1:-all}
 passed=0 failed=0 skipped=0

@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # dotproxy under load: pipelined TCP, thousands of UDP queries from many
 # clients, upstream connection reuse, SIGTERM while busy.
+# bats runs each @test in a subshell; its own $status is meant to be local.
+# shellcheck disable=SC2030,SC2031
 
 load helpers/world
 
