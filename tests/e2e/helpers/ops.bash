@@ -1,7 +1,6 @@
 # shellcheck shell=bash
-# Variables here are used by ops.bats (SC2034); the w_has_flag override is
-# called through start_proxy (SC2317).
-# shellcheck disable=SC2034,SC2317
+# Variables here are used by ops.bats (SC2034).
+# shellcheck disable=SC2034
 # Helpers for tests/e2e/ops.bats: the proxy's operations side (HTTP
 # /metrics, /livez, /readyz, healthcheck, signals, logs). Loaded after
 # helpers/world, whose state files ($W_DIR/proxy.*) and namespaces it uses.
@@ -36,20 +35,11 @@ ops_start_proxy() {
 
 # start_proxy adds --upstream and --ca-file flags unless the arguments have
 # them, and flags beat the --config file. For reload tests the file must be
-# the only source, so start_proxy is made to believe they are present.
+# the only source: W_NO_DEFAULT_UPSTREAM=1 turns those defaults off.
 ops_start_from_file() {
-	local file=$1 rc=0
+	local file=$1
 	shift
-	eval "$(declare -f w_has_flag | sed '1s/^w_has_flag/ops_real_has_flag/')"
-	w_has_flag() {
-		case $1 in
-		--upstream | --ca-file) return 0 ;;
-		esac
-		ops_real_has_flag "$@"
-	}
-	ops_start_proxy --config "$file" "$@" || rc=$?
-	eval "$(declare -f ops_real_has_flag | sed '1s/^ops_real_has_flag/w_has_flag/')"
-	return "$rc"
+	W_NO_DEFAULT_UPSTREAM=1 ops_start_proxy --config "$file" "$@"
 }
 
 # GET http://$OPS_METRICS$1 from the pod namespace. Sets http_code (000 when
@@ -141,38 +131,13 @@ wait_log() {
 # A second DoT unbound on 192.0.2.4@853 (same certificate, so the proxy
 # authenticates it as dot.test), answering whoami.test A 203.0.113.2.
 dot2_start() {
-	local i
 	up ip addr add 192.0.2.4/24 dev veth1 2>/dev/null || true
-	w_unbound_conf unbound-dot2 dot 203.0.113.2
-	sed -i -e 's/interface: 192\.0\.2\.2@853/interface: 192.0.2.4@853/' \
-		-e '/interface: 2001:db8::2@853/d' "$W_DIR/unbound-dot2.conf"
-	w_unbound_start unbound-dot2
-	for ((i = 0; i < 100; i++)); do
-		if pod timeout 3 kdig @192.0.2.4 -p 853 +tls-ca="$W_CA" \
-			+tls-hostname=dot.test +time=1 +retry=0 +short whoami.test A \
-			2>/dev/null | grep -qx 203.0.113.2; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "second DoT unbound did not answer; its log:" >&2
-	tail -n 20 "$W_DIR/unbound-dot2.log" >&2
-	return 1
+	unbound_start unbound-dot2 dot 192.0.2.4 -- 203.0.113.2
 }
 
-# Ends the second unbound (by its PID, only if it still is an unbound).
+# Ends the second unbound (kill_tracked: only if it is still ours).
 dot2_stop() {
-	local pid i
-	pid=$(cat "$W_DIR/unbound-dot2.pid" 2>/dev/null) || return 0
-	[ -n "$pid" ] || return 0
-	: >"$W_DIR/unbound-dot2.pid"
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = unbound ] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 30; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
+	unbound_stop unbound-dot2
 }
 
 # N slow HTTP clients on the metrics port, from the pod namespace: the even

@@ -20,8 +20,8 @@
 #           unbound plain 192.0.2.3@53   (a second resolver)
 #                         web.ns.svc.cluster.local A 198.51.100.11
 #
-# world_setup makes the world; pod_setup then restarts its two unbound
-# with the additions (world.bash has no hook to add to their configs).
+# pod_setup gives world_setup the pod's additions to its two unbound
+# configs (W_UNBOUND_EXTRA_*), then starts the second plain resolver.
 # A cluster answer of .10 came from 192.0.2.2, .11 from 192.0.2.3: that is
 # how a test tells the original destination from the resolv.conf fallback.
 # pod_teardown ends every process by PID, deletes the namespaces and
@@ -38,6 +38,12 @@ APP_UID=1000
 # The proxy flags every pod test uses (start_proxy adds upstream, CA,
 # debug logging and the timeout).
 POD_PROXY_ARGS=(--transparent --local-zone cluster.local --log-queries)
+
+# What the pod adds to world.bash's unbound configs: the DoT one logs every
+# query; the plain one (kube-dns) serves the cluster zone.
+W_UNBOUND_EXTRA_dot=("log-queries: yes")
+W_UNBOUND_EXTRA_plain=('local-zone: "cluster.local." static'
+	'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.10"')
 
 # app CMD...: runs CMD in the pod as the application UID, with a deadline.
 app() {
@@ -62,50 +68,16 @@ dot_log() {
 	cat "$W_DIR/unbound-dot.log"
 }
 
-# Adds a server: clause to an unbound config that w_unbound_conf wrote
-# (unbound accepts several). pod_unbound_add NAME LINE...
-pod_unbound_add() {
-	local name=$1 l
-	shift
-	{
-		echo "server:"
-		for l in "$@"; do
-			echo "	$l"
-		done
-	} >>"$W_DIR/$name.conf"
+# pod_cluster_check ADDR WANT: the plain resolver at ADDR answers
+# web.ns.svc.cluster.local A WANT.
+pod_cluster_check() {
+	pod timeout 3 dig @"$1" +time=1 +tries=1 +short \
+		web.ns.svc.cluster.local A | grep -qxF "$2" ||
+		{ echo "the plain unbound at $1 does not serve cluster.local" >&2; return 1; }
 }
 
-pod_wait_plain2() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if pod timeout 3 dig @192.0.2.3 +time=1 +tries=1 +short \
-			web.ns.svc.cluster.local A 2>/dev/null | grep -qx 198.51.100.11; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "second plain unbound did not answer; its log:" >&2
-	tail -n 20 "$W_DIR/unbound-plain2.log" >&2
-	return 1
-}
-
-# Stops one unbound of the world (by the PID world.bash recorded) and
-# waits until it is gone.
-pod_unbound_stop() {
-	local pid i
-	pid=$(cat "$W_DIR/$1.pid" 2>/dev/null)
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	: >"$W_DIR/$1.pid"
-}
-
-# world.bash's world, then what a pod adds: the second resolver address,
-# the pod's resolv.conf, the cluster zone, the DoT query log, the second
+# world.bash's world (with the pod's unbound additions), then what a pod
+# adds: the second resolver address, the pod's resolv.conf, the second
 # plain resolver and dotproxy-init's rules. The proxy is started per test
 # (pod_start_proxy).
 pod_setup() {
@@ -127,29 +99,12 @@ pod_setup() {
 	EOF
 	chmod 0644 "/etc/netns/$W_POD/resolv.conf"
 
-	# world_setup started both unbound instances: restart them with the
-	# additions (unbound accepts further server: clauses).
-	pod_unbound_add unbound-dot "log-queries: yes"
-	pod_unbound_add unbound-plain 'local-zone: "cluster.local." static' \
-		'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.10"'
-	w_unbound_conf unbound-plain2 plain 198.51.100.54
-	sed -i -e 's/interface: 192\.0\.2\.2@53/interface: 192.0.2.3@53/' \
-		-e 's/interface: 2001:db8::2@53/interface: 2001:db8::3@53/' \
-		"$W_DIR/unbound-plain2.conf"
-	pod_unbound_add unbound-plain2 'local-zone: "cluster.local." static' \
-		'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.11"'
-	pod_unbound_stop unbound-dot
-	pod_unbound_stop unbound-plain
-	w_unbound_start unbound-dot
-	w_unbound_start unbound-plain
-	w_unbound_start unbound-plain2
 	# Before the redirect exists: these probes run as root in the pod.
-	w_wait_dot || return 1
-	w_wait_plain || return 1
-	pod_wait_plain2 || return 1
-	pod timeout 3 dig @192.0.2.2 +time=1 +tries=1 +short \
-		web.ns.svc.cluster.local A | grep -qx 198.51.100.10 ||
-		{ echo "the plain unbound does not serve cluster.local" >&2; return 1; }
+	unbound_start unbound-plain2 plain 192.0.2.3 2001:db8::3 -- 198.51.100.54 \
+		'local-zone: "cluster.local." static' \
+		'local-data: "web.ns.svc.cluster.local. 60 IN A 198.51.100.11"' || return 1
+	pod_cluster_check 192.0.2.2 198.51.100.10 || return 1
+	pod_cluster_check 192.0.2.3 198.51.100.11 || return 1
 
 	pod "$DOTPROXY_INIT" >"$W_DIR/init.log" 2>&1 ||
 		{ cat "$W_DIR/init.log" >&2; return 1; }
@@ -216,18 +171,9 @@ pod_start_proxy() {
 
 # Like pod_start_proxy, but the proxy keeps CAP_NET_ADMIN as an ambient
 # capability (what it needs for the conntrack lookup of UDP flows).
-# world.bash's start_proxy has no hook for extra setpriv options, so its
-# current definition is copied with the capability options added after
-# --clear-groups; its state files (proxy.pid, proxy.rc, proxy.logpath)
-# stay the same, so stop_proxy and proxy_test_teardown work unchanged.
 pod_start_proxy_netadmin() {
-	local def
-	def=$(declare -f start_proxy) || return 1
-	def=${def/--clear-groups/--clear-groups --inh-caps +net_admin --ambient-caps +net_admin}
-	[[ $def == *--ambient-caps* ]] ||
-		{ echo "start_proxy in world.bash has no --clear-groups to extend" >&2; return 1; }
-	eval "pod_start_proxy_caps_${def#start_proxy}"
-	pod_start_proxy_caps_ "${POD_PROXY_ARGS[@]}" "$@"
+	local W_SETPRIV_EXTRA=(--inh-caps +net_admin --ambient-caps +net_admin)
+	pod_start_proxy "$@"
 }
 
 # ---- assertions on bats' $output (dig) ----

@@ -18,8 +18,21 @@
 # Functions: world_setup, world_teardown, start_proxy [ARGS], stop_proxy,
 # proxy_log, proxy_alive, pod CMD, up CMD, q / q6 DIG-ARGS (dig to the
 # proxy in the pod over 127.0.0.1 / ::1), syn_count, dot_unbound_start,
-# dot_unbound_stop, dnsraw ARGS, run_dnsperf ARGS, and assert_* helpers
-# that read bats' $output. Set E2E_KEEP=1 to keep $W_DIR (logs, configs).
+# dot_unbound_stop, unbound_start / unbound_run / unbound_stop (more
+# unbound instances), kill_tracked PID..., dnsraw ARGS, run_dnsperf ARGS,
+# and assert_* helpers that read bats' $output. Set E2E_KEEP=1 to keep
+# $W_DIR (logs, configs).
+#
+# Hooks for helpers that build a bigger world on this one (set them before
+# world_setup / start_proxy; all are optional):
+#   W_UNBOUND_EXTRA_dot, W_UNBOUND_EXTRA_plain  arrays of extra server:
+#       lines for the world's DoT / plain unbound.conf (e.g. "log-queries: yes")
+#   W_SETPRIV_EXTRA  array of extra setpriv arguments for start_proxy
+#       (e.g. --inh-caps +net_admin --ambient-caps +net_admin)
+#   W_NO_DEFAULT_UPSTREAM=1  start_proxy adds no --upstream / --ca-file
+#       (so that a --config file is their only source)
+#   W_GRACE  the proxy's lameduck grace in s (default 0; "default" keeps
+#       the proxy's own)
 
 W_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 DOTPROXY=${DOTPROXY:-$W_ROOT/build/dotproxy}
@@ -46,11 +59,35 @@ w_track() {
 	echo "$1" >>"$W_DIR/pids"
 }
 
-# Ends processes we started: TERM, then KILL after 3 s. Only a PID whose
-# command is one of ours is signalled (guards against PID reuse).
-w_kill_pids() {
-	local pid i comm live=()
+# True while PID runs (a zombie no longer counts).
+w_alive() {
+	kill -0 "$1" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+
+# w_wait_gone TENTHS PID...: waits up to TENTHS x 0.1 s until no PID runs.
+w_wait_gone() {
+	local n=$1 i pid
+	shift
+	for ((i = 0; i < n; i++)); do
+		for pid in "$@" ""; do
+			[ -z "$pid" ] || ! w_alive "$pid" || break
+		done
+		[ -n "$pid" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# kill_tracked PID...: ends processes the world started and tracked
+# (w_track): SIGCONT and SIGTERM, then SIGKILL to those still running
+# after 5 s; returns once they are gone. A PID that is not in
+# $W_DIR/pids, or whose command is not one the world runs, is left alone
+# (guards against PID reuse). Empty arguments are ignored.
+kill_tracked() {
+	local pid comm live=()
 	for pid in "$@"; do
+		[ -n "$pid" ] || continue
+		grep -qxF -- "$pid" "$W_DIR/pids" 2>/dev/null || continue
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
 		case $comm in
 		unbound|dotproxy|dnsperf|dig|kdig|dnsraw|timeout|ip|setpriv) ;;
@@ -60,17 +97,11 @@ w_kill_pids() {
 		kill -TERM "$pid" 2>/dev/null && live+=("$pid")
 	done
 	[ "${#live[@]}" -gt 0 ] || return 0
-	for ((i = 0; i < 30; i++)); do
-		for pid in "${live[@]}"; do
-			kill -0 "$pid" 2>/dev/null && break
-			pid=
-		done
-		[ -n "${pid:-}" ] || return 0
-		sleep 0.1
-	done
+	w_wait_gone 50 "${live[@]}" && return 0
 	for pid in "${live[@]}"; do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+	w_wait_gone 20 "${live[@]}" || true
 }
 
 w_certs() {
@@ -103,9 +134,32 @@ w_certs() {
 	export W_CA W_OTHER_CA
 }
 
-# Writes an unbound config: w_unbound_conf NAME KIND(dot|plain) WHOAMI-ADDR
-w_unbound_conf() {
-	local name=$1 kind=$2 whoami=$3 i
+# unbound_start NAME KIND ADDR... -- WHOAMI [LINE...]
+# Starts one more unbound in the upstream namespace, in the foreground
+# (-d), and waits until it answers. KIND is dot (TLS on ADDR@853 with the
+# test certificate for dot.test) or plain (ADDR@53, UDP and TCP). It
+# serves whoami.test A WHOAMI, big.test (100 A records) and n1..n2000.test,
+# refuses everything else, and has the LINEs (unbound.conf syntax) added
+# to its server: clause. Its files are $W_DIR/NAME.{conf,log,pid}; its PID
+# is tracked, so world_teardown ends it. ADDR must be on veth1 already.
+unbound_start() {
+	local name=$1 kind=$2 addrs=() whoami port a l i
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		addrs+=("$1")
+		shift
+	done
+	case $kind in
+	dot) port=853 ;;
+	plain) port=53 ;;
+	*) port= ;;
+	esac
+	if [ -z "$port" ] || [ "${#addrs[@]}" -eq 0 ] || [ $# -lt 2 ]; then
+		echo "usage: unbound_start NAME dot|plain ADDR... -- WHOAMI [LINE...]" >&2
+		return 1
+	fi
+	whoami=$2
+	shift 2
 	{
 		echo "server:"
 		echo "	verbosity: 1"
@@ -121,15 +175,13 @@ w_unbound_conf() {
 		echo "	do-ip6: yes"
 		echo "	do-udp: yes"
 		echo "	do-tcp: yes"
+		for a in "${addrs[@]}"; do
+			echo "	interface: $a@$port"
+		done
 		if [ "$kind" = dot ]; then
-			echo "	interface: 192.0.2.2@853"
-			echo "	interface: 2001:db8::2@853"
 			echo "	tls-port: 853"
 			echo "	tls-service-key: \"$W_DIR/pki/server.key\""
 			echo "	tls-service-pem: \"$W_DIR/pki/server.pem\""
-		else
-			echo "	interface: 192.0.2.2@53"
-			echo "	interface: 2001:db8::2@53"
 		fi
 		echo "	access-control: 0.0.0.0/0 allow"
 		echo "	access-control: ::/0 allow"
@@ -145,14 +197,22 @@ w_unbound_conf() {
 		for ((i = 1; i <= 2000; i++)); do
 			echo "	local-data: \"n$i.test. 60 IN A 198.51.100.$((i % 250 + 1))\""
 		done
+		for l in "$@"; do
+			echo "	$l"
+		done
 		echo "remote-control:"
 		echo "	control-enable: no"
 	} >"$W_DIR/$name.conf"
+	# How unbound_run tells that it answers.
+	echo "$kind ${addrs[0]} $whoami" >"$W_DIR/$name.probe"
+	unbound_run "$name"
 }
 
-# Starts one unbound in the upstream namespace in the foreground (-d).
-w_unbound_start() {
-	local name=$1
+# unbound_run NAME: (re)starts an unbound that unbound_start configured,
+# with the same config, and waits up to 10 s until it answers whoami.test.
+unbound_run() {
+	local name=$1 kind addr whoami i
+	read -r kind addr whoami <"$W_DIR/$name.probe" || return 1
 	: >"$W_DIR/$name.pid"
 	(
 		ip netns exec "$W_UP" unbound -d -c "$W_DIR/$name.conf" \
@@ -160,54 +220,37 @@ w_unbound_start() {
 		echo $! >"$W_DIR/$name.pid"
 	) 3>&-
 	w_track "$(cat "$W_DIR/$name.pid")"
-}
-
-# Polls until the DoT unbound answers (kdig over TLS with the test CA).
-w_wait_dot() {
-	local i
 	for ((i = 0; i < 100; i++)); do
-		if pod timeout 3 kdig @192.0.2.2 -p 853 +tls-ca="$W_CA" \
-			+tls-hostname=dot.test +time=1 +retry=0 +short whoami.test A \
-			2>/dev/null | grep -qx 203.0.113.1; then
-			return 0
-		fi
+		if [ "$kind" = dot ]; then
+			pod timeout 3 kdig @"$addr" -p 853 +tls-ca="$W_CA" \
+				+tls-hostname=dot.test +time=1 +retry=0 +short whoami.test A
+		else
+			pod timeout 3 dig @"$addr" -p 53 +time=1 +tries=1 +short \
+				whoami.test A
+		fi 2>/dev/null | grep -qxF "$whoami" && return 0
 		sleep 0.1
 	done
-	echo "DoT unbound did not answer; its log:" >&2
-	tail -n 20 "$W_DIR/unbound-dot.log" >&2
+	echo "unbound $name ($kind on $addr) did not answer; its log:" >&2
+	tail -n 20 "$W_DIR/$name.log" >&2
 	return 1
 }
 
-w_wait_plain() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if pod timeout 3 dig @192.0.2.2 -p 53 +time=1 +tries=1 +short \
-			whoami.test A 2>/dev/null | grep -qx 198.51.100.53; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "plain unbound did not answer; its log:" >&2
-	tail -n 20 "$W_DIR/unbound-plain.log" >&2
-	return 1
+# unbound_stop NAME: ends that unbound (kill_tracked) and waits until it
+# is gone. Nothing happens if it is not running.
+unbound_stop() {
+	local pid
+	pid=$(cat "$W_DIR/$1.pid" 2>/dev/null) || return 0
+	: >"$W_DIR/$1.pid"
+	kill_tracked "$pid"
 }
 
+# The world's DoT unbound, for tests that take the upstream away.
 dot_unbound_start() {
-	w_unbound_start unbound-dot && w_wait_dot
+	unbound_run unbound-dot
 }
 
-# Kills the DoT unbound and waits until it is gone.
 dot_unbound_stop() {
-	local pid i
-	pid=$(cat "$W_DIR/unbound-dot.pid" 2>/dev/null)
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	: >"$W_DIR/unbound-dot.pid"
+	unbound_stop unbound-dot
 }
 
 # Number of TCP SYNs that reached port 853 in the upstream namespace.
@@ -254,12 +297,10 @@ world_setup() {
 	EOF
 
 	w_certs || return 1
-	w_unbound_conf unbound-dot dot 203.0.113.1
-	w_unbound_conf unbound-plain plain 198.51.100.53
-	w_unbound_start unbound-dot
-	w_unbound_start unbound-plain
-	w_wait_dot || return 1
-	w_wait_plain || return 1
+	unbound_start unbound-dot dot 192.0.2.2 2001:db8::2 -- 203.0.113.1 \
+		"${W_UNBOUND_EXTRA_dot[@]}" || return 1
+	unbound_start unbound-plain plain 192.0.2.2 2001:db8::2 -- 198.51.100.53 \
+		"${W_UNBOUND_EXTRA_plain[@]}" || return 1
 	w_queries_file
 }
 
@@ -268,7 +309,7 @@ world_teardown() {
 	[ -n "${W_DIR:-}" ] && [ -d "$W_DIR" ] || return 0
 	stop_proxy >/dev/null 2>&1 || true
 	mapfile -t pids <"$W_DIR/pids"
-	w_kill_pids "${pids[@]}"
+	kill_tracked "${pids[@]}"
 	# Anything still running inside our namespaces is ours too.
 	while read -r ns; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -320,13 +361,16 @@ w_has_flag() {
 }
 
 # Starts the proxy ($W_BIN, a copy of $DOTPROXY) in the pod namespace as
-# UID/GID 15353 with the test
-# upstream, CA, debug logging and a 1.5 s timeout, unless ARGS override
-# them. Waits until it listens on 127.0.0.1:15353 (TCP and UDP).
+# UID/GID 15353 (setpriv, plus the W_SETPRIV_EXTRA arguments) with the test
+# upstream and CA (not with W_NO_DEFAULT_UPSTREAM=1), debug logging and a
+# 1.5 s timeout, unless ARGS override them. Waits until it listens on
+# 127.0.0.1:15353 (TCP and UDP).
 start_proxy() {
 	local args=() envs n log i pid
-	w_has_flag --upstream "$@" || args+=(--upstream "192.0.2.2@853#dot.test")
-	w_has_flag --ca-file "$@" || args+=(--ca-file "$W_CA")
+	if [ "${W_NO_DEFAULT_UPSTREAM:-}" != 1 ]; then
+		w_has_flag --upstream "$@" || args+=(--upstream "192.0.2.2@853#dot.test")
+		w_has_flag --ca-file "$@" || args+=(--ca-file "$W_CA")
+	fi
 	w_has_flag --log-level "$@" || args+=(--log-level debug)
 	w_has_flag --timeout "$@" || args+=(--timeout 1500)
 	args+=("$@")
@@ -348,7 +392,7 @@ start_proxy() {
 	fi
 	(
 		ip netns exec "$W_POD" env "${envs[@]}" setpriv --reuid "$W_PROXY_UID" \
-			--regid "$W_PROXY_UID" --clear-groups \
+			--regid "$W_PROXY_UID" --clear-groups "${W_SETPRIV_EXTRA[@]}" \
 			"$W_BIN" "${args[@]}" </dev/null >>"$log.stdout" 2>>"$log" &
 		pid=$!
 		echo "$pid" >"$W_DIR/proxy.pid.tmp"
