@@ -109,6 +109,7 @@ client_close(struct fe_tcp_client *c)
 	c->closing = true;
 	loop_io_stop(fe->loop, &c->io);
 	loop_timer_stop(fe->loop, &c->idle);
+	loop_hook_cancel(fe->loop, &c->flush);
 	close(c->fd);
 	c->fd = -1;
 	fe->clients[c->slot] = NULL;
@@ -509,6 +510,7 @@ fe_tcp_free(struct fe_tcp *fe)
 			continue;
 		loop_io_stop(fe->loop, &c->io);
 		loop_timer_stop(fe->loop, &c->idle);
+		loop_hook_cancel(fe->loop, &c->flush);
 		close(c->fd);
 		client_free(c);
 	}

@@ -242,6 +242,7 @@ fe_udp_free(struct fe_udp *fe)
 		return;
 	for (i = 0; i < fe->nls; i++) {
 		fe_udp_flush(&fe->ls[i]);
+		loop_hook_cancel(fe->loop, &fe->ls[i].flush);
 		loop_io_stop(fe->loop, &fe->ls[i].io);
 		close(fe->ls[i].fd);
 		free(fe->ls[i].out);

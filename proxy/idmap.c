@@ -154,3 +154,24 @@ idmap_drain(struct idmap *m, uint64_t *out, size_t cap)
 	idmap_reset(m);
 	return n;
 }
+
+size_t
+idmap_expire(struct idmap *m, uint64_t before, uint64_t *oldest)
+{
+	size_t n = 0;
+	unsigned i;
+
+	*oldest = UINT64_MAX;
+	for (i = 0; i < m->cap; i++) {
+		struct idmap_slot *s = &m->slots[i];
+
+		if (!s->used)
+			continue;
+		if (s->stamp < before) {
+			idmap_remove(m, s->id);
+			n++;
+		} else if (s->stamp < *oldest)
+			*oldest = s->stamp;
+	}
+	return n;
+}

@@ -32,6 +32,12 @@ bool		 idmap_find(const struct idmap *, uint16_t id, uint64_t *handle,
 void		 idmap_remove(struct idmap *, uint16_t id);
 unsigned	 idmap_count(const struct idmap *);
 bool		 idmap_full(const struct idmap *);
+/*
+ * Forgets the IDs whose stamp is below before (their queries have timed
+ * out), returns how many, and sets *oldest to the smallest stamp left
+ * (UINT64_MAX when none is left).
+ */
+size_t		 idmap_expire(struct idmap *, uint64_t before, uint64_t *oldest);
 /* Forgets every ID, writing up to cap of their handles to out; returns how
  * many were written. */
 size_t		 idmap_drain(struct idmap *, uint64_t *out, size_t cap);

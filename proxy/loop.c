@@ -29,6 +29,7 @@ struct loop {
 	uint64_t		(*now_fn)(void *);
 	void			*now_arg;	/* borrowed */
 	struct loop_timer	**heap;		/* owned array of borrowed */
+	uint64_t		 phase;		/* bumped each time timers run */
 	size_t			 nheap, capheap;
 	struct loop_hook	*hooks;		/* borrowed list */
 	struct loop_deferred	*deferred;	/* owned array */
@@ -216,6 +217,7 @@ loop_timer_stop(struct loop *l, struct loop_timer *t)
 void
 loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t deadline_ms)
 {
+	t->phase = l->phase;
 	if (t->slot != 0) {
 		size_t i = t->slot - 1;
 
@@ -253,6 +255,22 @@ loop_hook_queue(struct loop *l, struct loop_hook *h)
 	h->queued = true;
 	h->next = l->hooks;
 	l->hooks = h;
+}
+
+void
+loop_hook_cancel(struct loop *l, struct loop_hook *h)
+{
+	struct loop_hook **pp;
+
+	if (!h->queued)
+		return;
+	for (pp = &l->hooks; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	h->queued = false;
+	h->next = NULL;
 }
 
 int
@@ -303,10 +321,17 @@ run_hooks(struct loop *l)
 	}
 }
 
+/*
+ * Runs the timers that are due. A timer armed by a callback of this same
+ * phase waits for the next pass, even if it is already due, so a callback
+ * that re-arms its timer for "now" cannot keep this loop turning for ever.
+ */
 static void
 run_timers(struct loop *l)
 {
-	while (l->nheap > 0 && l->heap[0]->deadline_ms <= l->now_ms) {
+	l->phase++;
+	while (l->nheap > 0 && l->heap[0]->deadline_ms <= l->now_ms &&
+	    l->heap[0]->phase != l->phase) {
 		struct loop_timer *t = l->heap[0];
 
 		loop_timer_stop(l, t);

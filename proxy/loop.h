@@ -30,6 +30,7 @@ struct loop_io {
 struct loop_timer {
 	uint64_t	 deadline_ms;	/* monotonic */
 	size_t		 slot;		/* heap index + 1; 0 = not armed */
+	uint64_t	 phase;		/* timer phase it was armed in */
 	void		(*cb)(struct loop_timer *);
 	void		*arg;		/* borrowed: the owner */
 };
@@ -62,6 +63,9 @@ static inline bool loop_timer_armed(const struct loop_timer *t) { return t->slot
 
 /* Queues a hook for the end of this wake-up (idempotent). */
 void	loop_hook_queue(struct loop *, struct loop_hook *);
+/* Unqueues a hook if it is queued. An object that embeds a hook must call
+ * this before it is freed. */
+void	loop_hook_cancel(struct loop *, struct loop_hook *);
 
 /* Frees p with fn after the current dispatch pass. */
 int	loop_defer_free(struct loop *, void (*fn)(void *), void *p)

@@ -179,6 +179,7 @@ static uint64_t up_handshakes(const struct up_stats *s) { return s->handshakes; 
 static uint64_t up_resumed(const struct up_stats *s) { return s->resumed; }
 static uint64_t up_reused(const struct up_stats *s) { return s->reused; }
 static uint64_t up_late(const struct up_stats *s) { return s->late; }
+static uint64_t up_unanswered(const struct up_stats *s) { return s->unanswered; }
 
 /* The per-upstream series with one value each. */
 static const struct up_series {
@@ -204,6 +205,9 @@ static const struct up_series {
 	  up_reused },
 	{ "dotproxy_upstream_late_answers_total", "counter",
 	  "Answers that came after their query had timed out.", up_late },
+	{ "dotproxy_upstream_unanswered_total", "counter",
+	  "Queries the upstream never answered within the timeout.",
+	  up_unanswered },
 };
 
 size_t
@@ -465,6 +469,7 @@ client_on_io(struct loop_io *io, uint32_t ev)
 		return;
 	}
 	c->req_len += (size_t)n;
+	c->req[c->req_len] = '\0';	/* never read a previous request's bytes */
 	if (strstr(c->req, "\r\n\r\n") != NULL || strstr(c->req, "\n\n") != NULL) {
 		handle(c);
 		return;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,7 +80,7 @@ struct query_table {
 	struct plain		*plain;		/* owned */
 	struct ct		*ct;		/* owned; NULL once refused */
 	const struct resolv	*rc;		/* borrowed */
-	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 32];
+	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 96];
 	size_t			 nzones;	/* local zones, all sources */
 	struct log_limit	 loglim;
 	struct q_retired	*retired;	/* owned list: pools draining */
@@ -115,8 +116,9 @@ static void	q_on_plain_fail(void *, uint64_t, int);
 
 /*
  * Reverse zones of address ranges that never leave a cluster or a host:
- * RFC 1918, loopback, link-local, shared (100.64/10), ULA and IPv6
- * link-local. Queries for them must not reach a public resolver.
+ * RFC 1918, loopback, link-local, ULA and IPv6 link-local (and, added in a
+ * loop, the shared 100.64/10). Queries for them must not reach a public
+ * resolver.
  */
 static const char *const private_reverse[] = {
 	"10.in-addr.arpa", "168.192.in-addr.arpa", "127.in-addr.arpa",
@@ -636,6 +638,14 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 		for (i = 0; i < sizeof(private_reverse) / sizeof(private_reverse[0]); i++)
 			if (dns_name_from_text(private_reverse[i], wire, &wl) == 0)
 				q_add_zone(qt, wire, wl);
+		/* 100.64.0.0/10, shared address space (RFC 6598). */
+		for (i = 64; i < 128; i++) {
+			char z[32];
+
+			if (snprintf(z, sizeof(z), "%zu.100.in-addr.arpa", i) > 0 &&
+			    dns_name_from_text(z, wire, &wl) == 0)
+				q_add_zone(qt, wire, wl);
+		}
 	}
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */

@@ -61,6 +61,7 @@ struct up_conn {
 	uint64_t	 last_used_ms;
 	uint64_t	 sent;		/* queries sent on this connection */
 	unsigned	 idle_ms;	/* idle close, lowered by keepalive */
+	bool		 timer_busy;	/* timer is the busy check, not idle */
 	unsigned	 gen;		/* bumped on every close: a callback that
 					 * sees it change must not touch the
 					 * connection any more */
@@ -157,12 +158,19 @@ conn_arm_timer(struct up_conn *c)
 		break;
 	case UP_READY:
 	case UP_DRAINING:
-		if (idmap_count(c->ids) > 0)
-			loop_timer_set(p->loop, &c->timer,
-			    c->progress_ms + p->cfg->timeout_ms);
-		else
+		/* Busy: the deadline is never pushed back, so the timer
+		 * fires at least once a timeout to check for a dead peer
+		 * and to drop IDs whose queries timed out. */
+		if (idmap_count(c->ids) > 0) {
+			if (!c->timer_busy || !loop_timer_armed(&c->timer))
+				loop_timer_set(p->loop, &c->timer,
+				    c->progress_ms + p->cfg->timeout_ms);
+			c->timer_busy = true;
+		} else {
 			loop_timer_set(p->loop, &c->timer,
 			    c->last_used_ms + c->idle_ms);
+			c->timer_busy = false;
+		}
 		break;
 	}
 }
@@ -248,30 +256,29 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 	struct up_pool *p = u->pool;
 	unsigned n, i;
 	uint64_t *handles;
-	bool tell_failed = failed;
 
 	u->stats.errors++;
+	/*
+	 * A connection that failed to come up while a sibling is ready or
+	 * coming up says little about the upstream: no back-off, and its
+	 * queries retry here rather than count the upstream as tried. A
+	 * failed check of the certificate always counts.
+	 */
+	if (failed && err != -E_VERIFY && upstream_has_live(u, c))
+		failed = false;
 	if (failed)
 		upstream_failed(u, why);
 	else
 		log_limited(&u->loglim, loop_now(p->loop), LOG_LVL_INFO,
 		    "upstream connection lost", "upstream=%s reason=\"%s\" inflight=%u",
 		    u->cfg->text, why, idmap_count(c->ids));
-	/*
-	 * A connection that failed to come up while a sibling is ready or
-	 * coming up says little about the upstream: let its queries retry
-	 * here rather than count the upstream as tried. A failed check of
-	 * the certificate always counts.
-	 */
-	if (failed && err != -E_VERIFY && upstream_has_live(u, c))
-		tell_failed = false;
 	n = idmap_count(c->ids);
 	handles = malloc((n > 0 ? n : 1) * sizeof(*handles));
 	/* Without memory the queries still end, by their own deadlines. */
 	n = (unsigned)idmap_drain(c->ids, handles, handles != NULL ? n : 0);
 	conn_reset(c, false);
 	for (i = 0; i < n; i++)
-		p->cb.on_fail(p->cb.arg, handles[i], u->idx, tell_failed, err);
+		p->cb.on_fail(p->cb.arg, handles[i], u->idx, failed, err);
 	free(handles);
 }
 
@@ -510,9 +517,42 @@ conn_on_timer(struct loop_timer *t)
 	case UP_READY:
 	case UP_DRAINING:
 		if (idmap_count(c->ids) > 0) {
-			/* Queries outstanding and nothing heard for a whole
-			 * timeout: the peer is gone without telling us. */
-			conn_lost(c, false, -E_TIMEOUT, "no answer within the timeout");
+			struct up_pool *p = c->up->pool;
+			uint64_t now = loop_now(p->loop), oldest_us;
+			size_t n;
+
+			if (now >= c->progress_ms + p->cfg->timeout_ms) {
+				/* Queries outstanding and nothing heard for a
+				 * whole timeout: the peer is gone without
+				 * telling us. */
+				conn_lost(c, false, -E_TIMEOUT,
+				    "no answer within the timeout");
+				return;
+			}
+			/* Answers flow, but some queries were never
+			 * answered: their queries are gone (SERVFAIL at their
+			 * deadline); free their IDs. */
+			n = idmap_expire(c->ids, (now - p->cfg->timeout_ms) * 1000,
+			    &oldest_us);
+			c->up->stats.unanswered += n;
+			if (idmap_count(c->ids) > 0) {
+				uint64_t d = oldest_us / 1000 + p->cfg->timeout_ms;
+
+				if (d > c->progress_ms + p->cfg->timeout_ms)
+					d = c->progress_ms + p->cfg->timeout_ms;
+				/* Never at or before now: the timer would fire
+				 * again in this same pass, for ever. */
+				if (d <= now)
+					d = now + 1;
+				loop_timer_set(p->loop, &c->timer, d);
+				return;
+			}
+			c->timer_busy = false;
+			if (c->state == UP_DRAINING) {
+				conn_maybe_close_drained(c);
+				return;
+			}
+			conn_arm_timer(c);
 			return;
 		}
 		log_debug("upstream idle close", "upstream=%s", conn_name(c));
@@ -720,6 +760,7 @@ up_pool_free(struct up_pool *p)
 			struct up_conn *c = &u->conns[j];
 
 			conn_reset(c, true);
+			loop_hook_cancel(p->loop, &c->flush);
 			buf_fini(&c->rbuf);
 			buf_fini(&c->wbuf);
 			idmap_free(c->ids);

@@ -50,6 +50,7 @@ struct up_stats {
 	uint64_t	resumed;	/* of those, session resumptions */
 	uint64_t	reused;		/* queries sent on an already-used connection */
 	uint64_t	late;		/* answers for queries already gone */
+	uint64_t	unanswered;	/* IDs freed: no answer within the timeout */
 	uint64_t	mismatched;	/* answers whose question did not match */
 	uint64_t	conns_opened;
 	unsigned	conns_open;	/* now */

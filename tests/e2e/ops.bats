@@ -473,3 +473,42 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 		"$(grep -n 'msg="ready"' "$f" | head -n 1 | cut -d: -f1)" ] ||
 		w_fail "'dotproxy starting' is not before 'ready'"
 }
+
+@test "queries the upstream never answers free their slots; other queries keep flowing" {
+	local d=$W_DIR i fails=0 pids=() srv up="192.0.2.2@8853#dot.test"
+	# A DoT server that stays silent for names starting with "drop".
+	up /usr/bin/python3 "$BATS_TEST_DIRNAME/../tools/silent_dot.py" 192.0.2.2 8853 \
+		"$W_DIR/pki/server.pem" "$W_DIR/pki/server.key" 2>"$d/silent.log" &
+	srv=$!
+	w_track "$srv"
+	for ((i = 0; i < 50; i++)); do
+		up ss -Hlnt 'sport = :8853' | grep -q . && break
+		sleep 0.1
+	done
+	# One connection, 8 slots: 4 unanswered queries would otherwise hold
+	# half of it until the connection went quiet for a whole timeout.
+	ops_start_proxy --upstream "$up" --connections 1 --max-inflight 8 --timeout 1000
+	run q whoami.test A
+	assert_dot_answer
+	scrape "$d/u0" || w_fail "no scrape"
+	for i in 1 2 3 4; do
+		pod timeout 5 dig @127.0.0.1 -p 15353 +tries=1 +time=3 "drop$i.test" A \
+			>"$d/drop$i.out" 2>&1 &
+		pids+=("$!")
+	done
+	for ((i = 0; i < 25; i++)); do
+		run q whoami.test A
+		grep -q 'status: NOERROR,' <<<"$output" || fails=$((fails + 1))
+		sleep 0.1
+	done
+	wait "${pids[@]}"
+	for i in 1 2 3 4; do
+		grep -q 'status: SERVFAIL,' "$d/drop$i.out" ||
+			w_fail "drop query $i: want SERVFAIL at the timeout" || return 1
+	done
+	[ "$fails" -eq 0 ] || w_fail "$fails of 25 queries failed beside the unanswered ones"
+	scrape "$d/u1" || w_fail "no scrape"
+	assert_delta "$d/u0" "$d/u1" "dotproxy_upstream_unanswered_total{upstream=\"$up\"}" 4
+	assert_delta "$d/u0" "$d/u1" "dotproxy_upstream_errors_total{upstream=\"$up\"}" 0
+	kill_tracked "$srv"
+}

@@ -71,6 +71,22 @@ teardown() { proxy_test_teardown; }
 	assert_server 203.0.113.99 TCP
 }
 
+@test "reverse lookups of private ranges and single-label names stay local, public ones go over DoT" {
+	local name
+	for name in 1.0.0.10.in-addr.arpa 1.0.168.192.in-addr.arpa \
+		1.0.64.100.in-addr.arpa 1.0.127.100.in-addr.arpa \
+		1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa; do
+		run adig @192.0.2.2 "$name" PTR
+		[ "$status" -eq 0 ] || w_fail "dig exit $status for $name"
+		assert_logged "$name." "transport=udp path=local to=192.0.2.2:53"
+	done
+	run adig @192.0.2.2 web A
+	assert_logged web. "transport=udp path=local to=192.0.2.2:53"
+	# 100.128.0.0 is outside the shared range: a public reverse name.
+	run adig @192.0.2.2 1.0.128.100.in-addr.arpa PTR
+	assert_logged 1.0.128.100.in-addr.arpa. "transport=udp path=dot to=dot"
+}
+
 @test "local-zone names go in plain DNS to the pod's resolver, UDP and TCP, never to DoT" {
 	run adig @192.0.2.2 web.ns.svc.cluster.local A
 	[ "$status" -eq 0 ] || w_fail "dig exit $status"

@@ -90,7 +90,7 @@ kill_tracked() {
 		grep -qxF -- "$pid" "$W_DIR/pids" 2>/dev/null || continue
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
 		case $comm in
-		unbound|dotproxy|dnsperf|dig|kdig|dnsraw|timeout|ip|setpriv) ;;
+		unbound|dotproxy|dnsperf|dig|kdig|dnsraw|timeout|ip|setpriv|python3) ;;
 		*) continue ;;
 		esac
 		kill -CONT "$pid" 2>/dev/null

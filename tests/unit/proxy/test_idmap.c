@@ -69,5 +69,21 @@ main(void)
 	ok(!idmap_find(m, ids[0], &h, NULL) && !idmap_find(m, 9, &h, NULL), "no ID survives a drain");
 	is(idmap_add(m, 4000, 0, seq_rnd, &s, &id), 0, "usable again after drain");
 	idmap_free(m);
+
+	/* Expiry: stamps below the bound go, the oldest survivor is reported. */
+	m = idmap_new(8);
+	for (i = 0; i < 4; i++)
+		is(idmap_add(m, 500 + i, 10 * (i + 1), seq_rnd, &s, &ids[i]), 0,
+		    "add stamped %u", 10 * (i + 1));
+	is(idmap_expire(m, 25, &st), 2, "two stamps below 25 expire");
+	is(st, 30, "oldest left is 30");
+	ok(!idmap_find(m, ids[0], &h, NULL) && !idmap_find(m, ids[1], &h, NULL),
+	    "expired IDs are gone");
+	ok(idmap_find(m, ids[2], &h, NULL) && h == 502, "young IDs stay");
+	is(idmap_count(m), 2, "count after expiry");
+	is(idmap_expire(m, 1000, &st), 2, "the rest expire");
+	ok(st == UINT64_MAX, "none left: oldest is UINT64_MAX");
+	is(idmap_add(m, 600, 1, seq_rnd, &s, &id), 0, "slots are reusable after expiry");
+	idmap_free(m);
 	return tap_done();
 }
