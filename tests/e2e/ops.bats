@@ -512,3 +512,18 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 	assert_delta "$d/u0" "$d/u1" "dotproxy_upstream_errors_total{upstream=\"$up\"}" 0
 	kill_tracked "$srv"
 }
+
+@test "an HTTP request split across segments is read whole, never with a previous request's bytes" {
+	ops_start_proxy
+	# A long request first, so the client slot holds bytes past the next one.
+	pod curl -sS -o /dev/null -H "X-Padding: $(printf '%0200d' 0)" \
+		"http://$OPS_METRICS/livez" || w_fail "first request failed"
+	run pod timeout 5 bash -c '
+		exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+		printf "GET /readyz" >&3
+		sleep 0.3
+		printf " HTTP/1.1\r\nHost: a\r\n\r\n" >&3
+		head -n 1 <&3' _ "$OPS_METRICS"
+	[ "$status" -eq 0 ] || w_fail "no answer"
+	grep -q '^HTTP/1.1 200' <<<"$output" || w_fail "want 200, got: $output"
+}
