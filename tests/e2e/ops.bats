@@ -518,6 +518,7 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 	# A long request first, so the client slot holds bytes past the next one.
 	pod curl -sS -o /dev/null -H "X-Padding: $(printf '%0200d' 0)" \
 		"http://$OPS_METRICS/livez" || w_fail "first request failed"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	run pod timeout 5 bash -c '
 		exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
 		printf "GET /readyz" >&3
