@@ -44,6 +44,14 @@ enum opt_id {
 	OPT_MAX_CLIENTS,
 	OPT_MAX_PIPELINE,
 	OPT_SHUTDOWN_GRACE,
+	OPT_CACHE_SIZE,
+	OPT_CACHE_BYTES,
+	OPT_CACHE_MIN_TTL,
+	OPT_CACHE_MAX_TTL,
+	OPT_LOCAL_CACHE_MAX_TTL,
+	OPT_CACHE_SERVFAIL_TTL,
+	OPT_CACHE_STALE_MAX,
+	OPT_CACHE_CLIENT_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_LOG_QUERIES,
@@ -69,6 +77,7 @@ enum opt_group {
 	G_LISTEN = 0,
 	G_UPSTREAM,
 	G_LIMITS,
+	G_CACHE,
 	G_LOGGING,
 	G_TRANSPARENT,
 	G_OTHER,
@@ -158,6 +167,52 @@ static const struct opt opts[] = {
 	  .unit = " ms",
 	  .help = "After SIGTERM, keep answering this long with /readyz at\n"
 	  "503 (lameduck), then finish what is in flight and exit." },
+	{ .name = "cache-size", .env = "DOTPROXY_CACHE_SIZE",
+	  .id = OPT_CACHE_SIZE, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "N", .def = "10000", .min = 0, .max = 1000000, .unit = "",
+	  .help = "Answers kept in memory, in entries; 0 turns the cache (and\n"
+	  "serve-stale and prefetch) off. Identical questions in flight\n"
+	  "are shared either way." },
+	{ .name = "cache-bytes", .env = "DOTPROXY_CACHE_BYTES",
+	  .id = OPT_CACHE_BYTES, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "BYTES", .def = "16777216", .min = 65536,
+	  .max = 1073741824, .unit = " bytes",
+	  .help = "Most bytes the cached answers and their bookkeeping hold." },
+	{ .name = "cache-min-ttl", .env = "DOTPROXY_CACHE_MIN_TTL",
+	  .id = OPT_CACHE_MIN_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "0", .min = 0, .max = 3600, .unit = " s",
+	  .help = "Keep answers at least this long (unbound's default, 0:\n"
+	  "never stretch what the authority said; TTL 0 is not cached)." },
+	{ .name = "cache-max-ttl", .env = "DOTPROXY_CACHE_MAX_TTL",
+	  .id = OPT_CACHE_MAX_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "86400", .min = 1, .max = 604800,
+	  .unit = " s",
+	  .help = "Keep answers at most this long (unbound's and dnsdist's\n"
+	  "default). Negative answers: at most 3600 s." },
+	{ .name = "local-cache-max-ttl", .env = "DOTPROXY_LOCAL_CACHE_MAX_TTL",
+	  .id = OPT_LOCAL_CACHE_MAX_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "5", .min = 0, .max = 86400, .unit = " s",
+	  .help = "Keep local-zone answers at most this long (cluster records\n"
+	  "change; CoreDNS's kubernetes plugin answers with TTL 5).\n"
+	  "0: local-zone answers are not cached." },
+	{ .name = "cache-servfail-ttl", .env = "DOTPROXY_CACHE_SERVFAIL_TTL",
+	  .id = OPT_CACHE_SERVFAIL_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "5", .min = 0, .max = 300, .unit = " s",
+	  .help = "Remember a failed resolution (upstream SERVFAIL, timeout)\n"
+	  "this long, so a dead name cannot become a query storm\n"
+	  "(RFC 9520: at most 5 minutes)." },
+	{ .name = "cache-stale-max", .env = "DOTPROXY_CACHE_STALE_MAX",
+	  .id = OPT_CACHE_STALE_MAX, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "86400", .min = 0, .max = 604800,
+	  .unit = " s",
+	  .help = "Serve an expired answer (TTL 30, RFC 8767) up to this long\n"
+	  "past its expiry when the upstreams fail or are slow; 0: never." },
+	{ .name = "cache-client-timeout", .env = "DOTPROXY_CACHE_CLIENT_TIMEOUT",
+	  .id = OPT_CACHE_CLIENT_TIMEOUT, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "MS", .def = "1800", .min = 1, .max = 60000,
+	  .unit = " ms",
+	  .help = "With an expired answer at hand, wait this long for a fresh\n"
+	  "one before serving the stale one (RFC 8767's 1.8 s)." },
 	{ .name = "log-level", .env = "DOTPROXY_LOG_LEVEL", .id = OPT_LOG_LEVEL,
 	  .kind = OK_VALUE, .group = G_LOGGING,
 	  .metavar = "debug|info|warn|error", .def = "info",
@@ -209,6 +264,7 @@ static const char *const group_titles[G_COUNT] = {
 	[G_LISTEN] = "Listening",
 	[G_UPSTREAM] = "Upstreams",
 	[G_LIMITS] = "Limits",
+	[G_CACHE] = "Cache",
 	[G_LOGGING] = "Logging",
 	[G_TRANSPARENT] = "Transparent mode",
 	[G_OTHER] = "Other",
@@ -719,6 +775,22 @@ num_field(struct config *cfg, enum opt_id id)
 		return &cfg->max_pipeline;
 	case OPT_SHUTDOWN_GRACE:
 		return &cfg->shutdown_grace_ms;
+	case OPT_CACHE_SIZE:
+		return &cfg->cache_size;
+	case OPT_CACHE_BYTES:
+		return &cfg->cache_bytes;
+	case OPT_CACHE_MIN_TTL:
+		return &cfg->cache_min_ttl;
+	case OPT_CACHE_MAX_TTL:
+		return &cfg->cache_max_ttl;
+	case OPT_LOCAL_CACHE_MAX_TTL:
+		return &cfg->local_cache_max_ttl;
+	case OPT_CACHE_SERVFAIL_TTL:
+		return &cfg->cache_servfail_ttl;
+	case OPT_CACHE_STALE_MAX:
+		return &cfg->cache_stale_max;
+	case OPT_CACHE_CLIENT_TIMEOUT:
+		return &cfg->cache_client_timeout_ms;
 	default:
 		return NULL;
 	}
@@ -1316,13 +1388,19 @@ config_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: dotproxy [--listen ADDR:PORT]... [--upstream SPEC]... "
 	    "[OPTION]...\n"
+	    "       dotproxy healthcheck [URL]\n"
 	    "\n"
 	    "Forwards plain DNS from local applications to DNS-over-TLS\n"
 	    "upstreams (RFC 7858), authenticated by name or pin (RFC 8310).\n"
 	    "\n"
+	    "healthcheck GETs URL (default: /readyz on the DOTPROXY_METRICS\n"
+	    "address) and exits 0 when it answers 200, 1 otherwise: a\n"
+	    "container HEALTHCHECK for images without a shell or curl.\n"
+	    "\n"
 	    "Every option has an environment twin DOTPROXY_<NAME> (upper\n"
-	    "case, '-' becomes '_'). A flag beats its twin, which beats the\n"
-	    "default; an empty variable counts as unset. Values go as\n"
+	    "case, '-' becomes '_'). Precedence, highest first: the flag,\n"
+	    "its environment twin, the --config file (lines of \"name value\"),\n"
+	    "the default; an empty variable counts as unset. Values go as\n"
 	    "--name VALUE or --name=VALUE. Repeatable options also take\n"
 	    "comma-separated lists, and a repeatable flag replaces the\n"
 	    "environment's list instead of adding to it.\n");

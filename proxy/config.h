@@ -26,6 +26,14 @@
  *   --max-clients N             TCP client connections, default 1024
  *   --max-pipeline N            pending queries per TCP client, default 128
  *   --shutdown-grace MS         lameduck after SIGTERM, default 3000
+ *   --cache-size N              cached answers, default 10000; 0 = off
+ *   --cache-bytes BYTES         their memory bound, default 16 MiB
+ *   --cache-min-ttl S           TTL clamps, default 0 and 86400
+ *   --cache-max-ttl S
+ *   --local-cache-max-ttl S     clamp for local-zone answers, default 5
+ *   --cache-servfail-ttl S      failed resolutions kept, default 5
+ *   --cache-stale-max S         serve-stale window, default 86400
+ *   --cache-client-timeout MS   stale answer after, default 1800
  *   --metrics ADDR:PORT         metrics/health listener, default off
  *   --log-level debug|info|warn|error   default info
  *   --log-format text|json      default text
@@ -96,6 +104,14 @@ struct config {
 	unsigned		max_clients;
 	unsigned		max_pipeline;
 	unsigned		shutdown_grace_ms;
+	unsigned		cache_size;		/* entries; 0 = off */
+	unsigned		cache_bytes;
+	unsigned		cache_min_ttl;		/* seconds */
+	unsigned		cache_max_ttl;
+	unsigned		local_cache_max_ttl;
+	unsigned		cache_servfail_ttl;
+	unsigned		cache_stale_max;
+	unsigned		cache_client_timeout_ms;
 	bool			has_metrics;
 	struct cfg_addr		metrics;
 	enum log_level		log_level;

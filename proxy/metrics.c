@@ -218,6 +218,7 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	const struct fe_udp_stats *us = fe_udp_stats(s->udp);
 	const struct fe_tcp_stats *ts = fe_tcp_stats(s->tcp);
 	struct up_pool *pool = query_pool(s->qt);
+	const struct cache_stats *cs;
 	struct m_out o = { buf, cap, 0, false };
 	char e[400], lab[480];
 	unsigned t, f, q, i;
@@ -285,7 +286,7 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	    "Queries by where the client originally sent them.");
 	for (i = 0; i < QC_N; i++)
 		out(&o, "dotproxy_captured_queries_total{destination=\"%s\"} %llu\n",
-		    query_capture_names[i], (unsigned long long)qs->captured[i]);
+		    route_capture_names[i], (unsigned long long)qs->captured[i]);
 	help(&o, "dotproxy_local_queries_total", "counter",
 	    "Local-zone queries sent in plain DNS, by how the resolver was chosen.");
 	out(&o, "dotproxy_local_queries_total{resolver=\"original\"} %llu\n",
@@ -315,6 +316,39 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 		hist_out(&o, "dotproxy_upstream_latency_seconds", lab,
 		    &up_pool_stats(pool, i)->latency);
 	}
+	if ((cs = query_cache_stats(s->qt)) != NULL) {
+		help(&o, "dotproxy_cache_hits_total", "counter",
+		    "Lookups that found a fresh answer in the cache.");
+		out(&o, "dotproxy_cache_hits_total %llu\n",
+		    (unsigned long long)cs->hits);
+		help(&o, "dotproxy_cache_misses_total", "counter",
+		    "Lookups that found no fresh answer.");
+		out(&o, "dotproxy_cache_misses_total %llu\n",
+		    (unsigned long long)cs->misses);
+		help(&o, "dotproxy_cache_evictions_total", "counter",
+		    "Entries pushed out to make room.");
+		out(&o, "dotproxy_cache_evictions_total %llu\n",
+		    (unsigned long long)cs->evictions);
+		help(&o, "dotproxy_cache_entries", "gauge", "Entries in the cache.");
+		out(&o, "dotproxy_cache_entries %llu\n",
+		    (unsigned long long)cs->entries);
+		help(&o, "dotproxy_cache_bytes", "gauge",
+		    "Bytes the cached answers and their bookkeeping hold.");
+		out(&o, "dotproxy_cache_bytes %llu\n",
+		    (unsigned long long)cs->bytes);
+	}
+	help(&o, "dotproxy_cache_stale_total", "counter",
+	    "Answers served from an expired cache entry (RFC 8767).");
+	out(&o, "dotproxy_cache_stale_total %llu\n",
+	    (unsigned long long)qs->cache_stale);
+	help(&o, "dotproxy_cache_prefetches_total", "counter",
+	    "Background refreshes of entries near their expiry.");
+	out(&o, "dotproxy_cache_prefetches_total %llu\n",
+	    (unsigned long long)qs->cache_prefetch);
+	help(&o, "dotproxy_cache_coalesced_total", "counter",
+	    "Queries that joined an identical one in flight.");
+	out(&o, "dotproxy_cache_coalesced_total %llu\n",
+	    (unsigned long long)qs->coalesced);
 	help(&o, "dotproxy_config_reloads_total", "counter",
 	    "SIGHUP reloads, by result.");
 	out(&o, "dotproxy_config_reloads_total{result=\"success\"} %llu\n",
