@@ -620,3 +620,25 @@ cache_stats(const struct cache *c)
 {
 	return &c->st;
 }
+
+#define CROW(name, type, field, help) \
+	STAT_ROW(name, NULL, type, struct cache_stats, field, help)
+static const struct stat_desc cache_rows[] = {
+	CROW("dotproxy_cache_hits_total", STAT_COUNTER, hits,
+	    "Lookups that found a fresh answer (or a remembered failure)."),
+	CROW("dotproxy_cache_misses_total", STAT_COUNTER, misses,
+	    "Lookups that found no fresh answer."),
+	CROW("dotproxy_cache_inserts_total", STAT_COUNTER, inserts,
+	    "Answers and failures stored."),
+	CROW("dotproxy_cache_evictions_total", STAT_COUNTER, evictions,
+	    "Entries pushed out to make room."),
+	CROW("dotproxy_cache_expired_total", STAT_COUNTER, expired,
+	    "Entries dropped once past their serve-stale window."),
+	CROW("dotproxy_cache_uncacheable_total", STAT_COUNTER, not_cacheable,
+	    "Answers the caching rules kept out (TC, TTL 0, no SOA, ...)."),
+	CROW("dotproxy_cache_entries", STAT_GAUGE, entries,
+	    "Entries in the cache."),
+	CROW("dotproxy_cache_bytes", STAT_GAUGE, bytes,
+	    "Bytes the cached answers and their bookkeeping hold."),
+};
+const struct stat_table cache_stat_table = STAT_TABLE(cache_rows);

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "dns.h"
+#include "stat.h"
 
 #define CACHE_KEY_MAX	(DNS_NAME_MAX + 8 + 32)
 #define CACHE_NEG_MAX_TTL 3600		/* cap on negative TTLs (unbound's) */
@@ -140,5 +141,7 @@ size_t		 cache_render(const struct cache_hit *, bool stale, uint8_t *out,
 		    size_t cap);
 
 const struct cache_stats *cache_stats(const struct cache *);
+/* Describes struct cache_stats for metrics. */
+extern const struct stat_table cache_stat_table;
 
 #endif

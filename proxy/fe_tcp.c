@@ -526,3 +526,25 @@ fe_tcp_stats(const struct fe_tcp *fe)
 {
 	return &fe->stats;
 }
+
+#define TROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct fe_tcp_stats, field, help)
+static const struct stat_desc fe_tcp_rows[] = {
+	STAT_ROW_UINT("dotproxy_tcp_connections", NULL, STAT_GAUGE,
+	    struct fe_tcp_stats, open, "Client TCP connections open."),
+	TROW("dotproxy_tcp_accepted_total", NULL, accepted,
+	    "Client TCP connections accepted."),
+	TROW("dotproxy_tcp_closed_total", "reason=\"idle\"", closed_idle,
+	    "Client TCP connections the proxy closed, by reason."),
+	TROW("dotproxy_tcp_closed_total", "reason=\"framing\"", closed_bad,
+	    NULL),
+	TROW("dotproxy_tcp_closed_total", "reason=\"slow_reader\"",
+	    closed_slow, NULL),
+	TROW("dotproxy_tcp_accept_paused_total", NULL, accept_paused,
+	    "Accepts put off: descriptors exhausted or the client cap reached."),
+	TROW("dotproxy_malformed_total", "reason=\"tcp_framing\"", closed_bad,
+	    NULL),
+	TROW("dotproxy_dropped_total", "reason=\"tcp_slow_reader\"",
+	    closed_slow, NULL),
+};
+const struct stat_table fe_tcp_stat_table = STAT_TABLE(fe_tcp_rows);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct config;
 struct fe_tcp;
 struct loop;
@@ -35,5 +37,7 @@ void		 fe_tcp_stop(struct fe_tcp *);
 size_t		 fe_tcp_open(const struct fe_tcp *);
 void		 fe_tcp_free(struct fe_tcp *);
 const struct fe_tcp_stats *fe_tcp_stats(const struct fe_tcp *);
+/* Describes struct fe_tcp_stats for metrics. */
+extern const struct stat_table fe_tcp_stat_table;
 
 #endif

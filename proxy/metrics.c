@@ -170,6 +170,60 @@ process_figures(struct m_out *o, uint64_t start)
 	    (unsigned long long)start);
 }
 
+/* A module's counter table and the stats it describes (NULL: absent). */
+struct m_table {
+	const struct stat_table	*t;
+	const void		*stats;
+};
+
+#define M_ROWS_MAX	128
+
+/*
+ * Renders the rows of every table, grouped by series name (the text
+ * format wants a family's samples together, and several modules add rows
+ * to one family), in the order their families first appear.
+ */
+static void
+tables_out(struct m_out *o, const struct m_table *t, size_t nt)
+{
+	const struct stat_desc *row[M_ROWS_MAX];
+	const void *base[M_ROWS_MAX];
+	bool done[M_ROWS_MAX];
+	size_t n = 0, i, j, k;
+
+	for (i = 0; i < nt; i++)
+		for (j = 0; t[i].stats != NULL && j < t[i].t->n &&
+		    n < M_ROWS_MAX; j++) {
+			row[n] = &t[i].t->rows[j];
+			base[n++] = t[i].stats;
+		}
+	memset(done, 0, sizeof(done));
+	for (i = 0; i < n; i++) {
+		const char *h = NULL;
+
+		if (done[i])
+			continue;
+		for (k = i; k < n && h == NULL; k++)
+			if (strcmp(row[k]->name, row[i]->name) == 0)
+				h = row[k]->help;
+		help(o, row[i]->name, row[i]->type == STAT_GAUGE ? "gauge" :
+		    "counter", h != NULL ? h : "");
+		for (k = i; k < n; k++) {
+			if (done[k] || strcmp(row[k]->name, row[i]->name) != 0)
+				continue;
+			done[k] = true;
+			if (row[k]->labels != NULL)
+				out(o, "%s{%s} %llu\n", row[k]->name,
+				    row[k]->labels, (unsigned long long)
+				    stat_value(row[k], base[k]));
+			else
+				out(o, "%s %llu\n", row[k]->name,
+				    (unsigned long long)stat_value(row[k],
+				    base[k]));
+		}
+	}
+}
+
 static uint64_t up_queries(const struct up_stats *s) { return s->queries; }
 static uint64_t up_answers(const struct up_stats *s) { return s->answers; }
 static uint64_t up_errors(const struct up_stats *s) { return s->errors; }
@@ -180,6 +234,8 @@ static uint64_t up_resumed(const struct up_stats *s) { return s->resumed; }
 static uint64_t up_reused(const struct up_stats *s) { return s->reused; }
 static uint64_t up_late(const struct up_stats *s) { return s->late; }
 static uint64_t up_unanswered(const struct up_stats *s) { return s->unanswered; }
+static uint64_t up_mismatched(const struct up_stats *s) { return s->mismatched; }
+static uint64_t up_opened(const struct up_stats *s) { return s->conns_opened; }
 
 /* The per-upstream series with one value each. */
 static const struct up_series {
@@ -208,6 +264,11 @@ static const struct up_series {
 	{ "dotproxy_upstream_unanswered_total", "counter",
 	  "Queries the upstream never answered within the timeout.",
 	  up_unanswered },
+	{ "dotproxy_upstream_mismatched_total", "counter",
+	  "Answers rejected: their question was not the one asked.",
+	  up_mismatched },
+	{ "dotproxy_upstream_connections_opened_total", "counter",
+	  "TLS connections opened to the upstream.", up_opened },
 };
 
 size_t
@@ -218,7 +279,6 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	const struct fe_udp_stats *us = fe_udp_stats(s->udp);
 	const struct fe_tcp_stats *ts = fe_tcp_stats(s->tcp);
 	struct up_pool *pool = query_pool(s->qt);
-	const struct cache_stats *cs;
 	struct m_out o = { buf, cap, 0, false };
 	char e[400], lab[480];
 	unsigned t, f, q, i;
@@ -254,51 +314,23 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 
 	help(&o, "dotproxy_inflight_queries", "gauge", "Queries waiting for an answer.");
 	out(&o, "dotproxy_inflight_queries %zu\n", query_inflight(s->qt));
-	help(&o, "dotproxy_truncated_total", "counter",
-	    "UDP answers cut to the client's size with TC set.");
-	out(&o, "dotproxy_truncated_total %llu\n", (unsigned long long)qs->truncated);
-	help(&o, "dotproxy_timeouts_total", "counter",
-	    "Queries answered SERVFAIL because the timeout passed.");
-	out(&o, "dotproxy_timeouts_total %llu\n", (unsigned long long)qs->timeouts);
+	{
+		struct m_table tab[] = {
+			{ &query_stat_table, qs },
+			{ &fe_udp_stat_table, us },
+			{ &fe_tcp_stat_table, ts },
+			{ &plain_stat_table, query_plain_stats(s->qt) },
+			{ &cache_stat_table, query_cache_stats(s->qt) },
+		};
 
-	help(&o, "dotproxy_malformed_total", "counter",
-	    "Bad input answered with an error or dropped, by reason.");
-	out(&o, "dotproxy_malformed_total{reason=\"formerr\"} %llu\n",
-	    (unsigned long long)qs->formerr);
-	out(&o, "dotproxy_malformed_total{reason=\"dropped\"} %llu\n",
-	    (unsigned long long)qs->dropped);
-	out(&o, "dotproxy_malformed_total{reason=\"udp_oversize\"} %llu\n",
-	    (unsigned long long)us->oversize);
-	out(&o, "dotproxy_malformed_total{reason=\"tcp_framing\"} %llu\n",
-	    (unsigned long long)ts->closed_bad);
-	help(&o, "dotproxy_dropped_total", "counter",
-	    "Queries or clients given up on, by reason.");
-	out(&o, "dotproxy_dropped_total{reason=\"overload\"} %llu\n",
-	    (unsigned long long)qs->overload);
-	out(&o, "dotproxy_dropped_total{reason=\"loop\"} %llu\n",
-	    (unsigned long long)qs->loops);
-	out(&o, "dotproxy_dropped_total{reason=\"udp_send\"} %llu\n",
-	    (unsigned long long)us->send_errors);
-	out(&o, "dotproxy_dropped_total{reason=\"tcp_slow_reader\"} %llu\n",
-	    (unsigned long long)ts->closed_slow);
+		tables_out(&o, tab, sizeof(tab) / sizeof(tab[0]));
+	}
 
 	help(&o, "dotproxy_captured_queries_total", "counter",
 	    "Queries by where the client originally sent them.");
 	for (i = 0; i < QC_N; i++)
 		out(&o, "dotproxy_captured_queries_total{destination=\"%s\"} %llu\n",
 		    route_capture_names[i], (unsigned long long)qs->captured[i]);
-	help(&o, "dotproxy_local_queries_total", "counter",
-	    "Local-zone queries sent in plain DNS, by how the resolver was chosen.");
-	out(&o, "dotproxy_local_queries_total{resolver=\"original\"} %llu\n",
-	    (unsigned long long)qs->orig_known);
-	out(&o, "dotproxy_local_queries_total{resolver=\"resolv_conf\"} %llu\n",
-	    (unsigned long long)qs->orig_fallback);
-
-	help(&o, "dotproxy_tcp_connections", "gauge", "Client TCP connections open.");
-	out(&o, "dotproxy_tcp_connections %u\n", ts->open);
-	help(&o, "dotproxy_tcp_accepted_total", "counter", "Client TCP connections accepted.");
-	out(&o, "dotproxy_tcp_accepted_total %llu\n", (unsigned long long)ts->accepted);
-
 	for (f = 0; f < sizeof(up_series) / sizeof(up_series[0]); f++) {
 		const struct up_series *u = &up_series[f];
 
@@ -316,39 +348,6 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 		hist_out(&o, "dotproxy_upstream_latency_seconds", lab,
 		    &up_pool_stats(pool, i)->latency);
 	}
-	if ((cs = query_cache_stats(s->qt)) != NULL) {
-		help(&o, "dotproxy_cache_hits_total", "counter",
-		    "Lookups that found a fresh answer in the cache.");
-		out(&o, "dotproxy_cache_hits_total %llu\n",
-		    (unsigned long long)cs->hits);
-		help(&o, "dotproxy_cache_misses_total", "counter",
-		    "Lookups that found no fresh answer.");
-		out(&o, "dotproxy_cache_misses_total %llu\n",
-		    (unsigned long long)cs->misses);
-		help(&o, "dotproxy_cache_evictions_total", "counter",
-		    "Entries pushed out to make room.");
-		out(&o, "dotproxy_cache_evictions_total %llu\n",
-		    (unsigned long long)cs->evictions);
-		help(&o, "dotproxy_cache_entries", "gauge", "Entries in the cache.");
-		out(&o, "dotproxy_cache_entries %llu\n",
-		    (unsigned long long)cs->entries);
-		help(&o, "dotproxy_cache_bytes", "gauge",
-		    "Bytes the cached answers and their bookkeeping hold.");
-		out(&o, "dotproxy_cache_bytes %llu\n",
-		    (unsigned long long)cs->bytes);
-	}
-	help(&o, "dotproxy_cache_stale_total", "counter",
-	    "Answers served from an expired cache entry (RFC 8767).");
-	out(&o, "dotproxy_cache_stale_total %llu\n",
-	    (unsigned long long)qs->cache_stale);
-	help(&o, "dotproxy_cache_prefetches_total", "counter",
-	    "Background refreshes of entries near their expiry.");
-	out(&o, "dotproxy_cache_prefetches_total %llu\n",
-	    (unsigned long long)qs->cache_prefetch);
-	help(&o, "dotproxy_cache_coalesced_total", "counter",
-	    "Queries that joined an identical one in flight.");
-	out(&o, "dotproxy_cache_coalesced_total %llu\n",
-	    (unsigned long long)qs->coalesced);
 	help(&o, "dotproxy_config_reloads_total", "counter",
 	    "SIGHUP reloads, by result.");
 	out(&o, "dotproxy_config_reloads_total{result=\"success\"} %llu\n",

@@ -363,3 +363,19 @@ plain_stats(const struct plain *pl)
 {
 	return &pl->stats;
 }
+
+#define PROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct plain_stats, field, help)
+static const struct stat_desc plain_rows[] = {
+	PROW("dotproxy_local_sent_total", NULL, queries,
+	    "Queries sent in plain DNS to a local resolver."),
+	PROW("dotproxy_local_answers_total", NULL, answers,
+	    "Answers accepted from local resolvers."),
+	PROW("dotproxy_local_tcp_retries_total", NULL, tcp_retries,
+	    "Truncated local answers asked for again over TCP."),
+	PROW("dotproxy_local_errors_total", NULL, errors,
+	    "Local queries that failed (socket errors, timeouts)."),
+	PROW("dotproxy_local_mismatched_total", NULL, mismatched,
+	    "Local answers ignored: wrong ID, address or question."),
+};
+const struct stat_table plain_stat_table = STAT_TABLE(plain_rows);

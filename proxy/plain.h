@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct loop;
 struct plain;
 
@@ -51,5 +53,7 @@ int		 plain_send(struct plain *, uint64_t handle,
 bool		 plain_owns_port(const struct plain *, int family, uint16_t port);
 size_t		 plain_inflight(const struct plain *);
 const struct plain_stats *plain_stats(const struct plain *);
+/* Describes struct plain_stats for metrics. */
+extern const struct stat_table plain_stat_table;
 
 #endif

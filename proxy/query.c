@@ -1121,10 +1121,48 @@ query_pool(struct query_table *qt)
 	return qt->pool;
 }
 
+#define QROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct query_stats, field, help)
+static const struct stat_desc query_rows[] = {
+	QROW("dotproxy_truncated_total", NULL, truncated,
+	    "UDP answers cut to the client's size with TC set."),
+	QROW("dotproxy_timeouts_total", NULL, timeouts,
+	    "Queries whose deadline passed before an answer came."),
+	QROW("dotproxy_servfail_synthesized_total", NULL, servfail_synth,
+	    "SERVFAIL answers the proxy made itself (failures, overload, loops)."),
+	QROW("dotproxy_malformed_total", "reason=\"formerr\"", formerr,
+	    "Bad input answered with an error or dropped, by reason."),
+	QROW("dotproxy_malformed_total", "reason=\"dropped\"", dropped, NULL),
+	QROW("dotproxy_dropped_total", "reason=\"overload\"", overload,
+	    "Queries or clients given up on, by reason."),
+	QROW("dotproxy_dropped_total", "reason=\"loop\"", loops, NULL),
+	QROW("dotproxy_forwarded_total", "path=\"dot\"", dot,
+	    "Queries sent on, by path (DoT upstreams or a local resolver)."),
+	QROW("dotproxy_forwarded_total", "path=\"local\"", local, NULL),
+	QROW("dotproxy_local_queries_total", "resolver=\"original\"",
+	    orig_known,
+	    "Local-zone queries sent in plain DNS, by how the resolver was chosen."),
+	QROW("dotproxy_local_queries_total", "resolver=\"resolv_conf\"",
+	    orig_fallback, NULL),
+	QROW("dotproxy_cache_stale_total", NULL, cache_stale,
+	    "Answers served from an expired cache entry (RFC 8767)."),
+	QROW("dotproxy_cache_prefetches_total", NULL, cache_prefetch,
+	    "Background refreshes of cache entries near their expiry."),
+	QROW("dotproxy_cache_coalesced_total", NULL, coalesced,
+	    "Queries that joined an identical one in flight."),
+};
+const struct stat_table query_stat_table = STAT_TABLE(query_rows);
+
 const struct query_stats *
 query_stats(const struct query_table *qt)
 {
 	return &qt->stats;
+}
+
+const struct plain_stats *
+query_plain_stats(const struct query_table *qt)
+{
+	return plain_stats(qt->plain);
 }
 
 const struct cache_stats *

@@ -19,12 +19,14 @@
 #include "cache.h"
 #include "hist.h"
 #include "route.h"
+#include "stat.h"
 
 struct config;
 struct loop;
 struct query_table;
 struct resolv;
 struct tls_ctx;
+struct plain_stats;
 struct up_pool;
 
 /* Where a query came from; the query layer keeps it and gives it back. */
@@ -115,6 +117,10 @@ int		 query_swap_upstreams(struct query_table *, struct tls_ctx *tls,
 void		 query_fail_all(struct query_table *);
 struct up_pool	*query_pool(struct query_table *);
 const struct query_stats *query_stats(const struct query_table *);
+/* Describes the scalar counters of struct query_stats for metrics. */
+extern const struct stat_table query_stat_table;
+/* The plain forwarder's counters. */
+const struct plain_stats *query_plain_stats(const struct query_table *);
 /* The cache's counters, or NULL when the cache is off. */
 const struct cache_stats *query_cache_stats(const struct query_table *);
 
