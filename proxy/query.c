@@ -769,12 +769,15 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		return 0;
 	}
 	if (cr == CACHE_FRESH || (cr == CACHE_STALE && hit.refresh_failed)) {
+		uint64_t t0 = loop_clock_us();
+
 		if (q_send_cached(qt, &origin, msg, len, &info, &hit,
 		    cr == CACHE_STALE) < 0) {
 			qt->stats.servfail_synth++;
 			q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
 			return 0;
 		}
+		hist_observe(&qt->stats.duration, loop_clock_us() - t0);
 		q_log(qt, o, &info, local, &dst, cr == CACHE_STALE ? "stale" :
 		    "hit");
 		if (cr == CACHE_STALE) {

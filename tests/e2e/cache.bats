@@ -14,6 +14,7 @@ load helpers/pod
 
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
 C_METRICS=127.0.0.1:9153
+export W_CACHE=1
 
 # Authorities have SOA records; negative answers carry them (RFC 2308).
 W_UNBOUND_EXTRA_dot+=('local-data: "test. 60 IN SOA ns.test. host.test. 1 7200 900 1209600 30"')
@@ -267,4 +268,24 @@ first_ttl() {
 		w_fail "the DoT upstream was asked again: $(tail -n 5 "$W_DIR/unbound-dot.log")"
 	[ "$(wc -l <"$W_DIR/unbound-plain.log")" -eq "$plain_before" ] ||
 		w_fail "the cluster resolver was asked again: $(tail -n 5 "$W_DIR/unbound-plain.log")"
+}
+
+@test "a cached answer is fitted to each client: TC within its UDP size, 512 and no OPT without EDNS" {
+	pod_start_proxy
+	run q big.test A +tcp
+	grep -q 'status: NOERROR' <<<"$output" || w_fail "want the whole answer over TCP"
+	[ "$(answer_count)" = 100 ] || w_fail "want 100 records over TCP, got $(answer_count)"
+	before=$(grep -c ' big\.test\. A IN' "$W_DIR/unbound-dot.log")
+	run q big.test A +bufsize=1232 +ignore
+	has_tc || w_fail "want TC=1 for a 1232-byte client"
+	[ "$(msg_size)" -le 1232 ] || w_fail "want at most 1232 bytes, got $(msg_size)"
+	run q big.test A +noedns +ignore
+	has_tc || w_fail "want TC=1 without EDNS"
+	[ "$(msg_size)" -le 512 ] || w_fail "want at most 512 bytes without EDNS, got $(msg_size)"
+	! grep -q 'OPT PSEUDOSECTION' <<<"$output" || w_fail "no OPT for a client without EDNS"
+	run q big.test A +bufsize=4096
+	! has_tc || w_fail "a 4096-byte client gets it all"
+	[ "$(answer_count)" = 100 ] || w_fail "want 100 records, got $(answer_count)"
+	[ "$(grep -c ' big\.test\. A IN' "$W_DIR/unbound-dot.log")" -eq "$before" ] ||
+		w_fail "the hits went to the upstream"
 }
