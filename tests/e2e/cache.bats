@@ -176,8 +176,11 @@ first_ttl() {
 		grep -qxF 198.51.100.78 "$W_DIR/burst.$i" || w_fail "client $i: $(cat "$W_DIR/burst.$i")"
 	done
 	[ "$(dot_count n77.test)" -eq 1 ] || w_fail "the upstream saw $(dot_count n77.test) queries for n77.test, want 1"
-	[ "$(metric dotproxy_cache_coalesced_total)" -eq 19 ] ||
-		w_fail "want 19 coalesced, got $(metric dotproxy_cache_coalesced_total)"
+	# On a loaded machine a late client may find the answer cached already.
+	c=$(metric dotproxy_cache_coalesced_total)
+	h=$(metric dotproxy_cache_hits_total)
+	[ "$c" -ge 10 ] && [ $((c + h)) -ge 19 ] ||
+		w_fail "want 19 coalesced or answered from the cache, got $c coalesced, $h hits"
 }
 
 @test "NXDOMAIN and NODATA are cached from the SOA; SERVFAIL only for --cache-servfail-ttl" {
