@@ -49,6 +49,8 @@ struct cache {
 	uint64_t		*ghost;		/* owned: hashes, direct-mapped */
 	size_t			 mask;		/* buckets and ghost size - 1 */
 	uint32_t		 free_head;	/* index + 1, linked by hnext */
+	size_t			 unused;	/* entries never used yet start
+						 * here (their pages untouched) */
 	struct cqueue		 small, main;
 	size_t			 small_target;
 	struct cache_stats	 st;
@@ -247,7 +249,7 @@ struct cache *
 cache_new(const struct cache_params *p)
 {
 	struct cache *c;
-	size_t nb, i;
+	size_t nb;
 
 	if (p->max_entries == 0 || p->max_entries > UINT32_MAX / 2) {
 		errno = EINVAL;
@@ -265,9 +267,6 @@ cache_new(const struct cache_params *p)
 		cache_free(c);
 		return NULL;
 	}
-	for (i = 0; i < p->max_entries; i++)
-		c->e[i].hnext = i + 1 < p->max_entries ? (uint32_t)(i + 2) : 0;
-	c->free_head = 1;
 	return c;
 }
 
@@ -278,7 +277,7 @@ cache_clear(struct cache *c)
 
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->p.max_entries; i++)
+	for (i = 0; i < c->unused; i++)
 		if (c->e[i].queue != CQ_NONE)
 			e_remove(c, (uint32_t)(i + 1));
 	memset(c->ghost, 0, (c->mask + 1) * sizeof(*c->ghost));
@@ -445,14 +444,20 @@ slot_for(struct cache *c, const struct cache_key *k, size_t size)
 		e_remove(c, i1);
 	if (size > c->p.max_bytes)
 		return 0;
-	while (c->free_head == 0 || c->st.bytes + size > c->p.max_bytes)
+	while ((c->free_head == 0 && c->unused == c->p.max_entries) ||
+	    c->st.bytes + size > c->p.max_bytes)
 		if (!evict_one(c))
 			break;
-	if (c->free_head == 0 || c->st.bytes + size > c->p.max_bytes)
+	if (c->st.bytes + size > c->p.max_bytes)
 		return 0;
-	i1 = c->free_head;
+	if (c->free_head != 0) {
+		i1 = c->free_head;
+		c->free_head = at(c, i1)->hnext;
+	} else if (c->unused < c->p.max_entries)
+		i1 = (uint32_t)++c->unused;
+	else
+		return 0;
 	e = at(c, i1);
-	c->free_head = e->hnext;
 	memset(e, 0, sizeof(*e));
 	e->hash = k->hash;
 	e->hnext = c->buckets[k->hash & c->mask];
