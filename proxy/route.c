@@ -31,13 +31,67 @@ static const char *const private_reverse[] = {
 	"b.e.f.ip6.arpa",
 };
 
+static uint8_t
+fold(uint8_t ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + ('a' - 'A')) : ch;
+}
+
+/* FNV-1a of a wire name folded to lower case. */
+static uint32_t
+name_hash(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= fold(p[i]);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static bool
+name_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (fold(a[i]) != fold(b[i]))
+			return false;
+	return true;
+}
+
+/* The zone equal to name (wire, len bytes), or NULL. */
+static const struct cfg_zone *
+zone_find(const struct route *r, const uint8_t *name, size_t len)
+{
+	uint32_t i = name_hash(name, len) & (ROUTE_ZT - 1);
+
+	for (; r->zt[i] != 0; i = (i + 1) & (ROUTE_ZT - 1)) {
+		const struct cfg_zone *z = &r->zones[r->zt[i] - 1];
+
+		if (z->len == len && name_equal(z->name, name, len))
+			return z;
+	}
+	return NULL;
+}
+
 static void
 add_zone(struct route *r, const uint8_t *name, size_t len)
 {
-	if (r->nzones == ROUTE_MAX_ZONES || len > DNS_NAME_MAX)
+	uint32_t i;
+
+	if (r->nzones == ROUTE_MAX_ZONES || len == 0 || len > DNS_NAME_MAX ||
+	    (dns_name_labels(name, len) == 0 && len != 1) ||
+	    zone_find(r, name, len) != NULL)
 		return;
 	memcpy(r->zones[r->nzones].name, name, len);
 	r->zones[r->nzones++].len = len;
+	i = name_hash(name, len) & (ROUTE_ZT - 1);
+	while (r->zt[i] != 0)
+		i = (i + 1) & (ROUTE_ZT - 1);
+	r->zt[i] = (uint16_t)r->nzones;
 }
 
 void
@@ -71,15 +125,22 @@ route_init(struct route *r, const struct config *cfg, const struct resolv *rc)
 bool
 route_is_local(const struct route *r, const struct dns_info *q)
 {
-	size_t i;
+	const uint8_t *n = q->qname;
+	size_t len = q->qname_len, pos = 0;
+	unsigned labels = 0;
 
-	if (r->cfg->transparent && dns_name_labels(q->qname, q->qname_len) == 1)
-		return true;
-	for (i = 0; i < r->nzones; i++)
-		if (dns_name_in_zone(q->qname, q->qname_len, r->zones[i].name,
-		    r->zones[i].len))
+	if (len == 0 || len > DNS_NAME_MAX)
+		return false;
+	/* Each suffix that starts at a label, the root last. */
+	for (;;) {
+		if (r->nzones > 0 && zone_find(r, n + pos, len - pos) != NULL)
 			return true;
-	return false;
+		if (pos >= len || n[pos] == 0)
+			break;
+		labels++;
+		pos += (size_t)n[pos] + 1;
+	}
+	return r->cfg->transparent && labels == 1;
 }
 
 enum route_kind

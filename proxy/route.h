@@ -39,12 +39,17 @@ enum route_capture {
 extern const char *const route_capture_names[QC_N];
 
 #define ROUTE_MAX_ZONES	(CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 96)
+#define ROUTE_ZT	512	/* zone hash slots, > 2 * ROUTE_MAX_ZONES */
 
 struct route {
 	const struct config	*cfg;		/* borrowed */
 	const struct resolv	*rc;		/* borrowed */
 	struct cfg_zone		 zones[ROUTE_MAX_ZONES];
 	size_t			 nzones;
+	/* Zones by the hash of their folded name (index + 1, linear
+	 * probing): a question is looked up once per label, not compared
+	 * with every zone. */
+	uint16_t		 zt[ROUTE_ZT];
 };
 
 /* Fills r from cfg and rc (both borrowed for r's life). */

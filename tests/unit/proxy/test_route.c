@@ -98,6 +98,10 @@ main(void)
 	    "under the zone, any case: local");
 	is(decide(&r, "notcorp.example", false), ROUTE_DOT,
 	    "a name that only ends in the same letters: DoT");
+	is(decide(&r, "corp.example.org", false), ROUTE_DOT,
+	    "the zone's labels inside a longer name: DoT");
+	is(decide(&r, "a.b.c.d.e.f.g.corp.example", false), ROUTE_LOCAL,
+	    "deep under the zone: local");
 	is(decide(&r, "web.svc.cluster.local", false), ROUTE_DOT,
 	    "search list is not local outside transparent use");
 	is(decide(&r, "web", false), ROUTE_DOT,
@@ -122,6 +126,20 @@ main(void)
 	    "transparent: 100.128 reverse is public");
 	is(decide(&tr, "www.example.com", false), ROUTE_DOT,
 	    "transparent: public name: DoT");
+
+	{
+		static char b1[] = "--local-zone", b2[] = "one.example,two.example,.";
+		char *argv_root[] = { a0, b1, b2, NULL };
+		static struct config rcfg;
+		static struct route rr;
+
+		is(config_parse(&rcfg, 3, argv_root, NULL, err, sizeof(err)), 0,
+		    "config with the root as a local zone");
+		route_init(&rr, &rcfg, &rc);
+		is(rr.nzones, 3, "three zones");
+		is(decide(&rr, "www.example.com", false), ROUTE_LOCAL,
+		    "the root zone makes every name local");
+	}
 
 	ss = v4("127.0.0.1", 15353);
 	ok(route_is_self(&r, SA(ss)), "our listen address is self");
