@@ -292,3 +292,25 @@ first_ttl() {
 	[ "$(grep -c ' big\.test\. A IN' "$W_DIR/unbound-dot.log")" -eq "$before" ] ||
 		w_fail "the hits went to the upstream"
 }
+
+@test "an entry asked for in the last tenth of its TTL is refreshed in the background: it never misses" {
+	pod_start_proxy --cache-max-ttl 10 --metrics "$C_METRICS"
+	run q n51.test A
+	grep -q 'status: NOERROR' <<<"$output" || w_fail "want NOERROR"
+	sleep 9.3
+	run q n51.test A
+	grep -q 'status: NOERROR' <<<"$output" || w_fail "want the cached answer"
+	[ "$(first_ttl)" -le 1 ] || w_fail "want the old entry's last second, got TTL $(first_ttl)"
+	for _ in $(seq 30); do
+		[ "$(dot_count n51.test)" -ge 2 ] && break
+		sleep 0.1
+	done
+	[ "$(dot_count n51.test)" -eq 2 ] || w_fail "want a background refresh, upstream saw $(dot_count n51.test)"
+	[ "$(metric dotproxy_cache_prefetches_total)" -eq 1 ] || w_fail "want 1 prefetch"
+	sleep 1
+	run q n51.test A
+	[ "$(first_ttl)" -ge 7 ] || w_fail "want the refreshed entry (TTL near 10), got $(first_ttl)"
+	[ "$(metric dotproxy_cache_misses_total)" -eq 1 ] ||
+		w_fail "only the first query may miss, got $(metric dotproxy_cache_misses_total)"
+	[ "$(dot_count n51.test)" -eq 2 ] || w_fail "the refreshed entry went upstream again"
+}
