@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -371,7 +372,7 @@ healthcheck(int argc, char *argv[])
 		    "DOTPROXY_METRICS to derive one from\n");
 		return 2;
 	}
-	status = metrics_http_get(url, 2000);
+	status = http_get(url, 2000);
 	if (status == 200) {
 		printf("healthy: %s answered 200\n", url);
 		return 0;
