@@ -1,0 +1,81 @@
+#!/usr/bin/env bats
+# Hostile conditions (issue 9, proxy side): the operations endpoint against
+# bad requests and connection floods, the descriptor budget, the bounded
+# plain path, asynchronous netlink lookups and loop detection by address.
+# http_code and http_body are set by http_get in helpers/ops.bash.
+# shellcheck disable=SC2154
+
+load helpers/world
+load helpers/ops
+
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
+HOSTILE=$BATS_TEST_DIRNAME/../tools/http_hostile.py
+
+setup_file() { world_file_setup; }
+teardown_file() { world_teardown; }
+teardown() { proxy_test_teardown; }
+
+# raw_http HEX WAIT: sends HEX to the metrics port from the pod; $output is
+# "<ms> <bytes>" and then what came back.
+raw_http() {
+	run pod timeout 20 python3 "$HOSTILE" raw "${OPS_METRICS%:*}" \
+		"${OPS_METRICS##*:}" "$1" "$2"
+}
+
+@test "http: a NUL byte before the blank line is answered 400 at once" {
+	local ms
+	ops_start_proxy
+	# "GET /livez HTTP/1.1\r\nX: a\0b\r\n": no blank line yet.
+	raw_http "$(printf 'GET /livez HTTP/1.1\r\nX: a' | od -An -tx1 | tr -d ' \n')00620d0a" 4
+	ms=${output%% *}
+	grep -q '^HTTP/1.1 400 ' <<<"$output" || w_fail "want an immediate 400"
+	[ "$ms" -lt 1000 ] || w_fail "400 came after $ms ms, want at once"
+	http_get /livez
+	[ "$http_code" = 200 ] || w_fail "/livez after the NUL request: HTTP $http_code"
+}
+
+@test "http: HEAD gets the headers and no body" {
+	local hdr body
+	ops_start_proxy
+	for path in /livez /readyz /metrics; do
+		raw_http "$(printf 'HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n' "$path" | od -An -tx1 | tr -d ' \n')" 4
+		grep -q '^HTTP/1.1 200 ' <<<"$output" || w_fail "HEAD $path: want 200"
+		grep -qi '^Content-Length: [1-9]' <<<"$output" ||
+			w_fail "HEAD $path: want the GET body's length"
+		hdr=$(tr -d '\r' <<<"$output" | sed -n '2,/^$/p')
+		body=$(tr -d '\r' <<<"$output" | sed '1,/^$/d' | sed '1d')
+		[ -n "$hdr" ] || w_fail "HEAD $path: no headers"
+		[ -z "$body" ] || w_fail "HEAD $path: a body came: $body"
+	done
+	http_get /livez
+	[ "$http_code" = 200 ] && [ -n "$http_body" ] || w_fail "GET /livez lost its body"
+}
+
+@test "http: a flood of idle connections does not starve health probes" {
+	local i ok=0 fail=0 fpid
+	ops_start_proxy
+	pod python3 "$HOSTILE" flood "${OPS_METRICS%:*}" "${OPS_METRICS##*:}" 12 \
+		>"$W_DIR/flood.out" 2>&1 &
+	fpid=$!
+	sleep 1
+	for ((i = 0; i < 30; i++)); do
+		if healthcheck "http://$OPS_METRICS/livez" >/dev/null 2>&1; then
+			ok=$((ok + 1))
+		else
+			fail=$((fail + 1))
+		fi
+	done
+	wait "$fpid" || true
+	echo "probes: $ok answered, $fail failed; flood opened $(cat "$W_DIR/flood.out") connections"
+	[ "$fail" -eq 0 ] || w_fail "$fail of 30 probes failed under the flood"
+	http_get /readyz
+	[ "$http_code" = 200 ] || w_fail "/readyz after the flood: HTTP $http_code"
+}
+
+@test "healthcheck: a refused connect is reported as refused, not as a timeout" {
+	run pod timeout 10 "${W_BIN:-$DOTPROXY}" healthcheck http://127.0.0.1:9/readyz
+	echo "$output"
+	[ "$status" -eq 1 ] || w_fail "exit $status, want 1"
+	grep -qi 'refused' <<<"$output" || w_fail "want 'refused' in the message"
+	! grep -qi 'timed out' <<<"$output" || w_fail "reported as a timeout"
+}
