@@ -44,12 +44,14 @@ struct plain_req {
 	int			 family;
 	struct buf		 out;		/* the query (framed for TCP) */
 	size_t			 out_off;	/* bytes of out already sent */
-	struct buf		 in;		/* TCP answer being read */
+	struct buf		 in;		/* TCP answer being read; empty
+						 * until a TCP retry */
 };
 
 struct plain {
 	struct loop		*loop;		/* borrowed */
 	unsigned		 timeout_ms;
+	unsigned		 max;		/* requests in flight at most */
 	struct plain_callbacks	 cb;
 	struct plain_req	*reqs;		/* owned list */
 	size_t			 n;
@@ -130,6 +132,12 @@ req_answer(struct plain_req *r, const uint8_t *msg, size_t len)
 		pl->stats.tcp_retries++;
 		if (fd < 0) {
 			req_fail(r, fd);
+			return true;
+		}
+		/* Only a TCP retry needs room for a whole answer. */
+		if (buf_init(&r->in, 2 + DNS_MSG_MAX) < 0) {
+			close(fd);
+			req_fail(r, -ENOMEM);
 			return true;
 		}
 		loop_io_stop(pl->loop, &r->io);
@@ -252,10 +260,14 @@ plain_send(struct plain *pl, uint64_t handle, const struct sockaddr *dst,
 
 	if (len < DNS_HDR_LEN || len > DNS_MSG_MAX || dstlen > sizeof(r->dst))
 		return -EINVAL;
+	if (pl->n >= pl->max) {
+		pl->stats.overload++;
+		return -EBUSY;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->fd = -1;
-	if (buf_init(&r->out, len + 2) < 0 || buf_init(&r->in, 2 + DNS_MSG_MAX) < 0)
+	if (buf_init(&r->out, len + 2) < 0)
 		goto fail;
 	if (getrandom(&r->id, sizeof(r->id), 0) != sizeof(r->id)) {
 		err = -EIO;
@@ -309,7 +321,7 @@ fail:
 }
 
 struct plain *
-plain_new(struct loop *loop, unsigned timeout_ms,
+plain_new(struct loop *loop, unsigned timeout_ms, unsigned max,
     const struct plain_callbacks *cb)
 {
 	struct plain *pl;
@@ -318,6 +330,7 @@ plain_new(struct loop *loop, unsigned timeout_ms,
 		return NULL;
 	pl->loop = loop;
 	pl->timeout_ms = timeout_ms;
+	pl->max = max > 0 ? max : 1;
 	pl->cb = *cb;
 	return pl;
 }

@@ -33,15 +33,18 @@ struct plain_stats {
 	uint64_t	tcp_retries;	/* truncated over UDP, asked again over TCP */
 	uint64_t	errors;
 	uint64_t	mismatched;	/* wrong ID or question: ignored */
+	uint64_t	overload;	/* refused: max requests in flight */
 };
 
-struct plain	*plain_new(struct loop *, unsigned timeout_ms,
+/* At most max requests (each one socket) in flight at once. */
+struct plain	*plain_new(struct loop *, unsigned timeout_ms, unsigned max,
 		    const struct plain_callbacks *);
 /* Closes every request without callbacks. */
 void		 plain_free(struct plain *);
 /*
  * Sends msg (its ID is replaced by a random one) to dst for handle.
- * Returns 0, or -errno when no socket could be made (no callback then).
+ * Returns 0, or -EBUSY when max requests are in flight, or -errno when no
+ * socket could be made (no callback then).
  */
 int		 plain_send(struct plain *, uint64_t handle,
 		    const struct sockaddr *dst, socklen_t dstlen,

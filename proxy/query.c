@@ -695,7 +695,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	pcb.on_fail = q_on_plain_fail;
 	pcb.arg = qt;
 	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL ||
-	    (qt->plain = plain_new(loop, cfg->timeout_ms, &pcb)) == NULL) {
+	    (qt->plain = plain_new(loop, cfg->timeout_ms, cfg->max_plain,
+	    &pcb)) == NULL) {
 		query_table_free(qt);
 		return NULL;
 	}

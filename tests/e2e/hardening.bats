@@ -10,6 +10,7 @@ load helpers/ops
 
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 HOSTILE=$BATS_TEST_DIRNAME/../tools/http_hostile.py
+FLOOD=$BATS_TEST_DIRNAME/../tools/dns_flood.py
 
 setup_file() { world_file_setup; }
 teardown_file() { world_teardown; }
@@ -78,4 +79,40 @@ raw_http() {
 	[ "$status" -eq 1 ] || w_fail "exit $status, want 1"
 	grep -qi 'refused' <<<"$output" || w_fail "want 'refused' in the message"
 	! grep -qi 'timed out' <<<"$output" || w_fail "reported as a timeout"
+}
+
+# The proxy's open descriptors now.
+proxy_fds() {
+	local pid
+	pid=$(proxy_pid)
+	find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+@test "plain path: a local-zone flood at a frozen resolver is capped: SERVFAIL at once, descriptors bounded" {
+	local fpid qpid i n max=0 sent servfail
+	printf 'nameserver 127.0.0.2\n' >"$W_DIR/frozen.resolv"
+	chmod 0644 "$W_DIR/frozen.resolv"
+	pod timeout 60 python3 "$FLOOD" frozen 127.0.0.2 53 40 >"$W_DIR/frozen.out" 2>&1 &
+	fpid=$!
+	start_proxy --local-zone frozen.test --resolv-conf "$W_DIR/frozen.resolv" \
+		--timeout 4000
+	pod timeout 30 python3 "$FLOOD" udp 127.0.0.1 "$W_PROXY_PORT" 1500 frozen.test 1.5 \
+		>"$W_DIR/lflood.out" 2>&1 &
+	qpid=$!
+	for ((i = 0; i < 20; i++)); do
+		n=$(proxy_fds)
+		[ "$n" -gt "$max" ] && max=$n
+		sleep 0.1
+	done
+	wait "$qpid" || true
+	kill "$fpid" 2>/dev/null || true
+	cat "$W_DIR/lflood.out"
+	read -r _ sent _ _ _ servfail <"$W_DIR/lflood.out"
+	echo "peak descriptors: $max"
+	# The default cap is 256 plain queries in flight.
+	[ "$max" -lt 320 ] || w_fail "peak of $max descriptors: the plain path is not capped"
+	[ "$servfail" -ge $((sent - 256)) ] ||
+		w_fail "only $servfail of $sent answered SERVFAIL within 1.5 s: queries above the cap must fail at once"
+	run q whoami.test A
+	assert_dot_answer
 }
