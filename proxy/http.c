@@ -30,7 +30,7 @@
 #include "loop.h"
 #include "sock.h"
 
-#define H_CLIENTS	16
+#define H_CLIENTS	64
 #define H_DEADLINE_MS	5000
 #define H_METRICS_CAP	(256 * 1024)
 #define H_HEALTH_CAP	1024
@@ -298,7 +298,7 @@ on_accept(struct loop_io *io, uint32_t ev)
 	int fd;
 
 	(void)ev;
-	for (k = 0; k < H_CLIENTS; k++) {
+	for (k = 0; k < 16; k++) {
 		fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1)
 			return;
@@ -460,7 +460,8 @@ http_get(const char *url, unsigned timeout_ms)
 		return r == 0 ? -ETIMEDOUT : -errno;
 	}
 	if ((n = recv(fd, resp, sizeof(resp) - 1, 0)) < 12) {
-		r = n == -1 ? -errno : -E_MALFORMED;
+		/* Closed without an answer: say so, not "malformed". */
+		r = n == -1 ? -errno : n == 0 ? -ECONNRESET : -E_MALFORMED;
 		close(fd);
 		return r;
 	}

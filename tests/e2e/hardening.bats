@@ -60,10 +60,11 @@ raw_http() {
 	fpid=$!
 	sleep 1
 	for ((i = 0; i < 30; i++)); do
-		if healthcheck "http://$OPS_METRICS/livez" >/dev/null 2>&1; then
+		if healthcheck "http://$OPS_METRICS/livez" >"$W_DIR/probe.out" 2>&1; then
 			ok=$((ok + 1))
 		else
 			fail=$((fail + 1))
+			cat "$W_DIR/probe.out"
 		fi
 	done
 	wait "$fpid" || true
@@ -115,4 +116,35 @@ proxy_fds() {
 		w_fail "only $servfail of $sent answered SERVFAIL within 1.5 s: queries above the cap must fail at once"
 	run q whoami.test A
 	assert_dot_answer
+}
+
+@test "descriptor budget: soft limit raised to hard, TCP clients capped, a UDP query still gets its upstream connection" {
+	local pid hpid held lim cap
+	# Soft 64, hard 160: the rlimits pass to the proxy through start_proxy.
+	(
+		ulimit -Sn 64 && ulimit -Hn 160 || exit 1
+		start_proxy --max-clients 1024
+	) || w_fail "proxy did not start under a 64/160 descriptor limit" || return 1
+	pid=$(proxy_pid)
+	lim=$(awk '/^Max open files/ { print $4, $5 }' "/proc/$pid/limits")
+	[ "$lim" = "160 160" ] || w_fail "soft/hard limits '$lim', want '160 160'"
+	cap=$(grep -o 'descriptor budget.* max_clients=[0-9]*' "$(cat "$W_DIR/proxy.logpath")" |
+		grep -o 'max_clients=[0-9]*$' | cut -d= -f2)
+	echo "effective TCP client cap: $cap"
+	[ -n "$cap" ] && [ "$cap" -lt 160 ] || w_fail "no effective client cap under 160 logged"
+	# More idle TCP clients than the limit allows; no upstream connection
+	# is open yet (they open on demand).
+	pod timeout 60 python3 "$HOSTILE" hold 127.0.0.1 "$W_PROXY_PORT" 300 30 \
+		>"$W_DIR/hold.out" 2>&1 &
+	hpid=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$W_DIR/hold.out" ] && break
+		sleep 0.1
+	done
+	held=$(cat "$W_DIR/hold.out")
+	echo "connections held: $held, proxy descriptors: $(proxy_fds)"
+	run q whoami.test A
+	kill "$hpid" 2>/dev/null || true
+	assert_dot_answer
+	[ "$(proxy_fds)" -lt 160 ] || w_fail "proxy at its descriptor limit"
 }

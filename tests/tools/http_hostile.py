@@ -8,6 +8,9 @@
   http_hostile.py flood HOST PORT SECONDS
       for SECONDS, keeps opening connections that send nothing (at most 200
       held at once, the oldest closed first); prints how many it opened.
+  http_hostile.py hold HOST PORT N SECONDS
+      opens N TCP connections that send nothing and holds them for
+      SECONDS; prints how many connected (any TCP listener will do).
 """
 import socket
 import sys
@@ -52,10 +55,26 @@ def flood(host, port, seconds):
     print(n)
 
 
+def hold(host, port, count, seconds):
+    held = []
+    for _ in range(count):
+        try:
+            held.append(socket.create_connection((host, port), timeout=2))
+        except OSError:
+            break
+    print(len(held), flush=True)
+    time.sleep(seconds)
+    for s in held:
+        s.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "raw":
         raw(sys.argv[2], int(sys.argv[3]), bytes.fromhex(sys.argv[4]),
             float(sys.argv[5]))
+    elif sys.argv[1] == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+             float(sys.argv[5]))
     elif sys.argv[1] == "flood":
         flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
