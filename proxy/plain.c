@@ -40,7 +40,8 @@ struct plain_req {
 	struct sockaddr_storage	 dst;
 	socklen_t		 dstlen;
 	uint16_t		 id;
-	uint16_t		 local_port;	/* UDP source port, network order */
+	struct sockaddr_storage	 local;		/* UDP source address and port */
+	socklen_t		 local_len;
 	int			 family;
 	struct buf		 out;		/* the query (framed for TCP) */
 	size_t			 out_off;	/* bytes of out already sent */
@@ -285,9 +286,8 @@ plain_send(struct plain *pl, uint64_t handle, const struct sockaddr *dst,
 		err = -errno;
 		goto fail;
 	}
-	r->local_port = dst->sa_family == AF_INET ?
-	    ((struct sockaddr_in *)&local)->sin_port :
-	    ((struct sockaddr_in6 *)&local)->sin6_port;
+	memcpy(&r->local, &local, ll < sizeof(local) ? ll : sizeof(local));
+	r->local_len = ll;
 	if (send(r->fd, buf_start(&r->out) + 2, len, 0) == -1) {
 		err = -errno;
 		goto fail;
@@ -354,13 +354,13 @@ plain_free(struct plain *pl)
 }
 
 bool
-plain_owns_port(const struct plain *pl, int family, uint16_t port)
+plain_owns_addr(const struct plain *pl, const struct sockaddr *sa)
 {
 	const struct plain_req *r;
 
 	for (r = pl->reqs; r != NULL; r = r->next)
-		if (r->state == PL_UDP && r->family == family &&
-		    r->local_port == port)
+		if (r->state == PL_UDP && sock_addr_equal((const struct sockaddr *)
+		    &r->local, sa))
 			return true;
 	return false;
 }

@@ -49,9 +49,11 @@ void		 plain_free(struct plain *);
 int		 plain_send(struct plain *, uint64_t handle,
 		    const struct sockaddr *dst, socklen_t dstlen,
 		    const uint8_t *msg, size_t len);
-/* True if port is the local port of one of our outstanding UDP requests
- * (a query arriving from it is our own, looping back). */
-bool		 plain_owns_port(const struct plain *, int family, uint16_t port);
+/* True if sa (address and port) is the source of one of our outstanding
+ * UDP requests (a query arriving from it is our own, looping back). A
+ * client elsewhere (another namespace, another address) that happens to
+ * use the same port is not. */
+bool		 plain_owns_addr(const struct plain *, const struct sockaddr *sa);
 size_t		 plain_inflight(const struct plain *);
 const struct plain_stats *plain_stats(const struct plain *);
 

@@ -457,14 +457,6 @@ q_classify(const struct query_table *qt, const struct sockaddr *sa)
 	return QC_UNKNOWN;
 }
 
-static uint16_t
-peer_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
-	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
-}
-
 int
 query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
     const struct query_origin *o)
@@ -508,7 +500,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	}
 	qt->stats.by_type[o->tcp][o->peer.ss_family == AF_INET6][q_qtype(info.qtype)]++;
 	if (o->from_self || (!o->tcp && plain_inflight(qt->plain) > 0 &&
-	    plain_owns_port(qt->plain, o->peer.ss_family, peer_port(&o->peer)))) {
+	    plain_owns_addr(qt->plain, (const struct sockaddr *)&o->peer))) {
 		/* Our own query came back: the redirect does not exclude
 		 * us. Answer rather than loop. */
 		qt->stats.loops++;

@@ -148,3 +148,29 @@ proxy_fds() {
 	assert_dot_answer
 	[ "$(proxy_fds)" -lt 160 ] || w_fail "proxy at its descriptor limit"
 }
+
+@test "UDP loop detection: a client on another address that shares a plain query's source port is served" {
+	local fpid qpid port
+	printf 'nameserver 127.0.0.2\n' >"$W_DIR/frozen.resolv"
+	chmod 0644 "$W_DIR/frozen.resolv"
+	pod timeout 60 python3 "$FLOOD" frozen 127.0.0.2 53 30 >"$W_DIR/frozen.out" 2>&1 &
+	fpid=$!
+	start_proxy --local-zone frozen.test --resolv-conf "$W_DIR/frozen.resolv" \
+		--timeout 4000
+	# One plain query in flight towards the frozen resolver.
+	pod timeout 10 python3 "$FLOOD" udp 127.0.0.1 "$W_PROXY_PORT" 1 frozen.test 3 \
+		>/dev/null 2>&1 &
+	qpid=$!
+	for ((i = 0; i < 30; i++)); do
+		port=$(pod ss -Huna | awk '$5 == "127.0.0.2:53" && $4 ~ /^127\./ {
+			sub(/.*:/, "", $4); print $4; exit }')
+		[ -n "$port" ] && break
+		sleep 0.1
+	done
+	[ -n "$port" ] || w_fail "no plain query in flight to 127.0.0.2:53" || return 1
+	echo "plain query source: 127.0.0.1:$port; the client uses 127.0.0.5:$port"
+	run pod timeout 10 dig -b "127.0.0.5#$port" @127.0.0.1 -p "$W_PROXY_PORT" \
+		+tries=1 +time=3 whoami.test A
+	kill "$qpid" "$fpid" 2>/dev/null || true
+	assert_dot_answer
+}
