@@ -55,6 +55,7 @@ enum q_state {
 	Q_WAIT_UPSTREAM,	/* sent over DoT, waiting for an answer */
 	Q_WAIT_LOCAL,		/* sent in plain DNS to a local resolver */
 	Q_WAIT_LEADER,		/* joined an identical query in flight */
+	Q_WAIT_CT,		/* local, waiting for conntrack's answer */
 };
 
 struct query {
@@ -108,7 +109,8 @@ struct query_table {
 						 * swap; NULL before (main owns
 						 * the first) */
 	struct plain		*plain;		/* owned */
-	struct ct		*ct;		/* owned; NULL once refused */
+	struct ct		*ct;		/* owned */
+	bool			 ct_refused;	/* no CAP_NET_ADMIN: not asked */
 	const struct resolv	*rc;		/* borrowed */
 	struct route		 route;
 	struct cache		*cache;		/* owned; NULL when off */
@@ -144,6 +146,8 @@ static int	q_on_plain_answer(void *, uint64_t, const uint8_t *, size_t);
 static void	q_on_reap(struct loop_timer *);
 static void	q_on_plain_fail(void *, uint64_t, int);
 static void	q_on_stale_timer(struct loop_timer *);
+static void	q_on_ct(void *, uint64_t, int, const struct sockaddr_storage *,
+		    socklen_t);
 
 static struct query *
 q_at(struct query_table *qt, uint32_t idx)
@@ -500,15 +504,14 @@ q_is_self(const struct query_table *qt, const struct sockaddr *sa)
 
 /*
  * Where a local-zone query goes: the address the client originally sent it
- * to (TCP: SO_ORIGINAL_DST; UDP: conntrack), else the first nameserver of
- * resolv.conf. Returns 0 with *dst set, or -E_UPSTREAM when there is none.
+ * to (TCP: SO_ORIGINAL_DST; UDP: conntrack, asked asynchronously: see
+ * q_needs_ct and q_on_ct), else the first nameserver of resolv.conf.
+ * Returns 0 with *dst set, or -E_UPSTREAM when there is none.
  */
 static int
 q_local_dst(struct query_table *qt, const struct query_origin *o,
     struct sockaddr_storage *dst, socklen_t *dstlen)
 {
-	int r;
-
 	if (o->orig_len > 0 &&
 	    !q_is_self(qt, (const struct sockaddr *)&o->orig)) {
 		memcpy(dst, &o->orig, o->orig_len);
@@ -516,27 +519,7 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 		qt->stats.orig_known++;
 		return 0;
 	}
-	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
-		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
-		    (const struct sockaddr *)&o->peer, Q_CT_ZONE, dst, dstlen);
-		if (r == 0)
-			qt->stats.captured[route_classify(&qt->route,
-			    (const struct sockaddr *)dst)]++;
-		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
-			qt->stats.orig_known++;
-			return 0;
-		}
-		if (r != 0)
-			qt->stats.captured[QC_UNKNOWN]++;
-		if (r == -EPERM) {
-			log_info("UDP original destination unavailable",
-			    "reason=\"conntrack needs CAP_NET_ADMIN\" "
-			    "fallback=resolv.conf");
-			ct_close(qt->ct);
-			qt->ct = NULL;
-		}
-	}
-	if (!o->tcp && qt->ct == NULL)
+	if (!o->tcp && (qt->ct == NULL || qt->ct_refused))
 		qt->stats.captured[QC_UNKNOWN]++;
 	if (qt->rc->nns == 0 ||
 	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0]))
@@ -545,6 +528,14 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	*dstlen = qt->rc->ns_len[0];
 	qt->stats.orig_fallback++;
 	return 0;
+}
+
+/* True if a local-zone query's destination must come from conntrack. */
+static bool
+q_needs_ct(const struct query_table *qt, const struct query_origin *o)
+{
+	return !o->tcp && o->orig_len == 0 && qt->ct != NULL &&
+	    !qt->ct_refused && o->local_len > 0;
 }
 
 static enum query_qtype
@@ -563,14 +554,6 @@ q_qtype(uint16_t t)
 	case DNS_TYPE_HTTPS: return QQ_HTTPS;
 	default: return QQ_OTHER;
 	}
-}
-
-static uint16_t
-peer_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
-	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
 }
 
 /* The route part of a cache key: empty for DoT, the resolver's address
@@ -685,6 +668,150 @@ q_refresh(struct query_table *qt, const struct cache_key *key,
 	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
 }
 
+/* Arms q's client-response timer when an expired answer is at hand. */
+static void
+q_arm_stale(struct query *q)
+{
+	struct query_table *qt = q->qt;
+
+	if (q->stale_ok && qt->cfg->cache_client_timeout_ms < qt->cfg->timeout_ms)
+		loop_timer_set(qt->loop, &q->stale_timer, q->start_ms +
+		    qt->cfg->cache_client_timeout_ms);
+}
+
+/*
+ * A local-zone query whose resolver is now known (after conntrack): the
+ * cache, a leader in flight, or the resolver. Ends q or leaves it waiting.
+ */
+static void
+q_route_known(struct query *q, const struct sockaddr_storage *dst,
+    socklen_t dstlen)
+{
+	struct query_table *qt = q->qt;
+	enum cache_result cr = CACHE_MISS;
+	struct cache_hit hit;
+	struct query *l;
+	uint8_t rb[32];
+
+	cache_key_make(&q->key, qt->seed, &q->info, rb, q_route_bytes(dst, rb));
+	q->has_key = true;
+	if (qt->cache != NULL)
+		cr = cache_lookup(qt->cache, &q->key, loop_now(qt->loop), &hit);
+	if (cr == CACHE_FRESH && hit.failure) {
+		q_log(qt, &q->origin, &q->info, true, dst, "failure");
+		q_servfail(q);
+		return;
+	}
+	if (cr == CACHE_FRESH || (cr == CACHE_STALE && hit.refresh_failed)) {
+		q_log(qt, &q->origin, &q->info, true, dst,
+		    cr == CACHE_STALE ? "stale" : "hit");
+		if (q_send_cached(qt, &q->origin, q->msg, q->msg_len, &q->info,
+		    &hit, cr == CACHE_STALE) < 0) {
+			q_servfail(q);
+			return;
+		}
+		if (cr == CACHE_STALE) {
+			qt->stats.cache_stale++;
+			q_log_stale(qt, &q->info, "refresh_failed");
+		}
+		hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+		q->has_key = false;
+		q_release(q);
+		return;
+	}
+	q->stale_ok = cr == CACHE_STALE;
+	l = q_find_leader(qt, &q->key);
+	if (l != NULL && l->nwaiters < Q_COALESCE_MAX) {
+		qt->stats.coalesced++;
+		q_join(l, q);
+		q_log(qt, &q->origin, &q->info, true, dst, "coalesced");
+	} else {
+		if (q_send(q, dst, dstlen) < 0) {
+			q_fail(q);
+			return;
+		}
+		if (l == NULL)
+			q_lead(q);
+		q_log(qt, &q->origin, &q->info, true, dst, qt->cache == NULL ?
+		    "off" : cr == CACHE_STALE ? "expired" : "miss");
+	}
+	q_arm_stale(q);
+}
+
+/* A local-zone UDP query waits for conntrack to name its resolver. */
+static int
+q_start_ct(struct query_table *qt, const struct query_origin *o,
+    const uint8_t *msg, size_t len, const struct dns_info *info)
+{
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
+	struct query *q;
+
+	if ((q = q_alloc(qt)) == NULL) {
+		qt->stats.overload++;
+		q_error(qt, o, info, DNS_RCODE_SERVFAIL);
+		return 0;
+	}
+	q->origin = *o;
+	q->local = true;
+	if (q_take(q, msg, len, info) < 0) {
+		q_servfail(q);
+		return 0;
+	}
+	q->state = Q_WAIT_CT;
+	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
+	if (ct_lookup(qt->ct, (const struct sockaddr *)&o->local,
+	    (const struct sockaddr *)&o->peer, Q_CT_ZONE, q_handle(q)) == 0)
+		return 0;
+	/* Too many lookups in flight: resolv.conf. */
+	qt->stats.captured[QC_UNKNOWN]++;
+	if (q_local_dst(qt, o, &dst, &dstlen) < 0) {
+		q_servfail(q);
+		return 0;
+	}
+	q_route_known(q, &dst, dstlen);
+	return 0;
+}
+
+/* Conntrack's answer for a local-zone UDP query: now it can go. */
+static void
+q_on_ct(void *arg, uint64_t h, int err, const struct sockaddr_storage *ct_dst,
+    socklen_t ct_len)
+{
+	struct query_table *qt = arg;
+	struct query *q = q_lookup(qt, h);
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
+
+	if (q == NULL || q->state != Q_WAIT_CT)
+		return;		/* timed out meanwhile */
+	if (err == 0)
+		qt->stats.captured[route_classify(&qt->route,
+		    (const struct sockaddr *)ct_dst)]++;
+	else
+		qt->stats.captured[QC_UNKNOWN]++;
+	if (err == 0 && !q_is_self(qt, (const struct sockaddr *)ct_dst)) {
+		qt->stats.orig_known++;
+		q_route_known(q, ct_dst, ct_len);
+		return;
+	}
+	if (err == -EPERM && !qt->ct_refused) {
+		log_info("UDP original destination unavailable",
+		    "reason=\"conntrack needs CAP_NET_ADMIN\" "
+		    "fallback=resolv.conf");
+		qt->ct_refused = true;
+	}
+	if (qt->rc->nns == 0 ||
+	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0])) {
+		q_servfail(q);
+		return;
+	}
+	memcpy(&dst, &qt->rc->ns[0], qt->rc->ns_len[0]);
+	dstlen = qt->rc->ns_len[0];
+	qt->stats.orig_fallback++;
+	q_route_known(q, &dst, dstlen);
+}
+
 int
 query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
     const struct query_origin *o)
@@ -733,8 +860,8 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	}
 	qt->stats.by_type[o->tcp][o->peer.ss_family == AF_INET6][q_qtype(info.qtype)]++;
 	rk = route_decide(&qt->route, &info, o->from_self || (!o->tcp &&
-	    plain_inflight(qt->plain) > 0 && plain_owns_port(qt->plain,
-	    o->peer.ss_family, peer_port(&o->peer))));
+	    plain_inflight(qt->plain) > 0 && plain_owns_addr(qt->plain,
+	    (const struct sockaddr *)&o->peer)));
 	if (rk == ROUTE_LOOP) {
 		/* Our own query came back: the redirect does not exclude
 		 * us. Answer rather than loop. */
@@ -752,6 +879,8 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		    (const struct sockaddr *)&origin.orig)]++;
 	else if (!o->tcp && !local)
 		qt->stats.captured[QC_UNKNOWN]++;
+	if (local && q_needs_ct(qt, &origin))
+		return q_start_ct(qt, &origin, msg, len, &info);
 	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
 		qt->stats.servfail_synth++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
@@ -817,9 +946,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		    cr == CACHE_STALE ? "expired" : "miss");
 	}
 	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
-	if (q->stale_ok && qt->cfg->cache_client_timeout_ms < qt->cfg->timeout_ms)
-		loop_timer_set(qt->loop, &q->stale_timer, q->start_ms +
-		    qt->cfg->cache_client_timeout_ms);
+	q_arm_stale(q);
 	return 0;
 }
 
@@ -984,7 +1111,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	if (getrandom(&qt->seed, sizeof(qt->seed), 0) != sizeof(qt->seed))
 		qt->seed = loop_clock_us();	/* only before boot seeding */
 	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL ||
-	    (qt->plain = plain_new(loop, cfg->timeout_ms, &pcb)) == NULL ||
+	    (qt->plain = plain_new(loop, cfg->timeout_ms, cfg->max_plain,
+	    &pcb)) == NULL ||
 	    (cp.max_entries > 0 && (qt->cache = cache_new(&cp)) == NULL)) {
 		query_table_free(qt);
 		return NULL;
@@ -994,7 +1122,7 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
 	if (qt->route.nzones > 0 || cfg->transparent)
-		qt->ct = ct_open();
+		qt->ct = ct_open(loop, q_on_ct, qt);
 	return qt;
 }
 
