@@ -407,6 +407,68 @@ walk_ttls(const uint8_t *msg, size_t len, size_t qend, uint16_t *offs,
 	return (int)n;
 }
 
+/* True if a TTL field at one of offs (ascending) overlaps [a, b). */
+static bool
+hits_ttl(const uint16_t *offs, size_t n, size_t a, size_t b)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((size_t)offs[mid] + 4 <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && offs[lo] < b;
+}
+
+/*
+ * True if a name could run through a TTL field: every byte pair from the
+ * question on that looks like a compression pointer (in an owner name or
+ * in any rdata) is followed, label by label. Ageing rewrites TTLs, so a
+ * name reaching into one would change as the entry ages: such answers are
+ * not cached (no real compressor writes them). Spurious pairs inside
+ * rdata can only make an answer uncacheable, never wrong. The work is
+ * bounded; past the bound the answer is not cached either.
+ */
+static bool
+ttl_in_names(const uint8_t *m, size_t len, size_t from, const uint16_t *offs,
+    size_t n)
+{
+	size_t i, pos, budget = 1u << 16;
+	unsigned hops;
+	uint8_t b;
+
+	for (i = from; i + 1 < len; i++) {
+		if ((m[i] & 0xc0) != 0xc0)
+			continue;
+		pos = (size_t)(m[i] & 0x3f) << 8 | m[i + 1];
+		hops = 0;
+		while (pos < len) {
+			if (budget-- == 0)
+				return true;
+			b = m[pos];
+			if ((b & 0xc0) == 0xc0) {
+				if (pos + 1 >= len || ++hops > DNS_PTR_HOPS)
+					break;
+				if (hits_ttl(offs, n, pos, pos + 2))
+					return true;
+				pos = (size_t)(b & 0x3f) << 8 | m[pos + 1];
+				continue;
+			}
+			if ((b & 0xc0) != 0)
+				break;
+			if (hits_ttl(offs, n, pos, pos + 1 + (size_t)b))
+				return true;
+			if (b == 0)
+				break;
+			pos += (size_t)b + 1;
+		}
+	}
+	return false;
+}
+
 static uint32_t
 get32(const uint8_t *p)
 {
@@ -527,7 +589,8 @@ cache_insert(struct cache *c, const struct cache_key *k, const uint8_t *msg,
 	n = walk_ttls(msg, len, a->question_end, offs, &min_ttl, &soa_off,
 	    &soa_neg);
 	negative = rcode == DNS_RCODE_NXDOMAIN || a->ancount == 0;
-	if (n < 0 || (negative && soa_off == 0) || (!negative && n == 0)) {
+	if (n < 0 || (negative && soa_off == 0) || (!negative && n == 0) ||
+	    ttl_in_names(msg, len, DNS_HDR_LEN, offs, (size_t)n)) {
 		c->st.not_cacheable++;
 		return -E_DROP;
 	}
