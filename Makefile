@@ -39,13 +39,18 @@ PROXY_SRCS := $(wildcard proxy/*.c)
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(BUILD)/%.o)
 PROXY_LIB  := $(filter-out $(BUILD)/proxy/main.o,$(PROXY_OBJS))
 # The pure layer: what unit tests, fuzz replays and test tools link with.
-PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist)
-INIT_SRCS  := $(wildcard init/*.c)
+PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist udp_mark)
+INIT_SRCS  := $(filter-out init/cni%,$(wildcard init/*.c))
 INIT_OBJS  := $(INIT_SRCS:%.c=$(BUILD)/%.o)
 INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
+# dotproxy-cni: the same rules and netlink talk, plus its own files.
+CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) $(INIT_LIB)
+CNI_LIB    := $(filter-out $(BUILD)/init/cni.o,$(CNI_OBJS))
+CNI_LIBS   = -ljansson $(INIT_LIBS)
 
 UNIT_PROXY := $(patsubst tests/unit/proxy/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proxy/test_*.c))
-UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/init/test_*.c))
+UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(filter-out tests/unit/init/test_cni%,$(wildcard tests/unit/init/test_*.c)))
+UNIT_CNI   := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/init/test_cni*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRCS))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
@@ -54,7 +59,7 @@ TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 .PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers check-docker \
         check-banned bench demo fuzz install FORCE
 
-all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init
+all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni
 
 # Rebuild everything when the effective flags change.
 $(BUILD)/.build-flags: FORCE
@@ -72,6 +77,9 @@ $(BUILD)/dotproxy: $(PROXY_OBJS)
 $(BUILD)/dotproxy-init: $(INIT_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
 
+$(BUILD)/dotproxy-cni: $(CNI_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PURE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
@@ -79,6 +87,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PURE_OBJS)
 $(UNIT_INIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/init/%.o $(INIT_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
+
+$(UNIT_CNI): $(BUILD)/tests/%: $(BUILD)/tests/unit/init/%.o $(CNI_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
 
 $(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(PURE_OBJS)
 	@mkdir -p $(@D)
@@ -92,10 +104,10 @@ deps:
 	@bash scripts/deps.sh
 
 # Every test, one summary line at the end, non-zero on any failure.
-test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh all
 
-check: all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+check: all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh unit
 
 check-e2e: all $(TOOL_BINS)
@@ -124,7 +136,8 @@ demo: deps all $(BUILD)/tools/gai
 
 install: all
 	install -d $(DESTDIR)/usr/local/bin
-	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(DESTDIR)/usr/local/bin/
+	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni \
+	  $(DESTDIR)/usr/local/bin/
 
 clean:
 	rm -rf $(BUILD)

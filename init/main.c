@@ -400,21 +400,6 @@ parse_args(int argc, char **argv, struct init_conf *cf)
 	}
 }
 
-static bool
-ipv6_enabled(void)
-{
-	FILE *f;
-	int v = 1;
-
-	if ((f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "re")) ==
-	    NULL)
-		return false;
-	if (fscanf(f, "%d", &v) != 1)
-		v = 1;
-	fclose(f);
-	return v == 0 && access("/proc/net/if_inet6", F_OK) == 0;
-}
-
 /*
  * Turns a failed netlink exchange into one line and its exit status.
  * verb is "change" or "read"; what names the failing command, or NULL.
@@ -777,7 +762,7 @@ main(int argc, char **argv)
 		usage_err("--dry-run, --check, --cleanup and --validate exclude "
 		    "each other");
 	cf.spec.ipv6 = cf.ipv6 == IPV6_ON ||
-	    (cf.ipv6 == IPV6_AUTO && ipv6_enabled());
+	    (cf.ipv6 == IPV6_AUTO && nl_ipv6_enabled());
 
 	switch (mode) {
 	case MODE_DRY_RUN:
