@@ -139,6 +139,32 @@ assert_cni_error() {
 		w_fail "the proxy has capabilities"
 }
 
+@test "without the mark (a table without its mark rules) the conntrack path and the resolv.conf fallback stay" {
+	local h
+	for h in $(pod nft -a list chain inet dotproxy ct_zone |
+		awk '/meta mark set/ { print $NF }'); do
+		pod nft delete rule inet dotproxy ct_zone handle "$h"
+	done
+	! pod nft list chain inet dotproxy ct_zone | grep -q 'meta mark' ||
+		w_fail "mark rules still there"
+	# No capability: the first nameserver, said once.
+	pod_start_proxy
+	run adig @192.0.2.3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.10
+	assert_server 192.0.2.3 UDP
+	grep -q 'msg="UDP original destination unavailable".*fallback=resolv.conf' "$(proxy_log)" ||
+		w_fail "the fallback is not logged"
+	stop_proxy || w_fail "the proxy did not stop cleanly"
+	# CAP_NET_ADMIN: conntrack finds the address asked.
+	pod_start_proxy_netadmin
+	run adig @192.0.2.3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.11
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
+	pod "$DOTPROXY_INIT" >/dev/null
+}
+
 @test "an unannotated pod in an unlisted namespace gets nothing; CHECK and DEL leave it alone" {
 	local p=${W_POD}3
 	cni_pod_add "$p"
