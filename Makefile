@@ -46,7 +46,10 @@ INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
 # dotproxy-cni: the same rules and netlink talk, plus its own files.
 CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) $(INIT_LIB)
 CNI_LIB    := $(filter-out $(BUILD)/init/cni.o,$(CNI_OBJS))
-CNI_LIBS   = -ljansson $(INIT_LIBS)
+# jansson and libnftnl linked in: the installer copies this binary onto
+# nodes that may lack them; libmnl (no static archive in Debian) and glibc
+# come with every distribution's iproute2.
+CNI_LIBS   = -Wl,-Bstatic -ljansson -lnftnl -Wl,-Bdynamic -lmnl
 
 UNIT_PROXY := $(patsubst tests/unit/proxy/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proxy/test_*.c))
 UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(filter-out tests/unit/init/test_cni%,$(wildcard tests/unit/init/test_*.c)))
