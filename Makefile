@@ -72,7 +72,7 @@ $(BUILD)/.build-flags: FORCE
 
 $(BUILD)/%.o: %.c $(BUILD)/.build-flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(if $(filter %/main.o,$@),$(REV_FLAGS)) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter %/main.o %/cni.o,$@),$(REV_FLAGS)) -c $< -o $@
 
 $(BUILD)/dotproxy: $(PROXY_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
