@@ -334,6 +334,8 @@ render(const json_t *conf, size_t *len)
 	return t;
 }
 
+static int	release_file(struct inst *);
+
 /*
  * Makes sure the first configuration list ends with our entry. Returns 0
  * (also when there is no file yet: the watch brings us back), or -errno.
@@ -362,6 +364,10 @@ ensure(struct inst *in)
 	if (snprintf(path, sizeof(path), "%s/%s", in->conf_dir, name) >=
 	    (int)sizeof(path))
 		return -ENAMETOOLONG;
+	/* Another file comes first now: the runtime no longer reads the old
+	 * one, so it gets its own content back. */
+	if (in->path[0] != '\0' && strcmp(in->path, path) != 0)
+		(void)release_file(in);
 	if ((rc = read_file(path, &data, &len)) != 0) {
 		if (rc != -ENOENT)	/* renamed away meanwhile: next event */
 			say("cannot read %s: %s", path, strerror(-rc));
@@ -414,18 +420,21 @@ out:
 	return rc;
 }
 
-/* Takes our entry out of the file we edited, and the binary away. */
+/*
+ * Takes our entry out of the file we edited (or, when this run edited
+ * none, the first one) and forgets it. Returns 0 or -errno.
+ */
 static int
-remove_all(struct inst *in)
+release_file(struct inst *in)
 {
-	char path[PATH_MAX], *data = NULL, *out = NULL, *slash;
+	char *data = NULL, *out = NULL, *slash;
 	json_t *conf = NULL, *next = NULL;
+	bool changed = false;
 	struct stat st;
 	size_t len, olen;
 	int rc = 0;
 
 	if (in->path[0] == '\0') {
-		/* Not edited by this run (--uninstall): the first file. */
 		char name[NAME_MAX + 1];
 
 		if (first_conf(in->conf_dir, name, sizeof(name)) == 0 &&
@@ -442,6 +451,7 @@ remove_all(struct inst *in)
 			/* Nobody touched it since: the original bytes back. */
 			rc = write_atomic(in->conf_dir, slash + 1, in->orig,
 			    in->orig_len, st.st_mode & 07777);
+			changed = true;
 		} else if ((conf = json_loadb(data, len, 0, NULL)) != NULL &&
 		    (next = cni_install_remove(conf)) != NULL &&
 		    !json_equal(conf, next)) {
@@ -450,22 +460,40 @@ remove_all(struct inst *in)
 			else
 				rc = write_atomic(in->conf_dir, slash + 1, out,
 				    olen, st.st_mode & 07777);
+			changed = true;
 		}
 		if (rc != 0)
 			say("cannot restore %s: %s", in->path, strerror(-rc));
-		else
+		else if (changed)
 			say("removed %s from %s", CNI_PLUGIN_TYPE, in->path);
 	}
-	if (snprintf(path, sizeof(path), "%s/%s", in->bin_dir,
-	    CNI_INSTALL_BIN) < (int)sizeof(path) && unlink(path) == -1 &&
-	    errno != ENOENT) {
-		say("cannot remove %s: %s", path, strerror(errno));
-		rc = -errno;
-	}
+	in->path[0] = '\0';
+	free(in->orig);
+	free(in->mine);
+	in->orig = in->mine = NULL;
+	in->orig_len = in->mine_len = 0;
 	free(out);
 	json_decref(next);
 	json_decref(conf);
 	free(data);
+	return rc;
+}
+
+/* Takes our entry out of the configuration, and the binary away. */
+static int
+remove_all(struct inst *in)
+{
+	char path[PATH_MAX];
+	int rc, e;
+
+	rc = release_file(in);
+	if (snprintf(path, sizeof(path), "%s/%s", in->bin_dir,
+	    CNI_INSTALL_BIN) < (int)sizeof(path) && unlink(path) == -1 &&
+	    errno != ENOENT) {
+		e = errno;
+		say("cannot remove %s: %s", path, strerror(e));
+		rc = -e;
+	}
 	return rc;
 }
 

@@ -371,6 +371,30 @@ inst_ours_last() {
 	grep -q "removed dotproxy-cni from $f" "$d/inst.log" || w_fail "no log line"
 }
 
+@test "installer: when another list comes first, it moves there and gives the old one back its bytes" {
+	local d=$W_DIR/inst3 f g rc
+	mkdir -p "$d/bin" "$d/net.d"
+	f=$d/net.d/10-flannel.conflist
+	g=$d/net.d/05-calico.conflist
+	inst_conflist >"$f"
+	cp "$f" "$d/flannel"
+	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		2>"$d/inst.log" &
+	echo $! >"$W_DIR/inst.pid"
+	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
+	inst_conflist | jq '.name = "k8s-pod-network"' >"$d/calico"
+	cp "$d/calico" "$g"
+	inst_wait inst_ours_last "$g" || w_fail "not moved: $(cat "$d/inst.log")"
+	inst_wait cmp -s "$d/flannel" "$f" || w_fail "the old list was not given back"
+	kill -TERM "$(cat "$W_DIR/inst.pid")"
+	rc=0
+	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
+	rm -f "$W_DIR/inst.pid"
+	[ "$rc" -eq 0 ] || w_fail "exit status $rc"
+	cmp "$d/calico" "$g" || w_fail "the new list was not restored"
+	cmp "$d/flannel" "$f" || w_fail "the old list changed again"
+}
+
 @test "installer: a bad plugin configuration is refused at once; --once installs and --uninstall removes" {
 	local d=$W_DIR/inst2 f
 	mkdir -p "$d/bin" "$d/net.d"
