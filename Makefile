@@ -1,5 +1,5 @@
 # dotproxy: one Makefile for both programs, the tests and the benchmark.
-#   make                 build/dotproxy and build/dotproxy-init
+#   make                 build/dotproxy, build/dotproxy-init and build/dotproxy-cni
 #   make test            every test (installs what it needs first)
 #   make WERROR=1 SANITIZE=address,undefined test
 .SUFFIXES:
