@@ -446,7 +446,7 @@ run_plugin(void)
 	enum cni_cmd cmd = CMD_VERSION;
 	size_t i, len = 0;
 	char *text = NULL;
-	bool known = false, parsed = false;
+	bool known = false;
 	int rc;
 
 	memset(&run, 0, sizeof(run));
@@ -478,7 +478,6 @@ run_plugin(void)
 	free(text);
 	if (rc != 0)
 		return fail_out(&err, NULL);
-	parsed = true;
 
 	switch (cmd) {
 	case CMD_ADD:
@@ -507,8 +506,7 @@ run_plugin(void)
 		cni_log(&conf, &run, "error %d: %s", (int)err.code, err.msg);
 		rc = fail_out(&err, conf.version);
 	}
-	if (parsed)
-		cni_conf_fini(&conf);
+	cni_conf_fini(&conf);
 	return rc;
 }
 
