@@ -49,6 +49,7 @@ struct inst {
 	size_t		 orig_len;
 	char		*mine;		/* owned: the bytes we wrote */
 	size_t		 mine_len;
+	char		 last[512];	/* the last complaint, said once */
 };
 
 __attribute__((format(printf, 1, 2))) static void
@@ -61,6 +62,22 @@ say(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* Says a complaint about the configuration once, not at every look. */
+__attribute__((format(printf, 2, 3))) static void
+complain(struct inst *in, const char *fmt, ...)
+{
+	char msg[sizeof(in->last)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, in->last) == 0)
+		return;
+	memcpy(in->last, msg, sizeof(msg));
+	say("%s", msg);
 }
 
 static bool
@@ -377,15 +394,17 @@ ensure(struct inst *in)
 		st.st_mode = 0644;
 	if ((conf = json_loadb(data, len, 0, &jerr)) == NULL) {
 		/* Half written by someone without a rename: wait for more. */
-		say("%s is not valid JSON yet (%s); waiting", path, jerr.text);
+		complain(in, "%s is not valid JSON yet (%s); waiting", path,
+		    jerr.text);
 		goto out;
 	}
 	if (!json_is_array(json_object_get(conf, "plugins"))) {
-		say("%s is a single-plugin configuration, not a list: not "
-		    "supported (convert it to a .conflist)", path);
+		complain(in, "%s is a single-plugin configuration, not a list: "
+		    "not supported (convert it to a .conflist)", path);
 		rc = -EINVAL;
 		goto out;
 	}
+	in->last[0] = '\0';
 	if (cni_install_has(conf, in->entry))
 		goto out;
 	if ((next = cni_install_add(conf, in->entry)) == NULL ||
@@ -400,12 +419,20 @@ ensure(struct inst *in)
 	}
 	/*
 	 * Remember the file as it was, for an exact restore. When the
-	 * network plugin rewrote it, its new text is the original now.
+	 * network plugin rewrote it, its new text is the original now. A
+	 * file that already held an entry of ours (an earlier run, other
+	 * settings) has no clean original: it is undone through the JSON.
 	 */
 	free(in->orig);
-	in->orig = data;
-	in->orig_len = len;
-	data = NULL;
+	in->orig = NULL;
+	in->orig_len = 0;
+	json_decref(next);
+	if ((next = cni_install_remove(conf)) != NULL &&
+	    json_equal(next, conf)) {
+		in->orig = data;
+		in->orig_len = len;
+		data = NULL;
+	}
 	memcpy(in->path, path, strlen(path) + 1);
 	free(in->mine);
 	in->mine = out;
@@ -446,8 +473,8 @@ release_file(struct inst *in)
 		if (stat(in->path, &st) == -1)
 			st.st_mode = 0644;
 		slash = strrchr(in->path, '/');
-		if (in->mine != NULL && len == in->mine_len &&
-		    memcmp(data, in->mine, len) == 0) {
+		if (in->mine != NULL && in->orig != NULL &&
+		    len == in->mine_len && memcmp(data, in->mine, len) == 0) {
 			/* Nobody touched it since: the original bytes back. */
 			rc = write_atomic(in->conf_dir, slash + 1, in->orig,
 			    in->orig_len, st.st_mode & 07777);

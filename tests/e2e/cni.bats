@@ -395,6 +395,27 @@ inst_ours_last() {
 	cmp "$d/flannel" "$f" || w_fail "the old list changed again"
 }
 
+@test "installer: a stale entry of an earlier run is replaced, and SIGTERM takes it out too" {
+	local d=$W_DIR/inst4 f rc
+	mkdir -p "$d/bin" "$d/net.d"
+	f=$d/net.d/10-flannel.conflist
+	inst_conflist | jq '.plugins |= [.[0], {type: "dotproxy-cni", proxyPort: 1}, .[1]]' >"$f"
+	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--plugin-config '{"proxyPort":15353}' 2>"$d/inst.log" &
+	echo $! >"$W_DIR/inst.pid"
+	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
+	[ "$(jq '[.plugins[] | select(.type == "dotproxy-cni")] | length' "$f")" = 1 ] ||
+		w_fail "the stale entry stayed"
+	[ "$(jq '.plugins[-1].proxyPort' "$f")" = 15353 ] || w_fail "not the new settings"
+	kill -TERM "$(cat "$W_DIR/inst.pid")"
+	rc=0
+	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
+	rm -f "$W_DIR/inst.pid"
+	[ "$rc" -eq 0 ] || w_fail "exit status $rc"
+	[ "$(jq -S . "$f")" = "$(inst_conflist | jq -S .)" ] ||
+		w_fail "an entry of ours is left: $(cat "$f")"
+}
+
 @test "installer: a bad plugin configuration is refused at once; --once installs and --uninstall removes" {
 	local d=$W_DIR/inst2 f
 	mkdir -p "$d/bin" "$d/net.d"
