@@ -2,7 +2,8 @@
 # Checks and unit-tests the alerts of examples/monitoring/prometheusrule.yaml
 # with promtool: the PrometheusRule's spec (the deployed object itself) is
 # written out as a Prometheus rule file, `promtool check rules` lints it and
-# `promtool test rules` runs examples/monitoring/promtool/rules_test.yaml.
+# `promtool test rules` runs examples/monitoring/promtool/rules_test.yaml,
+# which must show every alert firing and silent on a healthy idle proxy.
 #
 #   tests/k8s/rules.sh [--root EXAMPLES_DIR]
 #
@@ -25,4 +26,7 @@ node "$here/extract-rules.js" "$root/monitoring/prometheusrule.yaml" \
 	>"$tmp/dotproxy.rules.yaml"
 cp "$root/monitoring/promtool/rules_test.yaml" "$tmp/"
 promtool check rules "$tmp/dotproxy.rules.yaml"
+node "$here/extract-rules.js" --check-tests "$root/monitoring/promtool/rules_test.yaml" \
+	"$root/monitoring/prometheusrule.yaml"
+echo "every alert has a firing and a healthy-idle unit test"
 (cd "$tmp" && promtool test rules rules_test.yaml)
