@@ -189,12 +189,15 @@ rules_rejected() {
 	[[ "$output" == *"checks ok, 0 failed"* ]]
 }
 
-@test "k8s: the injection component adds one dotproxy to the example app and nothing to the Service" {
+@test "k8s: the injection component adds each dotproxy container once to the example app" {
 	need_kubectl
 	run kubectl kustomize "$EXAMPLES/kubernetes/sidecar"
 	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
 	# The app's own file names no dotproxy container; the render has each once.
-	! grep -q 'name: dotproxy' "$EXAMPLES/kubernetes/sidecar/deployment.yaml"
+	if grep -q 'name: dotproxy' "$EXAMPLES/kubernetes/sidecar/deployment.yaml"; then
+		echo "the app's own manifest names a dotproxy container"
+		return 1
+	fi
 	[ "$(grep -c -- '- name: dotproxy$' <<<"$output")" -eq 1 ]
 	[ "$(grep -c 'name: dotproxy-init$' <<<"$output")" -eq 1 ]
 	[ "$(grep -c 'name: dotproxy-validate$' <<<"$output")" -eq 1 ]
