@@ -465,3 +465,15 @@ rules_rejected() {
 	rejected "not ok - sidecar: kubernetes/extra: Deployment/dns-app" \
 		"app: runs as 15353"
 }
+
+# ------------------------------------------------------- image metadata
+
+@test "image: the OCI source and licence labels are real and match LICENSE" {
+	local df=$REPO/Dockerfile src lic
+	src=$(sed -n 's/.*org\.opencontainers\.image\.source="\([^"]*\)".*/\1/p' "$df")
+	lic=$(sed -n 's/.*org\.opencontainers\.image\.licenses="\([^"]*\)".*/\1/p' "$df")
+	echo "source=$src licenses=$lic"
+	[[ $src =~ ^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]]
+	[ "$lic" = MIT ]
+	head -1 "$REPO/LICENSE" | grep -qx 'MIT License'
+}
