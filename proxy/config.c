@@ -44,6 +44,14 @@ enum opt_id {
 	OPT_MAX_CLIENTS,
 	OPT_MAX_PIPELINE,
 	OPT_SHUTDOWN_GRACE,
+	OPT_CACHE_SIZE,
+	OPT_CACHE_BYTES,
+	OPT_CACHE_MIN_TTL,
+	OPT_CACHE_MAX_TTL,
+	OPT_LOCAL_CACHE_MAX_TTL,
+	OPT_CACHE_SERVFAIL_TTL,
+	OPT_CACHE_STALE_MAX,
+	OPT_CACHE_CLIENT_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_LOG_QUERIES,
@@ -52,6 +60,8 @@ enum opt_id {
 	OPT_TRANSPARENT,
 	OPT_RESOLV_CONF,
 	OPT_CONFIG,
+	OPT_MAX_PLAIN,
+	OPT_SECCOMP,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT
@@ -69,6 +79,7 @@ enum opt_group {
 	G_LISTEN = 0,
 	G_UPSTREAM,
 	G_LIMITS,
+	G_CACHE,
 	G_LOGGING,
 	G_TRANSPARENT,
 	G_OTHER,
@@ -152,12 +163,63 @@ static const struct opt opts[] = {
 	  .id = OPT_MAX_PIPELINE, .kind = OK_NUM, .group = G_LIMITS,
 	  .metavar = "N", .def = "128", .min = 1, .max = 4096, .unit = "",
 	  .help = "Queries pending on one TCP client connection." },
+	{ .name = "max-plain", .env = "DOTPROXY_MAX_PLAIN",
+	  .id = OPT_MAX_PLAIN, .kind = OK_NUM, .group = G_LIMITS,
+	  .metavar = "N", .def = "256", .min = 1, .max = 16384, .unit = "",
+	  .help = "Local-zone queries in flight in plain DNS (one socket\n"
+	  "each); above it they are answered SERVFAIL at once." },
 	{ .name = "shutdown-grace", .env = "DOTPROXY_SHUTDOWN_GRACE",
 	  .id = OPT_SHUTDOWN_GRACE, .kind = OK_NUM, .group = G_LIMITS,
 	  .metavar = "MS", .def = "3000", .min = 0, .max = 120000,
 	  .unit = " ms",
 	  .help = "After SIGTERM, keep answering this long with /readyz at\n"
 	  "503 (lameduck), then finish what is in flight and exit." },
+	{ .name = "cache-size", .env = "DOTPROXY_CACHE_SIZE",
+	  .id = OPT_CACHE_SIZE, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "N", .def = "10000", .min = 0, .max = 1000000, .unit = "",
+	  .help = "Answers kept in memory, in entries; 0 turns the cache (and\n"
+	  "serve-stale and prefetch) off. Identical questions in flight\n"
+	  "are shared either way." },
+	{ .name = "cache-bytes", .env = "DOTPROXY_CACHE_BYTES",
+	  .id = OPT_CACHE_BYTES, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "BYTES", .def = "16777216", .min = 65536,
+	  .max = 1073741824, .unit = " bytes",
+	  .help = "Most bytes the cached answers and their bookkeeping hold." },
+	{ .name = "cache-min-ttl", .env = "DOTPROXY_CACHE_MIN_TTL",
+	  .id = OPT_CACHE_MIN_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "0", .min = 0, .max = 3600, .unit = " s",
+	  .help = "Keep answers at least this long (unbound's default, 0:\n"
+	  "never stretch what the authority said; TTL 0 is not cached)." },
+	{ .name = "cache-max-ttl", .env = "DOTPROXY_CACHE_MAX_TTL",
+	  .id = OPT_CACHE_MAX_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "86400", .min = 1, .max = 604800,
+	  .unit = " s",
+	  .help = "Keep answers at most this long (unbound's and dnsdist's\n"
+	  "default). Negative answers: at most 3600 s." },
+	{ .name = "local-cache-max-ttl", .env = "DOTPROXY_LOCAL_CACHE_MAX_TTL",
+	  .id = OPT_LOCAL_CACHE_MAX_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "5", .min = 0, .max = 86400, .unit = " s",
+	  .help = "Keep local-zone answers at most this long (cluster records\n"
+	  "change; CoreDNS's kubernetes plugin answers with TTL 5).\n"
+	  "0: local-zone answers are not cached." },
+	{ .name = "cache-servfail-ttl", .env = "DOTPROXY_CACHE_SERVFAIL_TTL",
+	  .id = OPT_CACHE_SERVFAIL_TTL, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "5", .min = 0, .max = 300, .unit = " s",
+	  .help = "Remember a failed resolution (upstream SERVFAIL, timeout)\n"
+	  "this long, so a dead name cannot become a query storm\n"
+	  "(RFC 9520: at most 5 minutes)." },
+	{ .name = "cache-stale-max", .env = "DOTPROXY_CACHE_STALE_MAX",
+	  .id = OPT_CACHE_STALE_MAX, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "S", .def = "86400", .min = 0, .max = 604800,
+	  .unit = " s",
+	  .help = "Serve an expired answer (TTL 30, RFC 8767) up to this long\n"
+	  "past its expiry when the upstreams fail or are slow; 0: never." },
+	{ .name = "cache-client-timeout", .env = "DOTPROXY_CACHE_CLIENT_TIMEOUT",
+	  .id = OPT_CACHE_CLIENT_TIMEOUT, .kind = OK_NUM, .group = G_CACHE,
+	  .metavar = "MS", .def = "1800", .min = 1, .max = 60000,
+	  .unit = " ms",
+	  .help = "With an expired answer at hand, wait this long for a fresh\n"
+	  "one before serving the stale one (RFC 8767's 1.8 s)." },
 	{ .name = "log-level", .env = "DOTPROXY_LOG_LEVEL", .id = OPT_LOG_LEVEL,
 	  .kind = OK_VALUE, .group = G_LOGGING,
 	  .metavar = "debug|info|warn|error", .def = "info",
@@ -193,6 +255,11 @@ static const struct opt opts[] = {
 	  .help = "Where the namespace's resolver and search list are read:\n"
 	  "local-zone queries whose original destination is unknown go\n"
 	  "to its first nameserver." },
+	{ .name = "seccomp", .env = "DOTPROXY_SECCOMP", .id = OPT_SECCOMP,
+	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "on|off",
+	  .def = "on",
+	  .help = "After start-up, refuse every system call the proxy does\n"
+	  "not need (EPERM, logged by the kernel). off is for debugging." },
 	{ .name = "config", .env = "DOTPROXY_CONFIG", .id = OPT_CONFIG,
 	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "FILE",
 	  .defshow = "none",
@@ -209,6 +276,7 @@ static const char *const group_titles[G_COUNT] = {
 	[G_LISTEN] = "Listening",
 	[G_UPSTREAM] = "Upstreams",
 	[G_LIMITS] = "Limits",
+	[G_CACHE] = "Cache",
 	[G_LOGGING] = "Logging",
 	[G_TRANSPARENT] = "Transparent mode",
 	[G_OTHER] = "Other",
@@ -717,8 +785,26 @@ num_field(struct config *cfg, enum opt_id id)
 		return &cfg->max_clients;
 	case OPT_MAX_PIPELINE:
 		return &cfg->max_pipeline;
+	case OPT_MAX_PLAIN:
+		return &cfg->max_plain;
 	case OPT_SHUTDOWN_GRACE:
 		return &cfg->shutdown_grace_ms;
+	case OPT_CACHE_SIZE:
+		return &cfg->cache_size;
+	case OPT_CACHE_BYTES:
+		return &cfg->cache_bytes;
+	case OPT_CACHE_MIN_TTL:
+		return &cfg->cache_min_ttl;
+	case OPT_CACHE_MAX_TTL:
+		return &cfg->cache_max_ttl;
+	case OPT_LOCAL_CACHE_MAX_TTL:
+		return &cfg->local_cache_max_ttl;
+	case OPT_CACHE_SERVFAIL_TTL:
+		return &cfg->cache_servfail_ttl;
+	case OPT_CACHE_STALE_MAX:
+		return &cfg->cache_stale_max;
+	case OPT_CACHE_CLIENT_TIMEOUT:
+		return &cfg->cache_client_timeout_ms;
 	default:
 		return NULL;
 	}
@@ -915,6 +1001,14 @@ apply(struct config *cfg, const struct opt *o, const char *val,
 			    "error", show(a, sizeof(a), val, strlen(val)));
 			return -E_USAGE;
 		}
+		return 0;
+	case OPT_SECCOMP:
+		if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+			errf(msg, cap, "'%s' is not one of on, off",
+			    show(a, sizeof(a), val, strlen(val)));
+			return -E_USAGE;
+		}
+		cfg->seccomp = strcmp(val, "on") == 0;
 		return 0;
 	case OPT_LOG_FORMAT:
 		if (log_format_parse(val, &cfg->log_format) != 0) {
@@ -1316,13 +1410,19 @@ config_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: dotproxy [--listen ADDR:PORT]... [--upstream SPEC]... "
 	    "[OPTION]...\n"
+	    "       dotproxy healthcheck [URL]\n"
 	    "\n"
 	    "Forwards plain DNS from local applications to DNS-over-TLS\n"
 	    "upstreams (RFC 7858), authenticated by name or pin (RFC 8310).\n"
 	    "\n"
+	    "healthcheck GETs URL (default: /readyz on the DOTPROXY_METRICS\n"
+	    "address) and exits 0 when it answers 200, 1 otherwise: a\n"
+	    "container HEALTHCHECK for images without a shell or curl.\n"
+	    "\n"
 	    "Every option has an environment twin DOTPROXY_<NAME> (upper\n"
-	    "case, '-' becomes '_'). A flag beats its twin, which beats the\n"
-	    "default; an empty variable counts as unset. Values go as\n"
+	    "case, '-' becomes '_'). Precedence, highest first: the flag,\n"
+	    "its environment twin, the --config file (lines of \"name value\"),\n"
+	    "the default; an empty variable counts as unset. Values go as\n"
 	    "--name VALUE or --name=VALUE. Repeatable options also take\n"
 	    "comma-separated lists, and a repeatable flag replaces the\n"
 	    "environment's list instead of adding to it.\n");

@@ -25,7 +25,16 @@
  *   --max-inflight N            queries in flight per TLS connection, 1024
  *   --max-clients N             TCP client connections, default 1024
  *   --max-pipeline N            pending queries per TCP client, default 128
+ *   --max-plain N               local-zone queries in flight, default 256
  *   --shutdown-grace MS         lameduck after SIGTERM, default 3000
+ *   --cache-size N              cached answers, default 10000; 0 = off
+ *   --cache-bytes BYTES         their memory bound, default 16 MiB
+ *   --cache-min-ttl S           TTL clamps, default 0 and 86400
+ *   --cache-max-ttl S
+ *   --local-cache-max-ttl S     clamp for local-zone answers, default 5
+ *   --cache-servfail-ttl S      failed resolutions kept, default 5
+ *   --cache-stale-max S         serve-stale window, default 86400
+ *   --cache-client-timeout MS   stale answer after, default 1800
  *   --metrics ADDR:PORT         metrics/health listener, default off
  *   --log-level debug|info|warn|error   default info
  *   --log-format text|json      default text
@@ -33,6 +42,7 @@
  *   --allow-root                run as UID 0 in transparent use
  *   --transparent               behind dotproxy-init's redirect
  *   --resolv-conf PATH          default /etc/resolv.conf
+ *   --seccomp on|off            system call allowlist, default on
  *   --config FILE               a file of "key value" lines (later issue)
  *   --help, --version
  */
@@ -95,7 +105,16 @@ struct config {
 	unsigned		max_inflight;
 	unsigned		max_clients;
 	unsigned		max_pipeline;
+	unsigned		max_plain;	/* plain queries in flight */
 	unsigned		shutdown_grace_ms;
+	unsigned		cache_size;		/* entries; 0 = off */
+	unsigned		cache_bytes;
+	unsigned		cache_min_ttl;		/* seconds */
+	unsigned		cache_max_ttl;
+	unsigned		local_cache_max_ttl;
+	unsigned		cache_servfail_ttl;
+	unsigned		cache_stale_max;
+	unsigned		cache_client_timeout_ms;
 	bool			has_metrics;
 	struct cfg_addr		metrics;
 	enum log_level		log_level;
@@ -103,6 +122,7 @@ struct config {
 	bool			log_queries;
 	bool			allow_root;
 	bool			transparent;
+	bool			seccomp;	/* install the allowlist */
 	char			resolv_conf[CFG_PATH_MAX];
 	char			config_file[CFG_PATH_MAX];	/* "" = none */
 };

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct config;
 struct fe_tcp;
 struct loop;
@@ -23,6 +25,7 @@ struct fe_tcp_stats {
 	uint64_t	closed_bad;	/* bad framing or absurd length */
 	uint64_t	closed_slow;	/* answers piled up unread */
 	uint64_t	accept_paused;	/* EMFILE or the connection cap */
+	uint64_t	diag_failed;	/* sock_diag lookups that failed */
 	unsigned	open;
 };
 
@@ -35,5 +38,7 @@ void		 fe_tcp_stop(struct fe_tcp *);
 size_t		 fe_tcp_open(const struct fe_tcp *);
 void		 fe_tcp_free(struct fe_tcp *);
 const struct fe_tcp_stats *fe_tcp_stats(const struct fe_tcp *);
+/* Describes struct fe_tcp_stats for metrics. */
+extern const struct stat_table fe_tcp_stat_table;
 
 #endif

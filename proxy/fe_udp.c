@@ -255,3 +255,17 @@ fe_udp_stats(const struct fe_udp *fe)
 {
 	return &fe->stats;
 }
+
+#define UROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct fe_udp_stats, field, help)
+static const struct stat_desc fe_udp_rows[] = {
+	UROW("dotproxy_udp_received_total", NULL, received,
+	    "Datagrams read from UDP clients."),
+	UROW("dotproxy_udp_sent_total", NULL, sent,
+	    "Answers sent to UDP clients."),
+	UROW("dotproxy_malformed_total", "reason=\"udp_oversize\"", oversize,
+	    NULL),
+	UROW("dotproxy_dropped_total", "reason=\"udp_send\"", send_errors,
+	    NULL),
+};
+const struct stat_table fe_udp_stat_table = STAT_TABLE(fe_udp_rows);

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "stat.h"
+
 struct fe_udp;
 struct loop;
 struct query_table;
@@ -29,5 +31,7 @@ int		 fe_udp_listen(struct fe_udp *, const struct sockaddr *,
 void		 fe_udp_stop(struct fe_udp *);
 void		 fe_udp_free(struct fe_udp *);
 const struct fe_udp_stats *fe_udp_stats(const struct fe_udp *);
+/* Describes struct fe_udp_stats for metrics. */
+extern const struct stat_table fe_udp_stat_table;
 
 #endif

@@ -2,11 +2,23 @@
  * Query pipeline (see query.h). Owns the query table: chunks of struct
  * query, a free list, and 64-bit handles (generation << 32 | index) so a
  * stale handle from a late answer or a closed client finds nothing. Owns
- * the upstream pool it created. Never frees a query from under a caller:
- * every path that ends a query delivers first, then releases it.
+ * the upstream pool it created and the packet cache. Never frees a query
+ * from under a caller: every path that ends a query delivers first, then
+ * releases it.
+ *
+ * Cache and coalescing. A query that misses the cache becomes the leader
+ * of its key: it is the only one sent, and later identical questions join
+ * it as waiters (up to Q_COALESCE_MAX) instead of going upstream. Its
+ * answer is offered to the cache and delivered to the leader's client and
+ * to every waiter, each with its own ID, question case and EDNS. A leader
+ * may have no client of its own: a prefetch of an entry in the last tenth
+ * of its TTL, or the refresh that goes on after a stale answer. When the
+ * upstreams fail (or the client-response timer passes first) a query with
+ * an expired entry at hand is answered from it (RFC 8767).
  */
 #include "query.h"
 
+#include <sys/random.h>
 #include <netinet/in.h>
 
 #include <errno.h>
@@ -14,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "config.h"
 #include "ct.h"
 #include "dns.h"
@@ -22,6 +35,7 @@
 #include "loop.h"
 #include "plain.h"
 #include "resolv.h"
+#include "route.h"
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
@@ -33,11 +47,15 @@
 /* The conntrack zone dotproxy-init puts redirected UDP flows in (its
  * RULES_CT_ZONE; init/ shares no code with proxy/, so it is repeated). */
 #define Q_CT_ZONE	2
+#define Q_COALESCE_MAX	64		/* waiters one leader may carry */
+#define Q_LMAP		4096		/* in-flight leaders: hash buckets */
 
 enum q_state {
 	Q_FREE = 0,		/* on the free list */
 	Q_WAIT_UPSTREAM,	/* sent over DoT, waiting for an answer */
 	Q_WAIT_LOCAL,		/* sent in plain DNS to a local resolver */
+	Q_WAIT_LEADER,		/* joined an identical query in flight */
+	Q_WAIT_CT,		/* local, waiting for conntrack's answer */
 };
 
 struct query {
@@ -57,6 +75,19 @@ struct query {
 	uint64_t		 start_us;	/* for the duration histogram */
 	uint32_t		 tried;		/* upstreams that failed it */
 	unsigned		 attempts;
+	struct cache_key	 key;		/* valid when has_key */
+	bool			 has_key;
+	bool			 local;		/* route: plain DNS */
+	bool			 background;	/* no client (prefetch, refresh) */
+	bool			 leader;	/* in the in-flight map */
+	bool			 stale_ok;	/* an expired entry was at hand */
+	uint32_t		 epoch;		/* cache epoch when sent */
+	uint32_t		 lnext;		/* in-flight map chain, idx + 1 */
+	uint32_t		 whead;		/* leader: first waiter, idx + 1 */
+	uint32_t		 wnext, wprev;	/* waiter links, idx + 1 */
+	uint32_t		 lead;		/* waiter: its leader, idx + 1 */
+	unsigned		 nwaiters;
+	struct loop_timer	 stale_timer;	/* client-response timer */
 };
 
 /* A pool replaced by a reload, draining before it is freed. */
@@ -78,10 +109,16 @@ struct query_table {
 						 * swap; NULL before (main owns
 						 * the first) */
 	struct plain		*plain;		/* owned */
-	struct ct		*ct;		/* owned; NULL once refused */
+	struct ct		*ct;		/* owned */
+	bool			 ct_refused;	/* no CAP_NET_ADMIN: not asked */
 	const struct resolv	*rc;		/* borrowed */
-	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 96];
-	size_t			 nzones;	/* local zones, all sources */
+	struct route		 route;
+	struct cache		*cache;		/* owned; NULL when off */
+	uint64_t		 seed;		/* keys the cache hash */
+	uint32_t		 epoch;		/* bumped when the cache empties */
+	struct cfg_upstream	 ups[CFG_MAX_UPSTREAMS];	/* the pool's set */
+	size_t			 nups;
+	uint32_t		 lmap[Q_LMAP];	/* in-flight leaders, idx + 1 */
 	struct log_limit	 loglim;
 	struct q_retired	*retired;	/* owned list: pools draining */
 	struct loop_timer	 reap;		/* frees idle retired pools */
@@ -100,37 +137,17 @@ const char *const query_qtype_names[QQ_N] = {
 	"other",
 };
 const char *const query_source_names[QS_N] = {
-	"upstream", "local", "synthesized",
-};
-const char *const query_capture_names[QC_N] = {
-	"direct", "resolv_conf", "loopback", "private", "other", "unknown",
+	"upstream", "local", "synthesized", "cache",
 };
 
 static int	q_on_answer(void *, uint64_t, const uint8_t *, size_t, int *);
 static void	q_on_fail(void *, uint64_t, unsigned, bool, int);
 static int	q_on_plain_answer(void *, uint64_t, const uint8_t *, size_t);
 static void	q_on_reap(struct loop_timer *);
-static enum query_capture q_classify(const struct query_table *,
-		    const struct sockaddr *);
 static void	q_on_plain_fail(void *, uint64_t, int);
-
-/*
- * Reverse zones of address ranges that never leave a cluster or a host:
- * RFC 1918, loopback, link-local, ULA and IPv6 link-local (and, added in a
- * loop, the shared 100.64/10). Queries for them must not reach a public
- * resolver.
- */
-static const char *const private_reverse[] = {
-	"10.in-addr.arpa", "168.192.in-addr.arpa", "127.in-addr.arpa",
-	"254.169.in-addr.arpa", "16.172.in-addr.arpa", "17.172.in-addr.arpa",
-	"18.172.in-addr.arpa", "19.172.in-addr.arpa", "20.172.in-addr.arpa",
-	"21.172.in-addr.arpa", "22.172.in-addr.arpa", "23.172.in-addr.arpa",
-	"24.172.in-addr.arpa", "25.172.in-addr.arpa", "26.172.in-addr.arpa",
-	"27.172.in-addr.arpa", "28.172.in-addr.arpa", "29.172.in-addr.arpa",
-	"30.172.in-addr.arpa", "31.172.in-addr.arpa", "c.f.ip6.arpa",
-	"d.f.ip6.arpa", "8.e.f.ip6.arpa", "9.e.f.ip6.arpa", "a.e.f.ip6.arpa",
-	"b.e.f.ip6.arpa",
-};
+static void	q_on_stale_timer(struct loop_timer *);
+static void	q_on_ct(void *, uint64_t, int, const struct sockaddr_storage *,
+		    socklen_t);
 
 static struct query *
 q_at(struct query_table *qt, uint32_t idx)
@@ -179,6 +196,8 @@ q_alloc(struct query_table *qt)
 			q[i].idx = (uint32_t)(base + i);
 			q[i].deadline.cb = q_on_deadline;
 			q[i].deadline.arg = &q[i];
+			q[i].stale_timer.cb = q_on_stale_timer;
+			q[i].stale_timer.arg = &q[i];
 			q[i].next_free = i + 1 < Q_CHUNK ?
 			    (uint32_t)(base + i + 2) : qt->free_head;
 		}
@@ -190,9 +209,93 @@ q_alloc(struct query_table *qt)
 	q->gen++;
 	q->tried = 0;
 	q->attempts = 0;
+	q->has_key = q->local = q->background = q->leader = false;
+	q->stale_ok = false;
+	q->lnext = q->whead = q->wnext = q->wprev = q->lead = 0;
+	q->nwaiters = 0;
 	qt->inflight++;
 	return q;
 }
+
+/* The in-flight leader for key k, or NULL. */
+static struct query *
+q_find_leader(struct query_table *qt, const struct cache_key *k)
+{
+	uint32_t i1;
+
+	for (i1 = qt->lmap[k->hash % Q_LMAP]; i1 != 0; i1 = q_at(qt, i1 - 1)->lnext) {
+		struct query *l = q_at(qt, i1 - 1);
+
+		if (l->key.hash == k->hash && l->key.len == k->len &&
+		    l->epoch == qt->epoch &&
+		    memcmp(l->key.buf, k->buf, k->len) == 0)
+			return l;
+	}
+	return NULL;
+}
+
+static void
+q_lead(struct query *q)
+{
+	struct query_table *qt = q->qt;
+	uint32_t *b = &qt->lmap[q->key.hash % Q_LMAP];
+
+	q->leader = true;
+	q->lnext = *b;
+	*b = q->idx + 1;
+}
+
+static void
+q_unlead(struct query *q)
+{
+	struct query_table *qt = q->qt;
+	uint32_t *pp = &qt->lmap[q->key.hash % Q_LMAP];
+
+	while (*pp != 0 && *pp != q->idx + 1)
+		pp = &q_at(qt, *pp - 1)->lnext;
+	if (*pp != 0)
+		*pp = q->lnext;
+	q->leader = false;
+	q->lnext = 0;
+}
+
+/* Adds waiter w to leader l. */
+static void
+q_join(struct query *l, struct query *w)
+{
+	struct query_table *qt = l->qt;
+
+	w->state = Q_WAIT_LEADER;
+	w->lead = l->idx + 1;
+	w->wprev = 0;
+	w->wnext = l->whead;
+	if (l->whead != 0)
+		q_at(qt, l->whead - 1)->wprev = w->idx + 1;
+	l->whead = w->idx + 1;
+	l->nwaiters++;
+}
+
+/* Takes waiter w off its leader's list. */
+static void
+q_leave(struct query *w)
+{
+	struct query_table *qt = w->qt;
+	struct query *l;
+
+	if (w->lead == 0)
+		return;
+	l = q_at(qt, w->lead - 1);
+	if (w->wprev != 0)
+		q_at(qt, w->wprev - 1)->wnext = w->wnext;
+	else
+		l->whead = w->wnext;
+	if (w->wnext != 0)
+		q_at(qt, w->wnext - 1)->wprev = w->wprev;
+	l->nwaiters--;
+	w->lead = w->wnext = w->wprev = 0;
+}
+
+static void	q_fail(struct query *);
 
 static void
 q_release(struct query *q)
@@ -201,6 +304,17 @@ q_release(struct query *q)
 	uint32_t idx = q->idx;
 
 	loop_timer_stop(qt->loop, &q->deadline);
+	loop_timer_stop(qt->loop, &q->stale_timer);
+	if (q->leader)
+		q_unlead(q);
+	q_leave(q);
+	/* Waiters left behind fail on their own (stale or SERVFAIL). */
+	while (q->whead != 0) {
+		struct query *w = q_at(qt, q->whead - 1);
+
+		q_leave(w);
+		q_fail(w);
+	}
 	free(q->msg);
 	free(q->up_msg);
 	q->msg = q->up_msg = NULL;
@@ -235,16 +349,124 @@ q_error(struct query_table *qt, const struct query_origin *o,
 		q_deliver(qt, o, QS_SYNTH, rcode > 15, qt->out, n);
 }
 
+/*
+ * Builds the answer for one client (its ID, question case, EDNS and size)
+ * from answer msg (parsed as a) and delivers it. Returns 0, or -E_TOOBIG
+ * when it cannot be built (the caller answers SERVFAIL).
+ */
+static int
+q_send_answer(struct query_table *qt, const struct query_origin *o,
+    const uint8_t *cmsg, size_t clen, const struct dns_info *ci,
+    const uint8_t *msg, size_t len, const struct dns_info *a,
+    enum query_source src)
+{
+	bool truncated = false;
+	size_t n;
+
+	if (dns_build_answer(msg, len, a, cmsg, clen, ci, o->limit, qt->out,
+	    sizeof(qt->out), &n, &truncated) < 0)
+		return -E_TOOBIG;
+	if (truncated)
+		qt->stats.truncated++;
+	q_deliver(qt, o, src, a->ext_rcode, qt->out, n);
+	return 0;
+}
+
+/*
+ * Answers one client from a cache entry: the stored answer with its TTLs
+ * aged (or 30 when stale) is parsed again and fitted to this client as a
+ * fresh one would be. No allocation: the scratch buffers of the table.
+ * Returns 0, or -E_TOOBIG (nothing sent).
+ */
+static int
+q_send_cached(struct query_table *qt, const struct query_origin *o,
+    const uint8_t *cmsg, size_t clen, const struct dns_info *ci,
+    const struct cache_hit *h, bool stale)
+{
+	struct dns_info a;
+	size_t n;
+
+	if ((n = cache_render(h, stale, qt->upbuf, sizeof(qt->upbuf))) == 0 ||
+	    dns_parse_answer(qt->upbuf, n, &a) < 0)
+		return -E_TOOBIG;
+	return q_send_answer(qt, o, cmsg, clen, ci, qt->upbuf, n, &a,
+	    QS_CACHE);
+}
+
+/* Logs a stale answer, at most a few lines a second. */
+static void
+q_log_stale(struct query_table *qt, const struct dns_info *info,
+    const char *why)
+{
+	char name[DNS_NAME_MAX * 4 + 1] = "-";
+
+	if (qt->cfg->log_queries)
+		(void)dns_name_to_text(info->qname, info->qname_len, name,
+		    sizeof(name));
+	log_limited(&qt->loglim, loop_now(qt->loop), LOG_LVL_INFO,
+	    "answered from the cache with a stale entry",
+	    "name=%s qtype=%u reason=%s ttl=%d", name, info->qtype, why,
+	    CACHE_STALE_TTL);
+}
+
+/* Answers q's client (not a background query's) with the stale entry of
+ * its key. Returns 0 when it did. */
+static int
+q_answer_stale(struct query *q, const char *why)
+{
+	struct query_table *qt = q->qt;
+	struct cache_hit h;
+
+	if (q->background || !q->has_key || qt->cache == NULL ||
+	    cache_lookup(qt->cache, &q->key, loop_now(qt->loop), &h) ==
+	    CACHE_MISS || h.failure ||
+	    q_send_cached(qt, &q->origin, q->msg, q->msg_len, &q->info, &h,
+	    true) < 0)
+		return -1;
+	qt->stats.cache_stale++;
+	q_log_stale(qt, &q->info, why);
+	return 0;
+}
+
 /* Answers q with SERVFAIL and ends it. */
 static void
 q_servfail(struct query *q)
 {
 	struct query_table *qt = q->qt;
 
-	qt->stats.servfail_synth++;
-	q_error(qt, &q->origin, &q->info, DNS_RCODE_SERVFAIL);
-	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+	if (!q->background) {
+		qt->stats.servfail_synth++;
+		q_error(qt, &q->origin, &q->info, DNS_RCODE_SERVFAIL);
+		hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+	}
 	q_release(q);
+}
+
+/*
+ * q could not be resolved (every upstream failed, the deadline passed):
+ * remember the failure, answer q and its waiters from a stale entry where
+ * there is one, else SERVFAIL, and end them.
+ */
+static void
+q_fail(struct query *q)
+{
+	struct query_table *qt = q->qt;
+
+	if (q->has_key && qt->cache != NULL && q->state != Q_WAIT_LEADER &&
+	    q->epoch == qt->epoch)
+		cache_note_failure(qt->cache, &q->key, loop_now(qt->loop));
+	while (q->whead != 0) {
+		struct query *w = q_at(qt, q->whead - 1);
+
+		q_leave(w);
+		q_fail(w);
+	}
+	if (q_answer_stale(q, "upstream_failed") == 0) {
+		hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+		q_release(q);
+		return;
+	}
+	q_servfail(q);
 }
 
 static void
@@ -253,50 +475,43 @@ q_on_deadline(struct loop_timer *t)
 	struct query *q = t->arg;
 
 	q->qt->stats.timeouts++;
-	q_servfail(q);
+	q_fail(q);
 }
 
-/* True if the question stays inside the cluster or host: a local zone,
- * or (transparent use) a single-label name. */
-static bool
-q_is_local(const struct query_table *qt, const struct dns_info *info)
+/* The client-response timer (RFC 8767 §5): an expired answer now, the
+ * fresh one, if it comes, to the cache. */
+static void
+q_on_stale_timer(struct loop_timer *t)
 {
-	size_t i;
+	struct query *q = t->arg;
+	struct query_table *qt = q->qt;
 
-	if (qt->cfg->transparent && dns_name_labels(info->qname,
-	    info->qname_len) == 1)
-		return true;
-	for (i = 0; i < qt->nzones; i++)
-		if (dns_name_in_zone(info->qname, info->qname_len,
-		    qt->zones[i].name, qt->zones[i].len))
-			return true;
-	return false;
+	if (q_answer_stale(q, "slow_upstream") < 0)
+		return;
+	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+	if (q->state == Q_WAIT_LEADER)
+		q_release(q);
+	else
+		q->background = true;	/* the refresh goes on */
 }
 
 /* True if sa is one of our own listen addresses (sending there loops). */
 static bool
 q_is_self(const struct query_table *qt, const struct sockaddr *sa)
 {
-	size_t i;
-
-	for (i = 0; i < qt->cfg->nlisten; i++)
-		if (sock_addr_equal(sa, (const struct sockaddr *)
-		    &qt->cfg->listen[i].ss))
-			return true;
-	return false;
+	return route_is_self(&qt->route, sa);
 }
 
 /*
  * Where a local-zone query goes: the address the client originally sent it
- * to (TCP: SO_ORIGINAL_DST; UDP: conntrack), else the first nameserver of
- * resolv.conf. Returns 0 with *dst set, or -E_UPSTREAM when there is none.
+ * to (TCP: SO_ORIGINAL_DST; UDP: conntrack, asked asynchronously: see
+ * q_needs_ct and q_on_ct), else the first nameserver of resolv.conf.
+ * Returns 0 with *dst set, or -E_UPSTREAM when there is none.
  */
 static int
 q_local_dst(struct query_table *qt, const struct query_origin *o,
     struct sockaddr_storage *dst, socklen_t *dstlen)
 {
-	int r;
-
 	if (o->orig_len > 0 &&
 	    !q_is_self(qt, (const struct sockaddr *)&o->orig)) {
 		memcpy(dst, &o->orig, o->orig_len);
@@ -304,26 +519,7 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 		qt->stats.orig_known++;
 		return 0;
 	}
-	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
-		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
-		    (const struct sockaddr *)&o->peer, Q_CT_ZONE, dst, dstlen);
-		if (r == 0)
-			qt->stats.captured[q_classify(qt, (const struct sockaddr *)dst)]++;
-		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
-			qt->stats.orig_known++;
-			return 0;
-		}
-		if (r != 0)
-			qt->stats.captured[QC_UNKNOWN]++;
-		if (r == -EPERM) {
-			log_info("UDP original destination unavailable",
-			    "reason=\"conntrack needs CAP_NET_ADMIN\" "
-			    "fallback=resolv.conf");
-			ct_close(qt->ct);
-			qt->ct = NULL;
-		}
-	}
-	if (!o->tcp && qt->ct == NULL)
+	if (!o->tcp && (qt->ct == NULL || qt->ct_refused))
 		qt->stats.captured[QC_UNKNOWN]++;
 	if (qt->rc->nns == 0 ||
 	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0]))
@@ -332,6 +528,14 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	*dstlen = qt->rc->ns_len[0];
 	qt->stats.orig_fallback++;
 	return 0;
+}
+
+/* True if a local-zone query's destination must come from conntrack. */
+static bool
+q_needs_ct(const struct query_table *qt, const struct query_origin *o)
+{
+	return !o->tcp && o->orig_len == 0 && qt->ct != NULL &&
+	    !qt->ct_refused && o->local_len > 0;
 }
 
 static enum query_qtype
@@ -352,54 +556,260 @@ q_qtype(uint16_t t)
 	}
 }
 
-/* Sorts an original destination for the captured-queries counter. */
-static enum query_capture
-q_classify(const struct query_table *qt, const struct sockaddr *sa)
+/* The route part of a cache key: empty for DoT, the resolver's address
+ * and port for plain DNS. */
+static size_t
+q_route_bytes(const struct sockaddr_storage *dst, uint8_t *out)
 {
-	size_t i;
+	if (dst->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)dst;
 
-	if (q_is_self(qt, sa))
-		return QC_DIRECT;
-	for (i = 0; i < qt->rc->nns; i++) {
-		const struct sockaddr *ns = (const struct sockaddr *)&qt->rc->ns[i];
-
-		if (sa->sa_family == ns->sa_family &&
-		    (sa->sa_family == AF_INET ?
-		    ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr ==
-		    ((const struct sockaddr_in *)(const void *)ns)->sin_addr.s_addr :
-		    memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-		    &((const struct sockaddr_in6 *)(const void *)ns)->sin6_addr, 16) == 0))
-			return QC_RESOLV;
+		out[0] = 4;
+		memcpy(out + 1, &s->sin_addr, 4);
+		memcpy(out + 5, &s->sin_port, 2);
+		return 7;
 	}
-	if (sa->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
+	if (dst->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)dst;
 
-		if ((a >> 24) == 127)
-			return QC_LOOPBACK;
-		if ((a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 ||
-		    (a >> 16) == 0xa9fe || (a >> 22) == (100u << 2 | 1))
-			return QC_PRIVATE;
-		return QC_OTHER;
+		out[0] = 6;
+		memcpy(out + 1, &s->sin6_addr, 16);
+		memcpy(out + 17, &s->sin6_port, 2);
+		return 19;
 	}
-	if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-		static const uint8_t lo[16] = { [15] = 1 };
-
-		if (memcmp(b, lo, 16) == 0)
-			return QC_LOOPBACK;
-		if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
-			return QC_PRIVATE;
-		return QC_OTHER;
-	}
-	return QC_UNKNOWN;
+	return 0;
 }
 
-static uint16_t
-peer_port(const struct sockaddr_storage *ss)
+static void
+q_log(struct query_table *qt, const struct query_origin *o,
+    const struct dns_info *info, bool local, const struct sockaddr_storage *dst,
+    const char *cache)
 {
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
-	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+	char name[DNS_NAME_MAX * 4 + 1] = "-", to[80] = "dot";
+
+	if (!log_enabled(LOG_LVL_DEBUG) && !qt->cfg->log_queries)
+		return;
+	if (qt->cfg->log_queries)
+		(void)dns_name_to_text(info->qname, info->qname_len, name,
+		    sizeof(name));
+	if (local)
+		sock_addr_text((const struct sockaddr *)dst, to, sizeof(to));
+	log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+	    "query", "name=%s qtype=%u transport=%s path=%s to=%s cache=%s",
+	    name, info->qtype, o == NULL ? "-" : o->tcp ? "tcp" : "udp",
+	    local ? "local" : "dot", to, cache);
+}
+
+/*
+ * Sends q (msg, info, route set) to the DoT pool or its local resolver.
+ * Returns 0, or < 0 with q untouched (the caller ends it).
+ */
+static int
+q_send(struct query *q, const struct sockaddr_storage *dst, socklen_t dstlen)
+{
+	struct query_table *qt = q->qt;
+	size_t n;
+
+	/* Padding and keepalive only on the TLS leg (RFC 7830 §6, 7828). */
+	if (dns_build_query(q->msg, q->msg_len, &q->info, 0, !q->local,
+	    !q->local, qt->upbuf, sizeof(qt->upbuf), &n) < 0 ||
+	    (q->up_msg = malloc(n)) == NULL)
+		return -ENOMEM;
+	memcpy(q->up_msg, qt->upbuf, n);
+	q->up_len = n;
+	q->epoch = qt->epoch;
+	if (q->local) {
+		q->state = Q_WAIT_LOCAL;
+		qt->stats.local++;
+		return plain_send(qt->plain, q_handle(q),
+		    (const struct sockaddr *)dst, dstlen, q->up_msg, q->up_len);
+	}
+	q->state = Q_WAIT_UPSTREAM;
+	qt->stats.dot++;
+	return up_send(qt->pool, q_handle(q), q->up_msg, q->up_len, 0);
+}
+
+/* Copies the client's query into q. */
+static int
+q_take(struct query *q, const uint8_t *msg, size_t len,
+    const struct dns_info *info)
+{
+	if ((q->msg = malloc(len)) == NULL)
+		return -ENOMEM;
+	memcpy(q->msg, msg, len);
+	q->msg_len = len;
+	q->info = *info;
+	q->start_ms = loop_now(q->qt->loop);
+	q->start_us = loop_clock_us();
+	return 0;
+}
+
+/* Starts a query with no client that refreshes key (prefetch), unless
+ * one is in flight already. */
+static void
+q_refresh(struct query_table *qt, const struct cache_key *key,
+    const uint8_t *msg, size_t len, const struct dns_info *info, bool local,
+    const struct sockaddr_storage *dst, socklen_t dstlen)
+{
+	struct query *q;
+
+	if (q_find_leader(qt, key) != NULL || (q = q_alloc(qt)) == NULL)
+		return;
+	q->background = true;
+	q->local = local;
+	q->key = *key;
+	q->has_key = true;
+	if (q_take(q, msg, len, info) < 0 || q_send(q, dst, dstlen) < 0) {
+		q_release(q);
+		return;
+	}
+	qt->stats.cache_prefetch++;
+	q_lead(q);
+	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
+}
+
+/* Arms q's client-response timer when an expired answer is at hand. */
+static void
+q_arm_stale(struct query *q)
+{
+	struct query_table *qt = q->qt;
+
+	if (q->stale_ok && qt->cfg->cache_client_timeout_ms < qt->cfg->timeout_ms)
+		loop_timer_set(qt->loop, &q->stale_timer, q->start_ms +
+		    qt->cfg->cache_client_timeout_ms);
+}
+
+/*
+ * A local-zone query whose resolver is now known (after conntrack): the
+ * cache, a leader in flight, or the resolver. Ends q or leaves it waiting.
+ */
+static void
+q_route_known(struct query *q, const struct sockaddr_storage *dst,
+    socklen_t dstlen)
+{
+	struct query_table *qt = q->qt;
+	enum cache_result cr = CACHE_MISS;
+	struct cache_hit hit;
+	struct query *l;
+	uint8_t rb[32];
+
+	cache_key_make(&q->key, qt->seed, &q->info, rb, q_route_bytes(dst, rb));
+	q->has_key = true;
+	if (qt->cache != NULL)
+		cr = cache_lookup(qt->cache, &q->key, loop_now(qt->loop), &hit);
+	if (cr == CACHE_FRESH && hit.failure) {
+		q_log(qt, &q->origin, &q->info, true, dst, "failure");
+		q_servfail(q);
+		return;
+	}
+	if (cr == CACHE_FRESH || (cr == CACHE_STALE && hit.refresh_failed)) {
+		q_log(qt, &q->origin, &q->info, true, dst,
+		    cr == CACHE_STALE ? "stale" : "hit");
+		if (q_send_cached(qt, &q->origin, q->msg, q->msg_len, &q->info,
+		    &hit, cr == CACHE_STALE) < 0) {
+			q_servfail(q);
+			return;
+		}
+		if (cr == CACHE_STALE) {
+			qt->stats.cache_stale++;
+			q_log_stale(qt, &q->info, "refresh_failed");
+		}
+		hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+		q->has_key = false;
+		q_release(q);
+		return;
+	}
+	q->stale_ok = cr == CACHE_STALE;
+	l = q_find_leader(qt, &q->key);
+	if (l != NULL && l->nwaiters < Q_COALESCE_MAX) {
+		qt->stats.coalesced++;
+		q_join(l, q);
+		q_log(qt, &q->origin, &q->info, true, dst, "coalesced");
+	} else {
+		if (q_send(q, dst, dstlen) < 0) {
+			q_fail(q);
+			return;
+		}
+		if (l == NULL)
+			q_lead(q);
+		q_log(qt, &q->origin, &q->info, true, dst, qt->cache == NULL ?
+		    "off" : cr == CACHE_STALE ? "expired" : "miss");
+	}
+	q_arm_stale(q);
+}
+
+/* A local-zone UDP query waits for conntrack to name its resolver. */
+static int
+q_start_ct(struct query_table *qt, const struct query_origin *o,
+    const uint8_t *msg, size_t len, const struct dns_info *info)
+{
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
+	struct query *q;
+
+	if ((q = q_alloc(qt)) == NULL) {
+		qt->stats.overload++;
+		q_error(qt, o, info, DNS_RCODE_SERVFAIL);
+		return 0;
+	}
+	q->origin = *o;
+	q->local = true;
+	if (q_take(q, msg, len, info) < 0) {
+		q_servfail(q);
+		return 0;
+	}
+	q->state = Q_WAIT_CT;
+	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
+	if (ct_lookup(qt->ct, (const struct sockaddr *)&o->local,
+	    (const struct sockaddr *)&o->peer, Q_CT_ZONE, q_handle(q)) == 0)
+		return 0;
+	/* Too many lookups in flight: resolv.conf. */
+	qt->stats.captured[QC_UNKNOWN]++;
+	if (q_local_dst(qt, o, &dst, &dstlen) < 0) {
+		q_servfail(q);
+		return 0;
+	}
+	q_route_known(q, &dst, dstlen);
+	return 0;
+}
+
+/* Conntrack's answer for a local-zone UDP query: now it can go. */
+static void
+q_on_ct(void *arg, uint64_t h, int err, const struct sockaddr_storage *ct_dst,
+    socklen_t ct_len)
+{
+	struct query_table *qt = arg;
+	struct query *q = q_lookup(qt, h);
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
+
+	if (q == NULL || q->state != Q_WAIT_CT)
+		return;		/* timed out meanwhile */
+	if (err == 0)
+		qt->stats.captured[route_classify(&qt->route,
+		    (const struct sockaddr *)ct_dst)]++;
+	else
+		qt->stats.captured[QC_UNKNOWN]++;
+	if (err == 0 && !q_is_self(qt, (const struct sockaddr *)ct_dst)) {
+		qt->stats.orig_known++;
+		q_route_known(q, ct_dst, ct_len);
+		return;
+	}
+	if (err == -EPERM && !qt->ct_refused) {
+		log_info("UDP original destination unavailable",
+		    "reason=\"conntrack needs CAP_NET_ADMIN\" "
+		    "fallback=resolv.conf");
+		qt->ct_refused = true;
+	}
+	if (qt->rc->nns == 0 ||
+	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0])) {
+		q_servfail(q);
+		return;
+	}
+	memcpy(&dst, &qt->rc->ns[0], qt->rc->ns_len[0]);
+	dstlen = qt->rc->ns_len[0];
+	qt->stats.orig_fallback++;
+	q_route_known(q, &dst, dstlen);
 }
 
 int
@@ -410,9 +820,14 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	struct sockaddr_storage dst;
 	socklen_t dstlen = 0;
 	struct dns_info info;
-	struct query *q;
+	struct cache_key key;
+	struct cache_hit hit;
+	struct query *q, *l = NULL;
+	enum route_kind rk;
+	enum cache_result cr = CACHE_MISS;
+	uint8_t rb[32];
+	size_t rlen = 0;
 	bool local;
-	size_t n;
 	int r;
 
 	if (o->tcp)
@@ -444,8 +859,10 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		return -E_DROP;
 	}
 	qt->stats.by_type[o->tcp][o->peer.ss_family == AF_INET6][q_qtype(info.qtype)]++;
-	if (o->from_self || (!o->tcp && plain_inflight(qt->plain) > 0 &&
-	    plain_owns_port(qt->plain, o->peer.ss_family, peer_port(&o->peer)))) {
+	rk = route_decide(&qt->route, &info, o->from_self || (!o->tcp &&
+	    plain_inflight(qt->plain) > 0 && plain_owns_addr(qt->plain,
+	    (const struct sockaddr *)&o->peer)));
+	if (rk == ROUTE_LOOP) {
 		/* Our own query came back: the redirect does not exclude
 		 * us. Answer rather than loop. */
 		qt->stats.loops++;
@@ -456,65 +873,117 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		qt->stats.servfail_synth++;
 		return 0;
 	}
-	local = q_is_local(qt, &info);
+	local = rk == ROUTE_LOCAL;
 	if (origin.orig_len > 0)
-		qt->stats.captured[q_classify(qt, (const struct sockaddr *)&origin.orig)]++;
+		qt->stats.captured[route_classify(&qt->route,
+		    (const struct sockaddr *)&origin.orig)]++;
 	else if (!o->tcp && !local)
 		qt->stats.captured[QC_UNKNOWN]++;
+	if (local && q_needs_ct(qt, &origin))
+		return q_start_ct(qt, &origin, msg, len, &info);
 	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
 		qt->stats.servfail_synth++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
+	if (local)
+		rlen = q_route_bytes(&dst, rb);
+	cache_key_make(&key, qt->seed, &info, rb, rlen);
+	if (qt->cache != NULL)
+		cr = cache_lookup(qt->cache, &key, loop_now(qt->loop), &hit);
+	if (cr == CACHE_FRESH && hit.failure) {
+		q_log(qt, o, &info, local, &dst, "failure");
+		qt->stats.servfail_synth++;
+		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		return 0;
+	}
+	if (cr == CACHE_FRESH || (cr == CACHE_STALE && hit.refresh_failed)) {
+		uint64_t t0 = loop_clock_us();
+
+		if (q_send_cached(qt, &origin, msg, len, &info, &hit,
+		    cr == CACHE_STALE) < 0) {
+			qt->stats.servfail_synth++;
+			q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+			return 0;
+		}
+		hist_observe(&qt->stats.duration, loop_clock_us() - t0);
+		q_log(qt, o, &info, local, &dst, cr == CACHE_STALE ? "stale" :
+		    "hit");
+		if (cr == CACHE_STALE) {
+			qt->stats.cache_stale++;
+			q_log_stale(qt, &info, "refresh_failed");
+		} else if (hit.prefetch)
+			q_refresh(qt, &key, msg, len, &info, local, &dst, dstlen);
+		return 0;
+	}
+	l = q_find_leader(qt, &key);
 	if ((q = q_alloc(qt)) == NULL) {
 		qt->stats.overload++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
 	q->origin = origin;
-	q->info = info;
-	q->start_ms = loop_now(qt->loop);
-	q->start_us = loop_clock_us();
-	q->state = local ? Q_WAIT_LOCAL : Q_WAIT_UPSTREAM;
-	/* Padding and keepalive only on the TLS leg (RFC 7830 §6, 7828). */
-	if (dns_build_query(msg, len, &info, 0, !local, !local, qt->upbuf,
-	    sizeof(qt->upbuf), &n) < 0 ||
-	    (q->msg = malloc(len)) == NULL || (q->up_msg = malloc(n)) == NULL) {
+	q->local = local;
+	q->key = key;
+	q->has_key = true;
+	q->stale_ok = cr == CACHE_STALE;
+	if (q_take(q, msg, len, &info) < 0) {
 		q_servfail(q);
 		return 0;
 	}
-	memcpy(q->msg, msg, len);
-	q->msg_len = len;
-	memcpy(q->up_msg, qt->upbuf, n);
-	q->up_len = n;
-	if (local) {
-		qt->stats.local++;
-		r = plain_send(qt->plain, q_handle(q),
-		    (const struct sockaddr *)&dst, dstlen, q->up_msg, q->up_len);
+	if (l != NULL && l->nwaiters < Q_COALESCE_MAX) {
+		qt->stats.coalesced++;
+		q_join(l, q);
+		q_log(qt, o, &info, local, &dst, "coalesced");
 	} else {
-		qt->stats.dot++;
-		r = up_send(qt->pool, q_handle(q), q->up_msg, q->up_len, 0);
-	}
-	if (r < 0) {
-		q_servfail(q);
-		return 0;
-	}
-	if (log_enabled(LOG_LVL_DEBUG) || qt->cfg->log_queries) {
-		char name[DNS_NAME_MAX * 4 + 1] = "-", to[80] = "dot";
-
-		if (qt->cfg->log_queries)
-			(void)dns_name_to_text(info.qname, info.qname_len,
-			    name, sizeof(name));
-		if (local)
-			sock_addr_text((const struct sockaddr *)&dst, to,
-			    sizeof(to));
-		log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		    "query", "name=%s qtype=%u transport=%s path=%s to=%s",
-		    name, info.qtype, o->tcp ? "tcp" : "udp",
-		    local ? "local" : "dot", to);
+		if (q_send(q, &dst, dstlen) < 0) {
+			q_fail(q);
+			return 0;
+		}
+		if (l == NULL)
+			q_lead(q);
+		q_log(qt, o, &info, local, &dst, qt->cache == NULL ? "off" :
+		    cr == CACHE_STALE ? "expired" : "miss");
 	}
 	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
+	q_arm_stale(q);
 	return 0;
+}
+
+/* Delivers a's answer to q's client (when it has one) and every waiter,
+ * and ends them. */
+static void
+q_finish(struct query *q, const uint8_t *msg, size_t len,
+    const struct dns_info *a)
+{
+	struct query_table *qt = q->qt;
+	enum query_source src = q->local ? QS_LOCAL : QS_UPSTREAM;
+
+	while (q->whead != 0) {
+		struct query *w = q_at(qt, q->whead - 1);
+
+		q_leave(w);
+		if (q_send_answer(qt, &w->origin, w->msg, w->msg_len, &w->info,
+		    msg, len, a, src) < 0) {
+			q_servfail(w);
+			continue;
+		}
+		qt->stats.answered++;
+		hist_observe(&qt->stats.duration, loop_clock_us() - w->start_us);
+		q_release(w);
+	}
+	if (q->background) {
+		q_release(q);
+		return;
+	}
+	if (q_send_answer(qt, &q->origin, q->msg, q->msg_len, &q->info, msg,
+	    len, a, src) < 0) {
+		q_servfail(q);
+		return;
+	}
+	qt->stats.answered++;
+	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
+	q_release(q);
 }
 
 /* Checks an answer against q and delivers it. Returns 0 when q ended,
@@ -524,25 +993,24 @@ q_answer(struct query *q, const uint8_t *msg, size_t len, int *keepalive)
 {
 	struct query_table *qt = q->qt;
 	struct dns_info a;
-	bool truncated = false;
-	size_t n;
 
 	if (dns_parse_answer(msg, len, &a) < 0 || !dns_question_equal(&q->info, &a))
 		return -E_MISMATCH;
 	if (keepalive != NULL)
 		*keepalive = a.keepalive;
-	if (dns_build_answer(msg, len, &a, q->msg, q->msg_len, &q->info,
-	    q->origin.limit, qt->out, sizeof(qt->out), &n, &truncated) < 0) {
-		q_servfail(q);
-		return 0;
+	if (q->has_key && qt->cache != NULL && q->epoch == qt->epoch) {
+		/* An upstream SERVFAIL is a failed refresh: an expired
+		 * answer at hand is better (RFC 8767 §4). */
+		if (DNS_RCODE(a.flags) == DNS_RCODE_SERVFAIL && a.ext_rcode == 0 &&
+		    cache_lookup(qt->cache, &q->key, loop_now(qt->loop),
+		    &(struct cache_hit){ 0 }) == CACHE_STALE) {
+			q_fail(q);
+			return 0;
+		}
+		(void)cache_insert(qt->cache, &q->key, msg, len, &a,
+		    loop_now(qt->loop));
 	}
-	if (truncated)
-		qt->stats.truncated++;
-	qt->stats.answered++;
-	q_deliver(qt, &q->origin, q->state == Q_WAIT_LOCAL ? QS_LOCAL :
-	    QS_UPSTREAM, a.ext_rcode, qt->out, n);
-	hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
-	q_release(q);
+	q_finish(q, msg, len, &a);
 	return 0;
 }
 
@@ -574,7 +1042,7 @@ q_on_plain_fail(void *arg, uint64_t h, int err)
 
 	(void)err;
 	if (q != NULL && q->state == Q_WAIT_LOCAL)
-		q_servfail(q);
+		q_fail(q);
 }
 
 static void
@@ -590,16 +1058,32 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 		q->tried |= 1u << up;
 	if (++q->attempts >= Q_MAX_ATTEMPTS ||
 	    up_send(qt->pool, h, q->up_msg, q->up_len, q->tried) < 0)
-		q_servfail(q);
+		q_fail(q);
 }
 
-static void
-q_add_zone(struct query_table *qt, const uint8_t *name, size_t len)
+/* The cache's settings from the configuration. */
+static struct cache_params
+q_cache_params(const struct config *cfg)
 {
-	if (qt->nzones == sizeof(qt->zones) / sizeof(qt->zones[0]))
-		return;
-	memcpy(qt->zones[qt->nzones].name, name, len);
-	qt->zones[qt->nzones++].len = len;
+	struct cache_params p = {
+		.max_entries = cfg->cache_size,
+		.max_bytes = cfg->cache_bytes,
+		.min_ttl = cfg->cache_min_ttl,
+		.max_ttl = cfg->cache_max_ttl,
+		.local_max_ttl = cfg->local_cache_max_ttl,
+		.fail_ttl = cfg->cache_servfail_ttl,
+		.stale_max = cfg->cache_stale_max,
+	};
+
+	return p;
+}
+
+/* Remembers the upstream set the cache's answers came from. */
+static void
+q_keep_upstreams(struct query_table *qt, const struct config *cfg)
+{
+	memcpy(qt->ups, cfg->upstream, sizeof(qt->ups));
+	qt->nups = cfg->nupstream;
 }
 
 struct query_table *
@@ -609,8 +1093,7 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	struct query_table *qt;
 	struct up_callbacks cb;
 	struct plain_callbacks pcb;
-	uint8_t wire[DNS_NAME_MAX];
-	size_t i, wl;
+	struct cache_params cp = q_cache_params(cfg);
 
 	if ((qt = calloc(1, sizeof(*qt))) == NULL)
 		return NULL;
@@ -625,32 +1108,21 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	pcb.on_answer = q_on_plain_answer;
 	pcb.on_fail = q_on_plain_fail;
 	pcb.arg = qt;
+	if (getrandom(&qt->seed, sizeof(qt->seed), 0) != sizeof(qt->seed))
+		qt->seed = loop_clock_us();	/* only before boot seeding */
 	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL ||
-	    (qt->plain = plain_new(loop, cfg->timeout_ms, &pcb)) == NULL) {
+	    (qt->plain = plain_new(loop, cfg->timeout_ms, cfg->max_plain,
+	    &pcb)) == NULL ||
+	    (cp.max_entries > 0 && (qt->cache = cache_new(&cp)) == NULL)) {
 		query_table_free(qt);
 		return NULL;
 	}
-	for (i = 0; i < cfg->nzones; i++)
-		q_add_zone(qt, cfg->zones[i].name, cfg->zones[i].len);
-	if (cfg->transparent) {
-		for (i = 0; i < rc->nsearch; i++)
-			q_add_zone(qt, rc->search[i], rc->search_len[i]);
-		for (i = 0; i < sizeof(private_reverse) / sizeof(private_reverse[0]); i++)
-			if (dns_name_from_text(private_reverse[i], wire, &wl) == 0)
-				q_add_zone(qt, wire, wl);
-		/* 100.64.0.0/10, shared address space (RFC 6598). */
-		for (i = 64; i < 128; i++) {
-			char z[32];
-
-			if (snprintf(z, sizeof(z), "%zu.100.in-addr.arpa", i) > 0 &&
-			    dns_name_from_text(z, wire, &wl) == 0)
-				q_add_zone(qt, wire, wl);
-		}
-	}
+	q_keep_upstreams(qt, cfg);
+	route_init(&qt->route, cfg, rc);
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
-	if (qt->nzones > 0 || cfg->transparent)
-		qt->ct = ct_open();
+	if (qt->route.nzones > 0 || cfg->transparent)
+		qt->ct = ct_open(loop, q_on_ct, qt);
 	return qt;
 }
 
@@ -699,6 +1171,14 @@ query_swap_upstreams(struct query_table *qt, struct tls_ctx *tls,
 	r->tls = qt->tls_owned;
 	qt->pool = np;
 	qt->tls_owned = tls;
+	/* Answers from another set of upstreams are not ours to keep. */
+	if (qt->cache != NULL && (cfg->nupstream != qt->nups ||
+	    memcmp(cfg->upstream, qt->ups, sizeof(qt->ups)) != 0)) {
+		cache_clear(qt->cache);
+		qt->epoch++;
+		log_info("cache emptied", "reason=\"the upstreams changed\"");
+	}
+	q_keep_upstreams(qt, cfg);
 	up_pool_shutdown(r->pool);
 	r->next = qt->retired;
 	qt->retired = r;
@@ -728,6 +1208,7 @@ query_table_free(struct query_table *qt)
 			struct query *q = &qt->chunks[c][i];
 
 			loop_timer_stop(qt->loop, &q->deadline);
+			loop_timer_stop(qt->loop, &q->stale_timer);
 			free(q->msg);
 			free(q->up_msg);
 		}
@@ -737,6 +1218,7 @@ query_table_free(struct query_table *qt)
 	tls_ctx_free(qt->tls_owned);
 	plain_free(qt->plain);
 	ct_close(qt->ct);
+	cache_free(qt->cache);
 	free(qt);
 }
 
@@ -770,8 +1252,52 @@ query_pool(struct query_table *qt)
 	return qt->pool;
 }
 
+#define QROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct query_stats, field, help)
+static const struct stat_desc query_rows[] = {
+	QROW("dotproxy_truncated_total", NULL, truncated,
+	    "UDP answers cut to the client's size with TC set."),
+	QROW("dotproxy_timeouts_total", NULL, timeouts,
+	    "Queries whose deadline passed before an answer came."),
+	QROW("dotproxy_servfail_synthesized_total", NULL, servfail_synth,
+	    "SERVFAIL answers the proxy made itself (failures, overload, loops)."),
+	QROW("dotproxy_malformed_total", "reason=\"formerr\"", formerr,
+	    "Bad input answered with an error or dropped, by reason."),
+	QROW("dotproxy_malformed_total", "reason=\"dropped\"", dropped, NULL),
+	QROW("dotproxy_dropped_total", "reason=\"overload\"", overload,
+	    "Queries or clients given up on, by reason."),
+	QROW("dotproxy_dropped_total", "reason=\"loop\"", loops, NULL),
+	QROW("dotproxy_forwarded_total", "path=\"dot\"", dot,
+	    "Queries sent on, by path (DoT upstreams or a local resolver)."),
+	QROW("dotproxy_forwarded_total", "path=\"local\"", local, NULL),
+	QROW("dotproxy_local_queries_total", "resolver=\"original\"",
+	    orig_known,
+	    "Local-zone queries sent in plain DNS, by how the resolver was chosen."),
+	QROW("dotproxy_local_queries_total", "resolver=\"resolv_conf\"",
+	    orig_fallback, NULL),
+	QROW("dotproxy_cache_stale_total", NULL, cache_stale,
+	    "Answers served from an expired cache entry (RFC 8767)."),
+	QROW("dotproxy_cache_prefetches_total", NULL, cache_prefetch,
+	    "Background refreshes of cache entries near their expiry."),
+	QROW("dotproxy_cache_coalesced_total", NULL, coalesced,
+	    "Queries that joined an identical one in flight."),
+};
+const struct stat_table query_stat_table = STAT_TABLE(query_rows);
+
 const struct query_stats *
 query_stats(const struct query_table *qt)
 {
 	return &qt->stats;
+}
+
+const struct plain_stats *
+query_plain_stats(const struct query_table *qt)
+{
+	return plain_stats(qt->plain);
+}
+
+const struct cache_stats *
+query_cache_stats(const struct query_table *qt)
+{
+	return qt->cache != NULL ? cache_stats(qt->cache) : NULL;
 }

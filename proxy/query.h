@@ -16,13 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "hist.h"
+#include "route.h"
+#include "stat.h"
 
 struct config;
 struct loop;
 struct query_table;
 struct resolv;
 struct tls_ctx;
+struct plain_stats;
 struct up_pool;
 
 /* Where a query came from; the query layer keeps it and gives it back. */
@@ -52,21 +56,10 @@ enum query_qtype {
 	QQ_A = 0, QQ_AAAA, QQ_PTR, QQ_SRV, QQ_TXT, QQ_MX, QQ_CNAME, QQ_NS,
 	QQ_SOA, QQ_HTTPS, QQ_OTHER, QQ_N
 };
-enum query_source { QS_UPSTREAM = 0, QS_LOCAL, QS_SYNTH, QS_N };
-/* Where a captured query was originally going. */
-enum query_capture {
-	QC_DIRECT = 0,	/* not redirected: sent to our listener itself */
-	QC_RESOLV,	/* a nameserver of resolv.conf */
-	QC_LOOPBACK,	/* some other loopback address */
-	QC_PRIVATE,	/* RFC 1918, ULA, link-local, shared */
-	QC_OTHER,	/* anything else (a public resolver) */
-	QC_UNKNOWN,	/* UDP without a conntrack lookup */
-	QC_N
-};
+enum query_source { QS_UPSTREAM = 0, QS_LOCAL, QS_SYNTH, QS_CACHE, QS_N };
 
 extern const char *const query_qtype_names[QQ_N];
 extern const char *const query_source_names[QS_N];
-extern const char *const query_capture_names[QC_N];
 
 struct query_stats {
 	uint64_t	by_type[2][2][QQ_N];	/* [tcp][ipv6][qtype] */
@@ -87,6 +80,9 @@ struct query_stats {
 	uint64_t	loops;		/* queries from the proxy itself */
 	uint64_t	orig_known;	/* local queries with a known original dst */
 	uint64_t	orig_fallback;	/* ... sent to resolv.conf instead */
+	uint64_t	cache_stale;	/* answers served from expired entries */
+	uint64_t	cache_prefetch;	/* background refreshes started */
+	uint64_t	coalesced;	/* queries that joined one in flight */
 };
 
 /* Makes the table, its upstream pool and its plain forwarder. cfg, tls
@@ -121,5 +117,11 @@ int		 query_swap_upstreams(struct query_table *, struct tls_ctx *tls,
 void		 query_fail_all(struct query_table *);
 struct up_pool	*query_pool(struct query_table *);
 const struct query_stats *query_stats(const struct query_table *);
+/* Describes the scalar counters of struct query_stats for metrics. */
+extern const struct stat_table query_stat_table;
+/* The plain forwarder's counters. */
+const struct plain_stats *query_plain_stats(const struct query_table *);
+/* The cache's counters, or NULL when the cache is off. */
+const struct cache_stats *query_cache_stats(const struct query_table *);
 
 #endif

@@ -33,6 +33,8 @@
 #       (so that a --config file is their only source)
 #   W_GRACE  the proxy's lameduck grace in s (default 0; "default" keeps
 #       the proxy's own)
+#   W_CACHE=1  keep the proxy's cache on (it is off by default in tests
+#       of the forwarding path, so every query reaches an upstream)
 
 W_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 DOTPROXY=${DOTPROXY:-$W_ROOT/build/dotproxy}
@@ -390,6 +392,10 @@ start_proxy() {
 	else
 		envs=("DOTPROXY_SHUTDOWN_GRACE=${W_GRACE:-0}")
 	fi
+	# Tests of the forwarding path see every query reach an upstream:
+	# the cache is off unless a file sets W_CACHE=1 (cache.bats does;
+	# a --cache-size flag beats this too).
+	[ "${W_CACHE:-0}" = 1 ] || envs+=("DOTPROXY_CACHE_SIZE=0")
 	(
 		ip netns exec "$W_POD" env "${envs[@]}" setpriv --reuid "$W_PROXY_UID" \
 			--regid "$W_PROXY_UID" --clear-groups "${W_SETPRIV_EXTRA[@]}" \
