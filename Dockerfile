@@ -44,15 +44,12 @@ RUN set -eu; \
 
 FROM scratch
 # VERSION, REVISION: pass --build-arg VERSION="$(cat VERSION)" and the git revision.
-# SOURCE, LICENSES: the repository URL and SPDX licence (set once they are known).
 ARG VERSION=0.0.0
 ARG REVISION=unknown
-ARG SOURCE=unknown
-ARG LICENSES=NOASSERTION
 LABEL org.opencontainers.image.title="dotproxy" \
       org.opencontainers.image.description="Transparent DNS to DNS-over-TLS sidecar: dotproxy (the proxy) and dotproxy-init (the one-shot nftables redirect)" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.source="https://github.com/dotproxy/dotproxy" \
+      org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /out/ /

@@ -11,7 +11,7 @@ for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
-[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver)
+[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
 # Node.js and npm validate the Kubernetes manifests; a machine that has a
 # Node.js of its own (with its npm) keeps it.
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)

@@ -1,15 +1,27 @@
 #!/usr/bin/env bats
-# The Kubernetes examples (examples/kubernetes/), validated offline by
-# tests/k8s/validate.sh: one test per check group, then broken copies of
-# the manifests that the validator must reject. No cluster and no network
-# (except `npm ci` from the npm registry the first time).
+# The Kubernetes and monitoring examples (examples/), checked with the real
+# tools: every kustomization under examples/ rendered by `kubectl kustomize`
+# (tests/k8s/validate.sh; the rendered objects go through the Kubernetes
+# 1.33 schema, a strict-key check and dotproxy's own assertions), every
+# alert unit-tested by `promtool test rules`, and every series the Grafana
+# dashboard and the alerts query looked up in a live proxy's /metrics.
+# Then broken copies that must be rejected, so each check is shown to bite.
+# No cluster; network only for `npm ci` (the npm registry) the first time.
+# http_code and http_body come from helpers/ops.bash.
+# shellcheck disable=SC2154
 
-BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
+load helpers/world
+load helpers/ops
+
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 VALIDATE="$REPO/tests/k8s/validate.sh"
+RULES="$REPO/tests/k8s/rules.sh"
+SERIES="$REPO/tests/k8s/series.js"
 MUTATE="$REPO/tests/k8s/mutate.js"
-EXAMPLES="$REPO/examples/kubernetes"
+EXAMPLES="$REPO/examples"
+DASHBOARD="$EXAMPLES/monitoring/grafana/dotproxy-dashboard.json"
 
 setup_file() {
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
@@ -28,8 +40,30 @@ setup() {
 	done
 }
 
+teardown() {
+	# Only the live-proxy test builds a world.
+	[ -z "${W_DIR:-}" ] || world_teardown
+}
+
+# Skips the test, saying why, where kubectl (which embeds kustomize) is
+# missing: nothing can be rendered without it.
+need_kubectl() {
+	if ! command -v kubectl >/dev/null 2>&1; then
+		echo "# kubectl not found: skipping the kustomize checks (install kubectl; it embeds kustomize)" >&3
+		skip "kubectl not found: the kustomizations cannot be rendered"
+	fi
+}
+
+need_promtool() {
+	if ! command -v promtool >/dev/null 2>&1; then
+		echo "# promtool not found: skipping (apt-get install prometheus)" >&3
+		skip "promtool not found (apt-get install prometheus)"
+	fi
+}
+
 # Validates one group of the real examples and shows the output on failure.
 group_ok() {
+	need_kubectl
 	run "$VALIDATE" --only "$1"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -37,9 +71,10 @@ group_ok() {
 	[[ "$output" != *"not ok"* ]]
 }
 
-# A copy of examples/kubernetes to break: sets $COPY.
+# A copy of examples/ to break: sets $COPY.
 copy_examples() {
-	COPY="$BATS_TEST_TMPDIR/kubernetes"
+	COPY="$BATS_TEST_TMPDIR/examples"
+	rm -rf "$COPY"
 	cp -r "$EXAMPLES" "$COPY"
 }
 
@@ -51,6 +86,7 @@ mutate() {
 # Validates the copy, which must fail, with every given string in the output.
 rejected() {
 	local want
+	need_kubectl
 	run "$VALIDATE" --root "$COPY"
 	echo "$output"
 	[ "$status" -eq 1 ]
@@ -62,8 +98,35 @@ rejected() {
 	done
 }
 
+# The copy's rules must fail promtool with every given string in the output.
+rules_rejected() {
+	local want
+	need_promtool
+	run "$RULES" --root "$COPY"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	for want in "$@"; do
+		[[ "$output" == *"$want"* ]] || {
+			echo "missing from output: $want"
+			return 1
+		}
+	done
+}
+
+@test "k8s: kubectl kustomize is the renderer (version printed)" {
+	need_kubectl
+	run "$VALIDATE" --only kustomize
+	echo "$output"
+	[[ "$output" == *"# rendering with kubectl v"*", kustomize v"* ]]
+}
+
 @test "k8s: every YAML file parses and every document has apiVersion, kind, name" {
-	group_ok yaml
+	run "$VALIDATE" --only yaml
+	echo "$output"
+	# 0, or 3 where kubectl is missing (the render groups were skipped).
+	[ "$status" -eq 0 ] || [ "$status" -eq 3 ]
+	[[ "$output" == *"ok - yaml"* ]]
+	[[ "$output" != *"not ok"* ]]
 }
 
 @test "k8s: every document validates against the Kubernetes 1.33 schema" {
@@ -74,42 +137,166 @@ rejected() {
 	group_ok strict
 }
 
-@test "k8s: kustomizations are well-formed and render (upstream set in one place)" {
+@test "k8s: every kustomization under examples/ renders with kubectl kustomize" {
 	group_ok kustomize
+	# Found, not listed: each of these is rendered.
+	local d
+	for d in kubernetes/all kubernetes/sidecar kubernetes/node-local \
+		kubernetes/overlays/quad9 kubernetes/overlays/node-local-cluster-ip; do
+		[[ "$output" == *"ok - kustomize: $d renders"* ]] ||
+			{ echo "not rendered: $d"; return 1; }
+	done
+	[[ "$output" == *"ok - kustomize: kubernetes/components/inject injects into Deployment, StatefulSet, DaemonSet, Job"* ]]
+	[[ "$output" == *"ok - kustomize: kubernetes/components/inject-cni injects into Deployment, StatefulSet, DaemonSet, Job"* ]]
 }
 
-@test "k8s: sidecar mode: NET_ADMIN init, native sidecar, validate, probes" {
+@test "k8s: the quad9 overlay renders with the real kustomize (no cycle)" {
+	need_kubectl
+	run kubectl kustomize "$EXAMPLES/kubernetes/overlays/quad9"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[[ "$output" == *"DOTPROXY_UPSTREAM: 9.9.9.9@853#dns.quad9.net"* ]]
+	group_ok overlay
+}
+
+@test "k8s: sidecar mode: NET_ADMIN init first, native sidecar, validate, probes" {
 	group_ok sidecar
+	[[ "$output" == *"ok - sidecar: kubernetes/sidecar: Deployment/dns-app"* ]]
 }
 
-@test "k8s: node-local mode: no privileges, Service with internalTrafficPolicy Local" {
+@test "k8s: CNI mode: annotation, sidecar and validate, no capability anywhere" {
+	group_ok sidecar-cni
+	[[ "$output" == *"ok - sidecar-cni: fixture:kubernetes/components/inject-cni: Job/fixture"* ]]
+}
+
+@test "k8s: node-local mode: fenced, system-node-critical, no baked-in clusterIP, metrics on the pod IP" {
 	group_ok node-local
+	[[ "$output" == *"ok - node-local: kubernetes/node-local: DaemonSet/dotproxy"* ]]
 }
 
-@test "k8s: Pod Security: sidecar namespace privileged, node-local restricted" {
+@test "k8s: Pod Security: sidecar privileged, CNI mode and node-local restricted" {
 	group_ok pss
 }
 
+@test "k8s: the PodMonitor scrapes every dotproxy pod it sits next to" {
+	group_ok monitoring
+}
+
 @test "k8s: the whole run passes" {
+	need_kubectl
 	run "$VALIDATE"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"checks ok, 0 failed"* ]]
 }
 
-@test "k8s: rejects a misspelled key (securityContxt)" {
+@test "k8s: the injection component adds each dotproxy container once to the example app" {
+	need_kubectl
+	run kubectl kustomize "$EXAMPLES/kubernetes/sidecar"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	# The app's own file names no dotproxy container; the render has each once.
+	if grep -q 'name: dotproxy' "$EXAMPLES/kubernetes/sidecar/deployment.yaml"; then
+		echo "the app's own manifest names a dotproxy container"
+		return 1
+	fi
+	[ "$(grep -c -- '- name: dotproxy$' <<<"$output")" -eq 1 ]
+	[ "$(grep -c 'name: dotproxy-init$' <<<"$output")" -eq 1 ]
+	[ "$(grep -c 'name: dotproxy-validate$' <<<"$output")" -eq 1 ]
+}
+
+# ---------------------------------------------------------------- alerts
+
+@test "alerts: promtool check rules and promtool test rules pass" {
+	need_promtool
+	run "$RULES"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"SUCCESS: 5 rules found"* ]]
+	[[ "$output" == *"Unit Testing:"*"SUCCESS"* ]]
+}
+
+@test "alerts: a ratio threshold that never fires fails its unit test" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
+	sed -i 's/) > 0.05/) > 0.5/' "$COPY/monitoring/prometheusrule.yaml"
+	rules_rejected "alertname: DotproxyServfailRatioHigh" "got:[]"
+}
+
+@test "alerts: the old 'up == 0' alert fires on the healthy idle proxy" {
+	copy_examples
+	mutate monitoring/prometheusrule.yaml \
+		'doc.spec.groups[0].rules[0].expr = "min by (job, namespace, pod, instance, upstream) (dotproxy_upstream_connections) == 0"'
+	rules_rejected "healthy idle proxy, nothing fires" "alertname: DotproxyUpstreamUnreachable"
+}
+
+@test "alerts: a broken expression is rejected by promtool check rules" {
+	copy_examples
+	mutate monitoring/prometheusrule.yaml \
+		'doc.spec.groups[0].rules.push({ alert: "Broken", expr: "rate(dotproxy_queries_total[5m] >" })'
+	rules_rejected "Broken" "FAILED"
+}
+
+@test "alerts: an alert without a firing and a healthy-idle unit test is rejected" {
+	copy_examples
+	mutate monitoring/prometheusrule.yaml \
+		'doc.spec.groups[0].rules.push({ alert: "Untested", expr: "dotproxy_inflight_queries > 1000", for: "5m" })'
+	rules_rejected "Untested: no unit test shows it firing" \
+		"Untested: no unit test shows it silent on a healthy idle proxy"
+}
+
+# ------------------------------------------------- dashboard, live proxy
+
+@test "dashboard and alerts: every series they query is exported by a running proxy" {
+	local m args=() gaps=()
+	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+	world_file_setup
+	# A second upstream nobody answers, so per-upstream series exist for a
+	# failing one too; the cache on when this proxy has one.
+	args=(--upstream "$OPS_UP" --upstream "192.0.2.9@853#dot.test" --ca-file "$W_CA")
+	if "$W_BIN" --help 2>&1 | grep -q -- '--cache-size'; then
+		args+=(--cache-size 1000)
+	else
+		gaps=(--gap dotproxy_cache_)
+		echo "# this proxy has no --cache-size: the cache panels are the expected gap" >&3
+	fi
+	ops_start_proxy "${args[@]}"
+	run q whoami.test A
+	assert_dot_answer
+	run q whoami.test A
+	run q +tcp whoami.test A
+	m=$W_DIR/dash.prom
+	scrape "$m"
+	run node "$SERIES" "${gaps[@]}" "$m" "$DASHBOARD" \
+		"$EXAMPLES/monitoring/prometheusrule.yaml"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ok - series: dotproxy_responses_total{source=\"synthesized\",rcode=\"SERVFAIL\"}"* ]]
+	[[ "$output" == *"ok - series: dotproxy_upstream_up{}"* ]]
+	[[ "$output" == *", 0 missing"* ]]
+
+	# The checker bites: a panel on a series nobody exports fails.
+	cp "$DASHBOARD" "$W_DIR/broken.json"
+	sed -i 's/dotproxy_upstream_up{/dotproxy_upstream_healthy{/' "$W_DIR/broken.json"
+	run node "$SERIES" "${gaps[@]}" "$m" "$W_DIR/broken.json"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not ok - series: dotproxy_upstream_healthy{}"*"not exported"* ]]
+	stop_proxy
+}
+
+# ---------------------------------------------------------- broken copies
+
+@test "k8s: rejects a misspelled key in the injected sidecar (securityContxt)" {
+	copy_examples
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'rename(c("dotproxy"), "securityContext", "securityContxt")'
-	rejected "not ok - strict: sidecar/deployment.yaml" \
+	rejected "not ok - kustomize: kubernetes/sidecar renders" \
 		"unknown key /spec/template/spec/initContainers/1/securityContxt"
 }
 
 @test "k8s: rejects a misspelled key deep in a probe and in a Service" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'rename(c("dotproxy").livenessProbe.httpGet, "path", "pth")'
-	mutate node-local/service.yaml \
+	mutate kubernetes/node-local/service.yaml \
 		'rename(doc.spec, "internalTrafficPolicy", "internalTraficPolicy")'
 	rejected "unknown key /spec/template/spec/initContainers/1/livenessProbe/httpGet/pth" \
 		"unknown key /spec/internalTraficPolicy" \
@@ -118,29 +305,30 @@ rejected() {
 
 @test "k8s: rejects a schema type error" {
 	copy_examples
-	mutate sidecar/deployment.yaml 'doc.spec.replicas = "one"'
-	rejected "not ok - schema: sidecar/deployment.yaml" "replicas"
+	mutate kubernetes/sidecar/deployment.yaml 'doc.spec.replicas = "one"'
+	rejected "not ok - schema: kubernetes/sidecar/deployment.yaml" "replicas"
 }
 
 @test "k8s: rejects NET_ADMIN added to the sidecar" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'c("dotproxy").securityContext.capabilities.add = ["NET_ADMIN"]'
-	rejected "not ok - sidecar:" \
+	rejected "not ok - sidecar: kubernetes/sidecar" \
 		"dotproxy: must add no capability (adds NET_ADMIN)" \
-		"not ok - pss: documented levels"
+		"baseline violations other than NET_ADMIN" \
+		"not ok - sidecar-cni: fixture:kubernetes/components/inject-cni"
 }
 
 @test "k8s: rejects a capability other than NET_ADMIN on dotproxy-init" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
-		'c("dotproxy-init").securityContext.capabilities.add.push("NET_RAW")'
+	mutate kubernetes/components/inject/init.yaml \
+		'doc[0].value.securityContext.capabilities.add.push("NET_RAW")'
 	rejected 'dotproxy-init: must add exactly [NET_ADMIN]'
 }
 
 @test "k8s: rejects a sidecar without restartPolicy Always, or with a root UID" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'delete c("dotproxy").restartPolicy; c("dotproxy").securityContext.runAsUser = 0'
 	rejected "restartPolicy must be Always" \
 		"runAsUser and runAsGroup must be 15353" \
@@ -149,27 +337,48 @@ rejected() {
 
 @test "k8s: rejects the capture check before the sidecar" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
-		'const i = spec.initContainers; i.splice(1, 0, i.splice(2, 1)[0])'
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
+		'spec.initContainers.reverse()'
 	rejected "dotproxy-validate: must run after the sidecar"
+}
+
+@test "k8s: rejects an injection that misses a workload kind" {
+	copy_examples
+	mutate kubernetes/components/dotproxy-sidecar/kustomization.yaml \
+		'doc.patches[0].target.kind = "(Deployment|DaemonSet|Job)"'
+	rejected "not ok - kustomize: kubernetes/components/inject-cni injects into" \
+		"StatefulSet: nothing injected" \
+		"not ok - sidecar: fixture:kubernetes/components/inject: StatefulSet/fixture"
+}
+
+@test "k8s: rejects CNI-mode injection without the capture annotation" {
+	copy_examples
+	mutate kubernetes/components/inject-cni/mode.yaml \
+		'delete doc.spec.template.metadata.annotations'
+	rejected "not ok - sidecar-cni: fixture:kubernetes/components/inject-cni: Deployment/fixture" \
+		'pod annotation dotproxy/capture must be "true"'
 }
 
 @test "k8s: rejects an app running as the proxy's UID" {
 	copy_examples
-	mutate sidecar/deployment.yaml 'c("app").securityContext.runAsUser = 15353'
+	mutate kubernetes/sidecar/deployment.yaml 'c("app").securityContext.runAsUser = 15353'
 	rejected "app: runs as 15353, whose DNS is never captured"
 }
 
-@test "k8s: rejects missing probes and httpGet probes on a loopback metrics port" {
+@test "k8s: rejects missing probes and metrics on 0.0.0.0 or loopback" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
-		'delete c("dotproxy").startupProbe; c("dotproxy").env[0].value = "127.0.0.1:9153"'
-	rejected "dotproxy: no startupProbe" "unreachable from the kubelet"
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
+		'delete c("dotproxy").startupProbe; c("dotproxy").env[1].value = "0.0.0.0:9153"'
+	mutate kubernetes/node-local/daemonset.yaml \
+		'c("dotproxy").env[1].value = "127.0.0.1:9153"'
+	rejected "dotproxy: no startupProbe" \
+		"metrics listens on 0.0.0.0; bind it to the pod IP" \
+		"unreachable from the kubelet"
 }
 
 @test "k8s: rejects the upstream set outside the shared ConfigMap, and no local zone" {
 	copy_examples
-	mutate sidecar/deployment.yaml \
+	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'c("dotproxy").args = ["--transparent", "--upstream", "9.9.9.9@853#dns.quad9.net"]'
 	rejected "belongs in the dotproxy-config ConfigMap" \
 		"needs --local-zone cluster.local"
@@ -177,25 +386,128 @@ rejected() {
 
 @test "k8s: rejects NET_ADMIN or hostNetwork in the node-local DaemonSet" {
 	copy_examples
-	mutate node-local/daemonset.yaml \
+	mutate kubernetes/node-local/daemonset.yaml \
 		'c("dotproxy").securityContext.capabilities.add = ["NET_ADMIN"]; spec.hostNetwork = true'
 	rejected "not ok - node-local:" "must add no capability (adds NET_ADMIN)" \
 		"must not use hostNetwork" "restricted: container dotproxy: adds capability NET_ADMIN"
 }
 
-@test "k8s: rejects a node-local client that does not name the Service IP" {
+@test "k8s: rejects node-local without its NetworkPolicy, or with one open to the world" {
 	copy_examples
-	mutate node-local/client-example.yaml \
+	sed -i '/networkpolicy.yaml/d' "$COPY/kubernetes/node-local/kustomization.yaml"
+	rejected "no NetworkPolicy isolates its pods for ingress" \
+		"node-local/networkpolicy.yaml is in no kustomization's resources"
+	copy_examples
+	mutate kubernetes/node-local/networkpolicy.yaml \
+		'doc.spec.ingress[0].from.push({ ipBlock: { cidr: "0.0.0.0/0" } }); doc.spec.ingress[1].from = [{ namespaceSelector: {} }]'
+	rejected "NetworkPolicy admits ipBlock 0.0.0.0/0" \
+		"metrics 9153/TCP is open to" "not only the monitoring namespace"
+}
+
+@test "k8s: rejects node-local without system-node-critical, or with a clusterIP in the base" {
+	copy_examples
+	mutate kubernetes/node-local/daemonset.yaml 'delete spec.priorityClassName'
+	mutate kubernetes/node-local/service.yaml 'doc.spec.clusterIP = "10.96.0.53"'
+	rejected "priorityClassName must be system-node-critical" \
+		"the base fixes clusterIP 10.96.0.53"
+}
+
+@test "k8s: rejects a node-local client that does not name the pinned Service IP" {
+	copy_examples
+	mutate kubernetes/overlays/node-local-cluster-ip/client-example.yaml \
 		'spec.dnsConfig.nameservers = ["10.96.0.10"]'
 	rejected "dnsConfig.nameservers lacks 10.96.0.53"
 }
 
+@test "k8s: rejects a PodMonitor that does not select the dotproxy pods" {
+	copy_examples
+	mutate monitoring/podmonitor.yaml \
+		'doc.spec.selector.matchExpressions[0].values = ["sidecar"]'
+	rejected "not ok - monitoring: kubernetes/node-local" \
+		"DaemonSet/dotproxy: no PodMonitor in dotproxy-node-local selects its pods"
+}
+
 @test "k8s: rejects a broken kustomization (unknown field, missing resource)" {
 	copy_examples
-	mutate sidecar/kustomization.yaml \
+	mutate kubernetes/sidecar/kustomization.yaml \
 		'rename(doc, "resources", "resource")'
-	mutate node-local/kustomization.yaml \
+	mutate kubernetes/node-local/kustomization.yaml \
 		'doc.resources.push("missing.yaml")'
-	rejected 'unsupported or unknown field "resource"' \
-		"resource missing.yaml does not exist"
+	rejected 'unknown field \"resource\"' "missing.yaml"
+}
+
+@test "k8s: rejects an overlay inside its own base (kustomize: cycle detected)" {
+	copy_examples
+	mkdir -p "$COPY/kubernetes/all/overlays/inside"
+	cat >"$COPY/kubernetes/all/overlays/inside/kustomization.yaml" <<-'EOF'
+		apiVersion: kustomize.config.k8s.io/v1beta1
+		kind: Kustomization
+		resources:
+		  - ../..
+	EOF
+	rejected "not ok - kustomize: kubernetes/all/overlays/inside renders" "cycle"
+}
+
+@test "k8s: a new kustomization under examples/ is found and checked" {
+	copy_examples
+	mkdir -p "$COPY/kubernetes/extra"
+	cp "$EXAMPLES/kubernetes/sidecar/deployment.yaml" "$COPY/kubernetes/extra/"
+	cat >"$COPY/kubernetes/extra/kustomization.yaml" <<-'EOF'
+		apiVersion: kustomize.config.k8s.io/v1beta1
+		kind: Kustomization
+		namespace: extra
+		resources:
+		  - deployment.yaml
+		components:
+		  - ../components/inject
+	EOF
+	mutate kubernetes/extra/deployment.yaml 'c("app").securityContext.runAsUser = 15353'
+	rejected "not ok - sidecar: kubernetes/extra: Deployment/dns-app" \
+		"app: runs as 15353"
+}
+
+# ------------------------------------------------------- image metadata
+
+@test "image: the OCI source and licence labels are real and match LICENSE" {
+	local df=$REPO/Dockerfile src lic
+	src=$(sed -n 's/.*org\.opencontainers\.image\.source="\([^"]*\)".*/\1/p' "$df")
+	lic=$(sed -n 's/.*org\.opencontainers\.image\.licenses="\([^"]*\)".*/\1/p' "$df")
+	echo "source=$src licenses=$lic"
+	[[ $src =~ ^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]]
+	[ "$lic" = MIT ]
+	head -1 "$REPO/LICENSE" | grep -qx 'MIT License'
+}
+
+# --------------------------------------------------------------- README
+
+@test "readme: every flag of dotproxy and dotproxy-init is documented" {
+	local bin flag missing=()
+	for bin in "$REPO/build/dotproxy" "$REPO/build/dotproxy-init"; do
+		[ -x "$bin" ] || skip "no $bin (make)"
+		while read -r flag; do
+			grep -qF -- "\`$flag" "$REPO/README.md" || missing+=("${bin##*/} $flag")
+		done < <("$bin" --help 2>&1 | grep -E -- '^ +--' | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
+	done
+	[ "${#missing[@]}" -eq 0 ] || {
+		printf 'not in README.md: %s\n' "${missing[@]}"
+		return 1
+	}
+}
+
+@test "readme: the contents and the three answers are linked from the top and every link lands" {
+	local anchors link bad=()
+	anchors=$(grep -E '^#{2,4} ' "$REPO/README.md" | sed -E 's/^#+ //' |
+		tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9 _-]//g; s/ /-/g')
+	while read -r link; do
+		grep -qxF -- "$link" <<<"$anchors" || bad+=("$link")
+	done < <(grep -oE '\]\(#[^)]+\)' "$REPO/README.md" | sed -E 's/^\]\(#//; s/\)$//')
+	[ "${#bad[@]}" -eq 0 ] || {
+		printf 'link to no heading: #%s\n' "${bad[@]}"
+		return 1
+	}
+	# Within the first screenful: the two commands, the three answers, contents.
+	head -70 "$REPO/README.md" | grep -q '^make demo'
+	head -70 "$REPO/README.md" | grep -q '^make test'
+	[ "$(head -70 "$REPO/README.md" | grep -c '](#what-are-the-security\|](#how-would-this-proxy\|](#what-other-improvements')" -eq 3 ]
+	head -70 "$REPO/README.md" | grep -q '^## Contents'
 }

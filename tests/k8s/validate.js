@@ -1,25 +1,46 @@
 #!/usr/bin/env node
 'use strict';
 /*
- * Offline validation of examples/kubernetes/ (see tests/k8s/validate.sh).
+ * Offline validation of every kustomization under examples/ (see
+ * tests/k8s/validate.sh). Kustomizations are found, not listed: a new
+ * directory with a kustomization.yaml is rendered and checked like the rest.
  *
  *   node validate.js [--root DIR] [--only GROUP,...]   run the checks
- *   node validate.js [--root DIR] --render SUBDIR       print the rendered
- *                                                       kustomization as YAML
+ *   node validate.js [--root DIR] --render SUBDIR       print what
+ *                                                       kubectl kustomize makes
  *
- * Groups: yaml, schema, strict, kustomize, sidecar, node-local, pss.
- * Prints one "ok"/"not ok" line per check and exits 1 if any failed.
+ * DIR is the examples directory (default: the repository's examples/).
+ * Groups:
+ *   yaml        every manifest and kustomization file parses; manifests have
+ *               apiVersion, kind, metadata.name
+ *   schema      every manifest document against the Kubernetes 1.33 schema
+ *               (and the prometheus-operator CRDs)
+ *   strict      no key the schema does not know
+ *   kustomize   every Kustomization renders with `kubectl kustomize`; the
+ *               rendered objects pass schema and strict too; every file and
+ *               component is used
+ *   sidecar     workloads with dotproxy-init (privileged mode)
+ *   sidecar-cni workloads with the sidecar and no dotproxy-init (CNI mode)
+ *   node-local  DaemonSets running dotproxy for other pods
+ *   pss         the Pod Security level of each namespace admits its pods,
+ *               and is the one the README states for the mode
+ *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
+ *   overlay     overlays/quad9 changes only the upstream
+ * Prints one "ok"/"not ok" line per check and exits 1 if any failed, 3 if
+ * kubectl is missing (render groups skipped, everything else checked).
  */
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 const yaml = require('js-yaml');
 const { schemaErrors, unknownKeys } = require('./lib/schema');
 const kz = require('./lib/kustomize');
-const { checkSidecar, checkNodeLocal } = require('./lib/dotproxy');
+const dp = require('./lib/dotproxy');
 const pss = require('./lib/pss');
 
 const GROUPS = ['yaml', 'schema', 'strict', 'kustomize', 'sidecar',
-	'node-local', 'pss'];
+	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay'];
+const RENDER_GROUPS = GROUPS.slice(3);
 
 function usage(msg) {
 	if (msg)
@@ -31,7 +52,7 @@ function usage(msg) {
 
 function parseArgs(argv) {
 	const o = {
-		root: path.resolve(__dirname, '../../examples/kubernetes'),
+		root: path.resolve(__dirname, '../../examples'),
 		only: GROUPS,
 		render: null,
 	};
@@ -51,18 +72,6 @@ function parseArgs(argv) {
 		if (!GROUPS.includes(g))
 			usage(`unknown group ${g}`);
 	return o;
-}
-
-function yamlFiles(dir) {
-	const out = [];
-	for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-		const p = path.join(dir, e.name);
-		if (e.isDirectory())
-			out.push(...yamlFiles(p));
-		else if (/\.ya?ml$/.test(e.name))
-			out.push(p);
-	}
-	return out.sort();
 }
 
 let passed = 0;
@@ -85,24 +94,45 @@ function main() {
 	const rel = (p) => path.relative(o.root, p) || '.';
 	if (!fs.existsSync(o.root))
 		usage(`${o.root} does not exist`);
+	const kubectl = kz.kubectlInfo();
 
 	if (o.render) {
+		if (!kubectl.ok)
+			usage(kubectl.why);
 		const list = kz.render(path.resolve(o.root, o.render));
 		process.stdout.write(list.map((x) => yaml.dump(x, { noRefs: true }))
 		    .join('---\n'));
 		return 0;
 	}
-
 	const want = (g) => o.only.includes(g);
-	const files = yamlFiles(o.root);
-	const kfiles = files.filter(kz.isKustomizationFile);
-	const mfiles = files.filter((f) => !kz.isKustomizationFile(f));
 
-	/* yaml: every file parses; every manifest document is an object with
-	 * apiVersion, kind and metadata.name. */
-	const docs = [];
-	for (const f of mfiles) {
+	/* Every kustomization, what it refers to, and so which YAML files are
+	 * manifests (resources) and which are patches. */
+	const kfiles = kz.findKustomizations(o.root);
+	const kust = new Map();
+	const manifests = new Set();
+	const patches = new Set();
+	const usedComponents = new Set();
+	for (const f of kfiles) {
+		const entry = { file: f, dir: path.dirname(f), errs: [] };
+		try {
+			entry.k = kz.load(f);
+			entry.refs = kz.refs(f, entry.k);
+			entry.refs.files.forEach((x) => manifests.add(x));
+			entry.refs.patches.forEach((x) => patches.add(x));
+			entry.refs.components.forEach((x) => usedComponents.add(x));
+		} catch (e) {
+			entry.errs.push(e.message);
+		}
+		kust.set(entry.dir, entry);
+		if (want('yaml'))
+			report('yaml', rel(f), entry.errs);
+	}
+
+	/* yaml, schema, strict on every manifest file. */
+	for (const f of [...manifests].sort()) {
 		const errs = [];
+		const docs = [];
 		let n = 0;
 		try {
 			for (const d of yaml.loadAll(fs.readFileSync(f, 'utf8'))) {
@@ -119,115 +149,282 @@ function main() {
 					    'metadata.name');
 					continue;
 				}
-				docs.push({ file: f, n, d });
+				docs.push({ n, d });
 			}
 			if (n === 0)
 				errs.push('no documents');
 		} catch (e) {
-			errs.push(e.message);
+			errs.push(e.code === 'ENOENT' ? 'listed in a kustomization ' +
+			    'but does not exist' : e.message);
 		}
 		if (want('yaml'))
 			report('yaml', rel(f), errs);
-	}
-	for (const f of kfiles) {
-		const errs = [];
-		try {
-			yaml.load(fs.readFileSync(f, 'utf8'));
-		} catch (e) {
-			errs.push(e.message);
+		for (const { n: i, d } of docs) {
+			const name = `${rel(f)}#${i} ${d.kind}/${d.metadata.name}`;
+			if (want('schema'))
+				report('schema', name, schemaErrors(d));
+			if (want('strict'))
+				report('strict', name, unknownKeys(d).map((k) =>
+				    `unknown key ${k}`));
 		}
-		if (want('yaml'))
-			report('yaml', rel(f), errs);
 	}
-
-	/* schema + strict on every document of every manifest file. */
-	for (const { file, n, d } of docs) {
-		const name = `${rel(file)}#${n} ${d.kind}/${d.metadata.name}`;
-		if (want('schema'))
-			report('schema', name, schemaErrors(d));
-		if (want('strict'))
-			report('strict', name, unknownKeys(d).map((k) =>
-			    `unknown key ${k}`));
-	}
-
-	/* kustomize: each kustomization.yaml is well-formed and every
-	 * Kustomization renders; the rendered objects pass schema and strict
-	 * too; generated ConfigMaps are referenced and references resolve. */
-	const rendered = {};
-	for (const f of kfiles) {
-		const dir = path.dirname(f);
-		const errs = kz.lint(dir);
-		let isComp = false;
-		try {
-			isComp = yaml.load(fs.readFileSync(f, 'utf8')).kind === 'Component';
-		} catch (e) {
-			/* reported by the yaml group */
-		}
-		if (!isComp && errs.length === 0) {
+	for (const f of [...patches].sort())
+		if (want('yaml')) {
+			const errs = [];
 			try {
-				const list = kz.render(dir);
-				rendered[rel(dir)] = list;
-				errs.push(...renderedErrors(list));
+				yaml.loadAll(fs.readFileSync(f, 'utf8'));
 			} catch (e) {
-				errs.push(`render: ${e.message}`);
+				errs.push(e.code === 'ENOENT' ? 'listed as a patch but ' +
+				    'does not exist' : e.message);
 			}
+			report('yaml', `${rel(f)} (patch)`, errs);
+		}
+
+	if (!kubectl.ok) {
+		const skipped = o.only.filter((g) => RENDER_GROUPS.includes(g));
+		if (skipped.length)
+			console.log(`# SKIP ${skipped.join(', ')}: ${kubectl.why}; ` +
+			    'install kubectl (it embeds kustomize) to render the ' +
+			    'kustomizations');
+		console.log(`# k8s validation: ${passed} checks ok, ${failed} failed`);
+		return failed ? 1 : (skipped.length ? 3 : 0);
+	}
+	if (o.only.some((g) => RENDER_GROUPS.includes(g)))
+		console.log(`# rendering with ${kubectl.version}`);
+
+	/* kustomize: render every Kustomization with the real tool. */
+	const rendered = {};
+	for (const [dir, entry] of kust) {
+		if (!entry.k || kz.isComponent(entry.k))
+			continue;
+		const errs = [...entry.errs];
+		let list = [];
+		try {
+			list = kz.render(dir);
+			rendered[rel(dir)] = list;
+			errs.push(...renderedErrors(list));
+		} catch (e) {
+			errs.push(`kubectl kustomize: ${e.message}`);
 		}
 		if (want('kustomize'))
-			report('kustomize', rel(f), errs);
+			report('kustomize', `${rel(dir)} renders (${list.length} objects)`,
+			    errs);
 	}
-	if (want('kustomize')) {
-		/* Every manifest file is reachable from some kustomization. */
-		const used = new Set();
-		for (const f of kfiles) {
-			try {
-				const k = yaml.load(fs.readFileSync(f, 'utf8'));
-				for (const r of k.resources || [])
-					used.add(path.resolve(path.dirname(f), r));
-			} catch (e) {
-				/* reported above */
+	/* Injection components: rendered into a fixture with every workload
+	 * kind, so each is proven to inject into all of them even when no
+	 * example uses it yet. */
+	const usedBy = new Map();
+	for (const [dir, entry] of kust)
+		for (const c of (entry.refs || { components: [] }).components)
+			usedBy.set(c, [...(usedBy.get(c) || []), dir]);
+	for (const [dir, entry] of kust) {
+		if (!entry.k || !kz.isComponent(entry.k) || !injects(entry.k) ||
+		    (usedBy.get(dir) || []).some((u) => kust.get(u) &&
+			kust.get(u).k && kz.isComponent(kust.get(u).k)))
+			continue;
+		const name = `fixture:${rel(dir)}`;
+		const errs = [];
+		let list = [];
+		try {
+			list = renderFixture(dir);
+			rendered[name] = list;
+			errs.push(...renderedErrors(list));
+			for (const kind of FIXTURE_KINDS) {
+				const w = list.find((x) => x.kind === kind);
+				if (!w || !dp.modeOf(w))
+					errs.push(`${kind}: nothing injected`);
 			}
+			const svc = list.find((x) => x.kind === 'Service');
+			if (!svc || canon(svc.spec) !== canon(FIXTURE_SERVICE.spec))
+				errs.push('the Service was changed');
+			const dep = list.find((x) => x.kind === 'Deployment');
+			const own = dep ? kz.podSpecs(dep)[0].initContainers || [] : [];
+			if (!own.length || own[own.length - 1].name !== 'migrate')
+				errs.push('the workload\'s own init container is not last');
+		} catch (e) {
+			errs.push(`kubectl kustomize: ${e.message}`);
 		}
-		report('kustomize', 'every manifest file is listed in a ' +
-		    'kustomization', mfiles.filter((f) => !used.has(f))
-		    .map((f) => `${rel(f)} is in no kustomization's resources`));
-		report('kustomize', 'overlays/quad9 changes only the upstream',
-		    overlayErrors(rendered));
+		usedComponents.add(dir);
+		if (want('kustomize'))
+			report('kustomize', `${rel(dir)} injects into ` +
+			    `${FIXTURE_KINDS.join(', ')}`, errs);
 	}
 
-	/* Mode assertions on the rendered bases. */
-	const modes = [['sidecar', checkSidecar], ['node-local', checkNodeLocal]];
-	for (const [m, check] of modes) {
+	if (want('kustomize')) {
+		/* Every YAML file in a kustomization directory is a resource or
+		 * a patch of some kustomization; every component is used. */
+		const stray = [];
+		for (const dir of kust.keys())
+			for (const e of fs.readdirSync(dir))
+				if (/\.ya?ml$/.test(e) && !kz.isKustomizationFile(e)) {
+					const p = path.join(dir, e);
+					if (!manifests.has(p) && !patches.has(p))
+						stray.push(`${rel(p)} is in no kustomization's ` +
+						    'resources or patches');
+				}
+		report('kustomize', 'every file is used by a kustomization', stray);
+		report('kustomize', 'every component is used', [...kust.values()]
+		    .filter((x) => x.k && kz.isComponent(x.k) &&
+			!usedComponents.has(x.dir))
+		    .map((x) => `${rel(x.dir)} is in no kustomization's components`));
+	}
+
+	/* Every workload that runs dotproxy, in every render, by mode. */
+	const byMode = { sidecar: [], 'sidecar-cni': [], 'node-local': [] };
+	for (const [dir, list] of Object.entries(rendered))
+		for (const x of list) {
+			const m = dp.modeOf(x);
+			if (m)
+				byMode[m].push({ dir, o: x, list });
+		}
+	const checks = { sidecar: (w) => dp.checkSidecar(w.o, w.list),
+		'sidecar-cni': (w) => dp.checkCni(w.o, w.list),
+		'node-local': (w) => dp.checkNodeLocal(w.o, w.list,
+		    w.dir === 'kubernetes/node-local') };
+	for (const m of ['sidecar', 'sidecar-cni', 'node-local']) {
 		if (!want(m))
 			continue;
-		const list = rendered[m];
-		let errs;
-		try {
-			errs = list ? check(list) : [`${m}/ did not render`];
-		} catch (e) {
-			errs = [`check crashed (malformed manifest?): ${e.message}`];
+		for (const w of byMode[m]) {
+			let errs;
+			try {
+				errs = checks[m](w);
+			} catch (e) {
+				errs = [`check crashed (malformed manifest?): ${e.message}`];
+			}
+			report(m, `${w.dir}: ${w.o.kind}/${w.o.metadata.name}`, errs);
 		}
-		report(m, `${m}/ security, order, probes, flags`, errs);
 	}
+	/* The two modes the README documents must exist; the CNI mode's
+	 * component must render for every workload kind (an example using it
+	 * may come from tests/e2e/k8s_manifests.bats). */
+	if (want('sidecar'))
+		report('sidecar', 'kubernetes/sidecar has a sidecar workload',
+		    byMode.sidecar.some((w) => w.dir === 'kubernetes/sidecar') ? [] :
+		    ['no workload with dotproxy-init in kubernetes/sidecar']);
+	if (want('node-local'))
+		report('node-local', 'kubernetes/node-local has a DaemonSet',
+		    byMode['node-local'].some((w) => w.dir ===
+			'kubernetes/node-local') ? [] :
+		    ['no dotproxy DaemonSet in kubernetes/node-local']);
 
-	/* pss: the level each namespace enforces admits its pods, and the
-	 * levels are the ones the README states. */
-	if (want('pss')) {
-		const all = rendered['.'] || [];
-		report('pss', 'each pod meets its namespace\'s enforce level',
-		    pssErrors(all));
-		report('pss', 'documented levels: sidecar privileged (NET_ADMIN ' +
-		    'only), node-local restricted', pssClaims(all));
-	}
+	/* pss: per render, each pod whose Namespace is in the same render. */
+	if (want('pss'))
+		for (const [dir, list] of Object.entries(rendered)) {
+			if (!list.some((x) => x.kind === 'Namespace'))
+				continue;
+			report('pss', `${dir}: each pod meets its namespace's enforce ` +
+			    'level', pssErrors(list));
+			report('pss', `${dir}: sidecar privileged (NET_ADMIN only), ` +
+			    'CNI mode and node-local restricted', pssClaims(list));
+		}
+
+	if (want('monitoring'))
+		for (const [dir, list] of Object.entries(rendered)) {
+			const errs = monitoringErrors(list);
+			if (errs === null)
+				continue;
+			report('monitoring', `${dir}: the PodMonitor scrapes every ` +
+			    'dotproxy pod', errs);
+		}
+	if (want('monitoring'))
+		for (const d of ['kubernetes/sidecar', 'kubernetes/node-local'])
+			report('monitoring', `${d} is monitored`, (rendered[d] || [])
+			    .some((x) => x.kind === 'PodMonitor') &&
+			    (rendered[d] || []).some((x) => x.kind === 'PrometheusRule') ?
+			    [] : [`${d} renders no PodMonitor and PrometheusRule`]);
+
+	if (want('overlay'))
+		report('overlay', 'kubernetes/overlays/quad9 changes only the ' +
+		    'upstream', overlayErrors(rendered['kubernetes/all'],
+		    rendered['kubernetes/overlays/quad9']));
 
 	console.log(`# k8s validation: ${passed} checks ok, ${failed} failed`);
 	return failed ? 1 : 0;
+}
+
+/* JSON with sorted keys, to compare objects whatever their key order. */
+function canon(x) {
+	if (Array.isArray(x))
+		return `[${x.map(canon).join(',')}]`;
+	if (x && typeof x === 'object')
+		return `{${Object.keys(x).sort().map((k) =>
+		    `${JSON.stringify(k)}:${canon(x[k])}`).join(',')}}`;
+	return JSON.stringify(x);
+}
+
+/* A component that patches workloads (Deployment, ... by target). */
+function injects(k) {
+	return (k.patches || []).some((p) => p && p.target &&
+	    /Deployment/.test(p.target.kind || '') &&
+	    /Job/.test(p.target.kind || ''));
+}
+
+const FIXTURE_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'];
+const FIXTURE_POD = {
+	metadata: { labels: { app: 'fixture' } },
+	spec: {
+		securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+		initContainers: [{ name: 'migrate', image: 'app:1',
+			securityContext: { runAsUser: 1000, runAsNonRoot: true,
+				allowPrivilegeEscalation: false,
+				capabilities: { drop: ['ALL'] } } }],
+		containers: [{ name: 'app', image: 'app:1',
+			ports: [{ name: 'metrics', containerPort: 8080 }],
+			securityContext: { runAsUser: 1000, runAsNonRoot: true,
+				allowPrivilegeEscalation: false,
+				capabilities: { drop: ['ALL'] } } }],
+	},
+};
+const FIXTURE_SERVICE = { apiVersion: 'v1', kind: 'Service',
+	metadata: { name: 'fixture' },
+	spec: { selector: { app: 'fixture' }, ports: [{ port: 80 }] } };
+
+/* Renders component dir applied to one workload of every kind. */
+function renderFixture(dir) {
+	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dotproxy-k8s-'));
+	try {
+		const sel = { matchLabels: { app: 'fixture' } };
+		const pod = (extra) => {
+			const p = JSON.parse(JSON.stringify(FIXTURE_POD));
+			Object.assign(p.spec, extra || {});
+			return p;
+		};
+		const objs = [
+			{ apiVersion: 'apps/v1', kind: 'Deployment',
+				metadata: { name: 'fixture' },
+				spec: { selector: sel, template: pod() } },
+			{ apiVersion: 'apps/v1', kind: 'StatefulSet',
+				metadata: { name: 'fixture' },
+				spec: { selector: sel, serviceName: 'fixture',
+					template: pod() } },
+			{ apiVersion: 'apps/v1', kind: 'DaemonSet',
+				metadata: { name: 'fixture' },
+				spec: { selector: sel, template: pod() } },
+			{ apiVersion: 'batch/v1', kind: 'Job',
+				metadata: { name: 'fixture' },
+				spec: { template: pod({ restartPolicy: 'Never' }) } },
+			FIXTURE_SERVICE,
+		];
+		fs.writeFileSync(path.join(tmp, 'workloads.yaml'),
+		    objs.map((o) => yaml.dump(o)).join('---\n'));
+		fs.writeFileSync(path.join(tmp, 'kustomization.yaml'), yaml.dump({
+			apiVersion: 'kustomize.config.k8s.io/v1beta1',
+			kind: 'Kustomization', namespace: 'fixture',
+			resources: ['workloads.yaml'],
+			components: [path.relative(tmp, dir)],
+		}));
+		return kz.render(tmp);
+	} finally {
+		fs.rmSync(tmp, { recursive: true, force: true });
+	}
 }
 
 function renderedErrors(list) {
 	const errs = [];
 	const ids = new Set();
 	for (const d of list) {
-		const name = `${d.kind}/${d.metadata.namespace || ''}/${d.metadata.name}`;
+		const name = `${d.kind}/${(d.metadata || {}).namespace || ''}/` +
+		    `${(d.metadata || {}).name}`;
 		if (ids.has(name))
 			errs.push(`${name} rendered twice`);
 		ids.add(name);
@@ -235,8 +432,6 @@ function renderedErrors(list) {
 			errs.push(`${name}: ${e}`);
 		for (const k of unknownKeys(d))
 			errs.push(`${name}: unknown key ${k}`);
-		if (d.kind !== 'Namespace' && !d.metadata.namespace)
-			errs.push(`${name}: no namespace`);
 		for (const spec of kz.podSpecs(d))
 			for (const c of kz.containersOf(spec))
 				for (const ref of [
@@ -257,15 +452,60 @@ function renderedErrors(list) {
 	return errs;
 }
 
+function matchesSelector(sel, labels) {
+	if (!sel)
+		return false;
+	for (const [k, v] of Object.entries(sel.matchLabels || {}))
+		if (labels[k] !== v)
+			return false;
+	for (const x of sel.matchExpressions || []) {
+		const has = Object.prototype.hasOwnProperty.call(labels, x.key);
+		const vals = x.values || [];
+		if ((x.operator === 'In' && !(has && vals.includes(labels[x.key]))) ||
+		    (x.operator === 'NotIn' && has && vals.includes(labels[x.key])) ||
+		    (x.operator === 'Exists' && !has) ||
+		    (x.operator === 'DoesNotExist' && has))
+			return false;
+	}
+	return true;
+}
+
+/* null when the render has no PodMonitor. */
+function monitoringErrors(list) {
+	const pms = list.filter((x) => x.kind === 'PodMonitor');
+	if (pms.length === 0)
+		return null;
+	const errs = [];
+	if (!list.some((x) => x.kind === 'PrometheusRule'))
+		errs.push('a PodMonitor without the PrometheusRule');
+	for (const w of list) {
+		if (!dp.modeOf(w))
+			continue;
+		const ns = w.metadata.namespace;
+		const labels = kz.podMeta(w).labels || {};
+		const pm = pms.find((p) => p.metadata.namespace === ns &&
+		    matchesSelector(p.spec.selector, labels));
+		const where = `${w.kind}/${w.metadata.name}`;
+		if (!pm) {
+			errs.push(`${where}: no PodMonitor in ${ns} selects its pods ` +
+			    `(labels ${JSON.stringify(labels)})`);
+			continue;
+		}
+		const proxy = kz.containersOf(kz.podSpecs(w)[0]).find(dp.isProxy);
+		for (const ep of pm.spec.podMetricsEndpoints || [])
+			if (!(proxy.ports || []).some((p) => p.name === ep.port))
+				errs.push(`${where}: the proxy has no port named ${ep.port}`);
+	}
+	return errs;
+}
+
 function cms(list) {
 	return (list || []).filter((x) => x.kind === 'ConfigMap');
 }
 
-function overlayErrors(rendered) {
-	const base = rendered['.'];
-	const q = rendered['overlays/quad9'];
+function overlayErrors(base, q) {
 	if (!base || !q)
-		return ['. or overlays/quad9 did not render'];
+		return ['kubernetes/all or kubernetes/overlays/quad9 did not render'];
 	const errs = [];
 	if (cms(q).length !== 2)
 		errs.push(`expected 2 ConfigMaps, got ${cms(q).length}`);
@@ -288,7 +528,7 @@ function overlayErrors(rendered) {
 	}
 	const strip = (l) => JSON.stringify(l.filter((x) => x.kind !==
 	    'ConfigMap').map((x) => JSON.stringify(x)
-	    .replace(/dotproxy-config-[0-9a-f]{10}/g, 'dotproxy-config')));
+	    .replace(/dotproxy-config-[0-9a-z]{10}/g, 'dotproxy-config')));
 	if (strip(base) !== strip(q))
 		errs.push('objects other than the ConfigMaps differ');
 	return errs;
@@ -301,11 +541,16 @@ function nsLevel(list, ns) {
 	    n.metadata.labels['pod-security.kubernetes.io/enforce'];
 }
 
+function inRenderedNs(list, d) {
+	return list.some((x) => x.kind === 'Namespace' &&
+	    x.metadata.name === d.metadata.namespace);
+}
+
 function pssErrors(list) {
 	const errs = [];
-	if (list.length === 0)
-		return ['the top-level kustomization did not render'];
-	for (const d of list)
+	for (const d of list) {
+		if (!inRenderedNs(list, d))
+			continue;
 		for (const spec of kz.podSpecs(d)) {
 			const lvl = nsLevel(list, d.metadata.namespace);
 			const w = `${d.kind}/${d.metadata.namespace}/${d.metadata.name}`;
@@ -316,26 +561,28 @@ function pssErrors(list) {
 			for (const v of pss.violations(lvl, spec))
 				errs.push(`${w}: ${lvl}: ${v}`);
 		}
+	}
 	return errs;
 }
 
 function pssClaims(list) {
 	const errs = [];
-	for (const d of list)
+	for (const d of list) {
+		if (!inRenderedNs(list, d))
+			continue;
+		const mode = dp.modeOf(d);
 		for (const spec of kz.podSpecs(d)) {
 			const ns = d.metadata.namespace;
 			const w = `${d.kind}/${ns}/${d.metadata.name}`;
-			const hasInit = (spec.initContainers || []).some((c) =>
-			    /dotproxy-init$/.test((c.command || []).join(' ')) &&
-			    !(c.args || []).includes('--validate'));
-			if (hasInit) {
+			if (mode === 'sidecar') {
 				if (nsLevel(list, ns) !== 'privileged')
 					errs.push(`${w}: sidecar mode needs a privileged ` +
 					    'namespace');
 				/* Only NET_ADMIN on dotproxy-init keeps it from baseline,
 				 * and only that container from restricted. */
 				const b = pss.baseline(spec);
-				if (b.length !== 1 || !/dotproxy-init: adds capability NET_ADMIN$/.test(b[0]))
+				if (b.length !== 1 ||
+				    !/dotproxy-init: adds capability NET_ADMIN$/.test(b[0]))
 					errs.push(`${w}: baseline violations other than ` +
 					    `NET_ADMIN: ${JSON.stringify(b)}`);
 				const r = pss.restricted(spec).filter((v) =>
@@ -351,6 +598,7 @@ function pssClaims(list) {
 					errs.push(`${w}: not restricted: ${JSON.stringify(r)}`);
 			}
 		}
+	}
 	return errs;
 }
 

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Offline validation of examples/kubernetes/: every document against the
-# Kubernetes schema (kubernetes-models), unknown keys rejected, the kustomize
-# structure rendered, and the security settings of both modes asserted.
+# Offline validation of every kustomization under examples/: each one
+# rendered by the real kustomize (`kubectl kustomize`), every document and
+# every rendered object against the Kubernetes schema (kubernetes-models,
+# plus the prometheus-operator CRDs), unknown keys rejected, and the
+# security settings, start order, fence and monitoring of each dotproxy mode
+# asserted.
 #
 #   tests/k8s/validate.sh                 all checks; exit 1 on any failure
 #   tests/k8s/validate.sh --only sidecar  one group (see validate.js)
-#   tests/k8s/validate.sh --root DIR      check a copy instead
-#   tests/k8s/validate.sh --render sidecar   print a rendered kustomization
+#   tests/k8s/validate.sh --root DIR      check a copy of examples/ instead
+#   tests/k8s/validate.sh --render kubernetes/sidecar   print a rendering
 #
-# Needs node and npm. Installs the pinned packages (package-lock.json) into
-# tests/k8s/node_modules with `npm ci` the first time; that is the only
-# network use (the npm registry).
+# Needs node and npm, and kubectl for everything past the per-file checks
+# (without it those are skipped, said so, and the exit status is 3).
+# Installs the pinned packages (package-lock.json) into tests/k8s/node_modules
+# with `npm ci` the first time; that is the only network use (the npm
+# registry).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

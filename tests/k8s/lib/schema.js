@@ -14,39 +14,52 @@
  * such as labels or resources.limits). A key the validator never read is not
  * in the schema, at whatever depth it sits.
  */
+const fs = require('fs');
 const path = require('path');
 
-/* apiVersion/kind -> [class module, schema module]. Only what the examples
- * use; anything else is reported rather than silently skipped. */
-const KINDS = {
-	'v1/Namespace': ['v1/Namespace', 'IoK8sApiCoreV1Namespace'],
-	'v1/ConfigMap': ['v1/ConfigMap', 'IoK8sApiCoreV1ConfigMap'],
-	'v1/Service': ['v1/Service', 'IoK8sApiCoreV1Service'],
-	'v1/Pod': ['v1/Pod', 'IoK8sApiCoreV1Pod'],
-	'apps/v1/Deployment': ['apps/v1/Deployment', 'IoK8sApiAppsV1Deployment'],
-	'apps/v1/DaemonSet': ['apps/v1/DaemonSet', 'IoK8sApiAppsV1DaemonSet'],
+/* Third-party API groups and the npm package that models them; everything
+ * else comes from kubernetes-models (the Kubernetes 1.33 API). */
+const CRD_PACKAGES = {
+	'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
 };
-
-const PKG_ROOT = path.resolve(path.dirname(
-    require.resolve('kubernetes-models/v1/Namespace')), '..');
 
 function kindKey(obj) {
 	return `${obj.apiVersion}/${obj.kind}`;
 }
 
+/* The module that holds the class for apiVersion/kind, or null. */
+function modulePath(obj) {
+	if (typeof obj.apiVersion !== 'string' || typeof obj.kind !== 'string' ||
+	    !/^[A-Za-z0-9.\/-]+$/.test(obj.apiVersion) ||
+	    !/^[A-Za-z0-9]+$/.test(obj.kind))
+		return null;
+	const group = obj.apiVersion.includes('/') ?
+	    obj.apiVersion.split('/')[0] : '';
+	const pkg = CRD_PACKAGES[group] || 'kubernetes-models';
+	try {
+		return require.resolve(`${pkg}/${obj.apiVersion}/${obj.kind}`);
+	} catch (e) {
+		return null;
+	}
+}
+
 function known(obj) {
-	return Object.prototype.hasOwnProperty.call(KINDS, kindKey(obj));
+	return modulePath(obj) !== null;
 }
 
 function modelClass(obj) {
-	const [mod] = KINDS[kindKey(obj)];
-	const m = require(`kubernetes-models/${mod}`);
-	return m[obj.kind];
+	return require(modulePath(obj))[obj.kind];
 }
 
+/* The compiled ajv validator the class module uses: its source names the
+ * schema module it requires (_schemas/<Name>.js). */
 function schemaFunc(obj) {
-	const [, schema] = KINDS[kindKey(obj)];
-	return require(path.join(PKG_ROOT, '_schemas', `${schema}.js`)).validate;
+	const mod = modulePath(obj);
+	const m = /require\("([./]*_schemas\/[A-Za-z0-9]+\.js)"\)/.exec(
+	    fs.readFileSync(mod, 'utf8'));
+	if (!m)
+		throw new Error(`no schema reference in ${mod}`);
+	return require(path.resolve(path.dirname(mod), m[1])).validate;
 }
 
 /* Returns a list of messages; empty when the object is valid. */
@@ -105,4 +118,4 @@ function unknownKeys(obj) {
 	return out.sort();
 }
 
-module.exports = { schemaErrors, unknownKeys, known, KINDS };
+module.exports = { schemaErrors, unknownKeys, known };

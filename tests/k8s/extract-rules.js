@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * Prints the spec of the PrometheusRule in FILE as a Prometheus rule file
+ * (YAML: groups), for promtool. Exits 1 if FILE holds no PrometheusRule.
+ *
+ *   node extract-rules.js examples/monitoring/prometheusrule.yaml
+ *   node extract-rules.js --check-tests TESTS FILE
+ *
+ * With --check-tests, prints nothing on stdout but checks that the promtool
+ * test file TESTS shows every alert of FILE firing (a non-empty exp_alerts)
+ * and silent on the healthy idle proxy (an empty exp_alerts in a test whose
+ * name contains "healthy idle"); exits 1 naming each alert that lacks one.
+ */
+const fs = require('fs');
+const yaml = require('js-yaml');
+
+let tests = null;
+const argv = process.argv.slice(2);
+if (argv[0] === '--check-tests') {
+	argv.shift();
+	tests = argv.shift();
+}
+const file = argv[0];
+if (!file || (tests !== null && !tests)) {
+	process.stderr.write('usage: extract-rules.js [--check-tests TESTS] FILE\n');
+	process.exit(2);
+}
+const rule = yaml.loadAll(fs.readFileSync(file, 'utf8'))
+    .find((d) => d && d.kind === 'PrometheusRule');
+if (!rule || !rule.spec || !Array.isArray(rule.spec.groups)) {
+	process.stderr.write(`extract-rules.js: no PrometheusRule with spec.groups in ${file}\n`);
+	process.exit(1);
+}
+if (tests === null) {
+	process.stdout.write(yaml.dump({ groups: rule.spec.groups },
+	    { lineWidth: -1 }));
+	process.exit(0);
+}
+const t = yaml.load(fs.readFileSync(tests, 'utf8'));
+const fires = new Set();
+const silentIdle = new Set();
+for (const tc of t.tests || [])
+	for (const a of tc.alert_rule_test || []) {
+		if ((a.exp_alerts || []).length)
+			fires.add(a.alertname);
+		else if (/healthy idle/.test(tc.name || ''))
+			silentIdle.add(a.alertname);
+	}
+let bad = 0;
+for (const g of rule.spec.groups)
+	for (const r of g.rules || []) {
+		if (!r.alert)
+			continue;
+		if (!fires.has(r.alert)) {
+			bad++;
+			process.stderr.write(`${r.alert}: no unit test shows it firing\n`);
+		}
+		if (!silentIdle.has(r.alert)) {
+			bad++;
+			process.stderr.write(`${r.alert}: no unit test shows it silent ` +
+			    'on a healthy idle proxy\n');
+		}
+	}
+process.exit(bad ? 1 : 0);
