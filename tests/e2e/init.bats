@@ -21,8 +21,9 @@ teardown_file() {
 	nft list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.after"
 	cmp "$BATS_FILE_TMPDIR/root-ruleset.before" \
 		"$BATS_FILE_TMPDIR/root-ruleset.after"
-	if ip netns list | grep -q "^dpi-$$-"; then
-		echo "namespaces left behind" >&2
+	left=$(init_ns_leftovers)
+	if [ -n "$left" ]; then
+		echo "namespaces left behind:" "$left" >&2
 		return 1
 	fi
 }
@@ -121,7 +122,7 @@ teardown() {
 	grep -q "query from 192.0.2.2" "$TMPD/proxy4.log"
 	# The answer came back from the address asked (un-NATted): dig
 	# would otherwise say "reply from unexpected source" and time out.
-	rcode_of "$APP_UID" 192.0.2.1 +tcp >/dev/null
+	[ "$(rcode_of "$APP_UID" 192.0.2.1 +tcp)" = SERVFAIL ]
 	in_pod nft list chain inet dotproxy output |
 		grep -E 'ipv4 tcp dport 53 counter packets [1-9]'
 	in_pod nft list chain inet dotproxy ct_zone |
