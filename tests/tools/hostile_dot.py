@@ -35,6 +35,10 @@ other types; the question is echoed, no compression surprises):
     tls-alert          a fatal TLS alert record (internal_error) written
                        under the TLS layer, then a reset
     stop-reading       never read from this connection again, never answer
+    deaf-drain MS      stop reading now; MS milliseconds later answer this
+                       query with an EDNS edns-tcp-keepalive of 0 (RFC 7828:
+                       the client is to close the connection); then never
+                       read again
     drop               no answer (the connection stays)
     close              close the connection without answering
 
@@ -135,6 +139,14 @@ def build(qid, flags, question, qtype, rcode=0, addr=DEFAULT_ADDR):
         an = 1
     qd = 1 if question else 0
     return struct.pack(">HHHHHH", qid, hflags, qd, an, 0, 0) + question + rrs
+
+
+def with_keepalive0(msg):
+    """msg with an OPT record carrying edns-tcp-keepalive, timeout 0."""
+    opt = b"\x00" + struct.pack(">HHIH", 41, 1232, 0, 6) + \
+        struct.pack(">HHH", 11, 2, 0)
+    ar = struct.unpack(">H", msg[10:12])[0] + 1
+    return msg[:10] + struct.pack(">H", ar) + msg[12:] + opt
 
 
 def frame(msg):
@@ -264,6 +276,11 @@ class Conn:
         elif action == "stop-reading":
             self.writer.transport.pause_reading()
             self.stopped = True
+        elif action == "deaf-drain":
+            self.writer.transport.pause_reading()
+            self.stopped = True
+            await asyncio.sleep(int(args[0]) / 1000 if args else 0.5)
+            await self.send(frame(with_keepalive0(answer)))
         elif action == "drop":
             pass
         elif action == "close":
@@ -291,7 +308,7 @@ class Conn:
                     (self.n, qid, name, qtype, action))
                 self.spawn(self.act(action, args, qid, flags, question,
                                     qtype))
-                if action == "stop-reading":
+                if action in ("stop-reading", "deaf-drain"):
                     # Never read again; hold the connection open.
                     await asyncio.Event().wait()
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError,
