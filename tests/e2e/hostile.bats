@@ -59,6 +59,10 @@ setup_file() {
 teardown_file() { world_teardown; }
 
 teardown() {
+	if [ -s "$W_DIR/tcp_wmem.saved" ]; then
+		pod sysctl -qw net.ipv4.tcp_wmem="$(cat "$W_DIR/tcp_wmem.saved")"
+		rm -f "$W_DIR/tcp_wmem.saved"
+	fi
 	proxy_test_teardown
 	# A test that stopped the hostile server leaves it for the next.
 	hostile_alive || hostile_start
@@ -334,8 +338,16 @@ h_wait_no_conns() {
 }
 
 @test "hostile upstream: a server that stops reading and asks to close (keepalive 0) once its IDs timed out: the connection is closed" {
-	local ports p t0 flood left=
-	h_proxy --idle-timeout 1000
+	local ports p t0 flood long left=
+	# One connection, long names (each query padded to 384 bytes): the
+	# flood overfills the socket buffers, so part of it stays queued in
+	# the proxy.
+	long=$(printf 'a%.0s' {1..60}).$(printf 'b%.0s' {1..60}).$(printf 'c%.0s' {1..60})
+	# Small TCP send buffers in the pod namespace (ours; teardown puts
+	# them back), so the kernel cannot swallow the whole flood.
+	pod sysctl -n net.ipv4.tcp_wmem >"$W_DIR/tcp_wmem.saved"
+	pod sysctl -qw net.ipv4.tcp_wmem="4096 8192 8192"
+	h_proxy --connections 1 --idle-timeout 1000
 	h_check ok.h.test NOERROR
 	t0=$(now_ms)
 	# The first query on a connection makes the server stop reading; it
@@ -346,7 +358,7 @@ h_wait_no_conns() {
 	ports=$(h_conn_ports)
 	[ -n "$ports" ] || w_fail "no connection to the hostile server"
 	(
-		dnsraw -w 4000 udpmany 127.0.0.1 "$W_PROXY_PORT" 1500 'k%d.drain.h.test' \
+		dnsraw -w 4000 udpmany 127.0.0.1 "$W_PROXY_PORT" 1500 "k%d.$long.drain.h.test" \
 			>"$W_DIR/drain.out" 2>&1
 	) 3>&- &
 	flood=$!

@@ -201,6 +201,18 @@ class Conn:
         else:
             self.writer.close()
 
+    def stop_reading(self):
+        """Stops reading the socket itself: under TLS, pausing the stream
+        would only stop delivery while asyncio's TLS layer went on reading
+        (and buffering) what the peer sends."""
+        t = self.writer.transport
+        ssl_proto = getattr(t, "_ssl_protocol", None)
+        raw = getattr(ssl_proto, "_transport", None) if ssl_proto else None
+        t.pause_reading()
+        if raw is not None:
+            raw.pause_reading()
+        self.stopped = True
+
     async def act(self, action, args, qid, flags, question, qtype):
         answer = build(qid, flags, question, qtype,
                        addr=args[0] if action == "answer" and args
@@ -274,10 +286,9 @@ class Conn:
                         pass
                 self.close("reset")
         elif action == "stop-reading":
-            self.writer.transport.pause_reading()
-            self.stopped = True
+            self.stop_reading()
         elif action == "deaf-drain":
-            self.writer.transport.pause_reading()
+            self.stop_reading()
             self.stopped = True
             await asyncio.sleep(int(args[0]) / 1000 if args else 0.5)
             await self.send(frame(with_keepalive0(answer)))
