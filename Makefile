@@ -134,6 +134,15 @@ bench: deps all
 	@bash scripts/deps.sh bench
 	@bash tests/bench/bench.sh $(BENCH_ARGS)
 
+# Real fuzzing (clang libFuzzer + ASan/UBSan, niced, one target at a time):
+# FUZZ_SECONDS per target (default 60); FUZZ_PLATEAU=S runs each target until
+# its coverage has not grown for S seconds (FUZZ_SECONDS is then the cap);
+# FUZZ_MERGE=1 merges new coverage into tests/fuzz/corpus; FUZZ_TARGETS
+# picks targets (default all). See tests/fuzz/README.md.
+fuzz:
+	@PLATEAU=$(or $(FUZZ_PLATEAU),0) MERGE=$(or $(FUZZ_MERGE),0) \
+	  bash tests/fuzz/libfuzzer.sh $(or $(FUZZ_SECONDS),60) $(FUZZ_TARGETS)
+
 demo: deps all $(BUILD)/tools/gai
 	@bash examples/demo.sh
 
