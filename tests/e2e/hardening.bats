@@ -246,3 +246,32 @@ proxy_fds() {
 	[ "$(mval "$m" 'dotproxy_upstream_up{upstream="127.0.0.1@9#dot.test"}')" = 0 ] ||
 		w_fail "an upstream whose connections are refused must be down"
 }
+
+# The Seccomp: line of the proxy's /proc status (0 off, 2 filter).
+seccomp_mode() {
+	awk '/^Seccomp:/ { print $2 }' "/proc/$(proxy_pid)/status"
+}
+
+@test "seccomp: on by default after start-up, off with --seccomp=off or DOTPROXY_SECCOMP=off" {
+	start_proxy
+	[ "$(seccomp_mode)" = 2 ] || w_fail "Seccomp: $(seccomp_mode), want 2 (filter)"
+	grep -q 'msg="seccomp filter installed"' "$(cat "$W_DIR/proxy.logpath")" ||
+		w_fail "no log line for the filter"
+	run q whoami.test A
+	assert_dot_answer
+	run q +tcp whoami.test A
+	assert_dot_answer
+	stop_proxy
+	start_proxy --seccomp=off
+	[ "$(seccomp_mode)" = 0 ] || w_fail "--seccomp=off: Seccomp: $(seccomp_mode), want 0"
+	stop_proxy
+	DOTPROXY_SECCOMP=off start_proxy
+	[ "$(seccomp_mode)" = 0 ] || w_fail "DOTPROXY_SECCOMP=off: Seccomp: $(seccomp_mode), want 0"
+	stop_proxy
+	run start_proxy --seccomp=maybe
+	[ "$status" -ne 0 ] || w_fail "--seccomp=maybe accepted"
+	grep -q "seccomp: 'maybe' is not one of on, off" "$(cat "$W_DIR/proxy.logpath")" ||
+		w_fail "no clear line for a bad --seccomp value"
+	# That proxy exited 2 at start, as it should: not a teardown failure.
+	rm -f "$W_DIR/proxy.rc"
+}
