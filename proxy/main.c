@@ -490,19 +490,19 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_setup(a->cfg.log_level, a->cfg.log_format);
-	a->nofile = raise_nofile();
-	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
-		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
-		    "for the listeners and upstream connections configured\n",
-		    (unsigned long long)a->nofile);
-		free(a);
-		return 2;
-	}
 	if (a->cfg.transparent && geteuid() == 0 && !a->cfg.allow_root) {
 		fprintf(stderr, "dotproxy: --transparent: refusing to run as UID 0: "
 		    "the redirect excludes the proxy's own UID, so as root its "
 		    "queries would loop (run as the UID given to dotproxy-init "
 		    "--proxy-uid, or pass --allow-root)\n");
+		free(a);
+		return 2;
+	}
+	a->nofile = raise_nofile();
+	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
+		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
+		    "for the listeners and upstream connections configured\n",
+		    (unsigned long long)a->nofile);
 		free(a);
 		return 2;
 	}
