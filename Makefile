@@ -27,7 +27,7 @@ endif
 
 ALL_CFLAGS  = -I. $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) $(DEPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
-PROXY_LIBS  = -lssl -lcrypto -lmnl
+PROXY_LIBS  = -lssl -lcrypto -lmnl -lseccomp
 INIT_LIBS   = -lnftnl -lmnl
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "query.h"
 #include "resolv.h"
+#include "sandbox.h"
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
@@ -551,6 +552,15 @@ main(int argc, char *argv[])
 		}
 		log_info("metrics listening", "listen=%s paths=/metrics,/livez,/readyz",
 		    text);
+	}
+	if (a->cfg.seccomp) {
+		if ((r = sandbox_install()) < 0) {
+			log_error("cannot install the seccomp filter", "error=\"%s\" "
+			    "hint=\"--seccomp=off runs without it\"",
+			    proxy_strerror(r));
+			goto out;
+		}
+		log_info("seccomp filter installed", "%s", "refused=EPERM");
 	}
 	log_info("ready", "%s", "");
 	while (!a->stop) {
