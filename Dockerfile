@@ -3,8 +3,10 @@
 #   docker build -t dotproxy .
 #   docker run --rm dotproxy --version
 #   docker run --rm --entrypoint /usr/local/bin/dotproxy-init dotproxy --help
+#   docker run --rm --entrypoint /usr/local/bin/dotproxy-cni dotproxy --help
 #
-# The final image holds only the two binaries, the shared libraries they load
+# The final image holds only the three binaries (dotproxy-cni: the CNI plugin
+# and its node installer), the shared libraries they load
 # (with the dynamic loader), a CA bundle, and /etc/passwd + /etc/group naming
 # the proxy user (15353, "dotproxy") and nobody. It has no shell.
 
@@ -13,7 +15,7 @@ ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      gcc make libc6-dev libssl-dev libmnl-dev libnftnl-dev ca-certificates \
+      gcc make libc6-dev libssl-dev libmnl-dev libnftnl-dev libjansson-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./
@@ -21,14 +23,15 @@ COPY proxy/ proxy/
 COPY init/ init/
 ARG REVISION=unknown
 RUN make -j"$(nproc)" GIT_REV="$REVISION" all \
- && build/dotproxy --version && build/dotproxy-init --version
+ && build/dotproxy --version && build/dotproxy-init --version \
+ && build/dotproxy-cni --version
 # Stage the root of the final image under /out.
 RUN set -eu; \
     mkdir -p /out/usr/local/bin /out/etc/ssl/certs /out/usr/lib/ssl; \
-    for b in dotproxy dotproxy-init; do \
+    for b in dotproxy dotproxy-init dotproxy-cni; do \
       strip --strip-unneeded -o /out/usr/local/bin/$b build/$b; \
     done; \
-    libs=$(ldd build/dotproxy build/dotproxy-init \
+    libs=$(ldd build/dotproxy build/dotproxy-init build/dotproxy-cni \
       | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); \
     for l in $libs; do cp -L --parents "$l" /out/; done; \
     cp /etc/ssl/certs/ca-certificates.crt /out/etc/ssl/certs/; \

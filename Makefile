@@ -1,5 +1,5 @@
 # dotproxy: one Makefile for both programs, the tests and the benchmark.
-#   make                 build/dotproxy and build/dotproxy-init
+#   make                 build/dotproxy, build/dotproxy-init and build/dotproxy-cni
 #   make test            every test (installs what it needs first)
 #   make WERROR=1 SANITIZE=address,undefined test
 .SUFFIXES:
@@ -27,7 +27,7 @@ endif
 
 ALL_CFLAGS  = -I. $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) $(DEPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
-PROXY_LIBS  = -lssl -lcrypto -lmnl
+PROXY_LIBS  = -lssl -lcrypto -lmnl -lseccomp
 INIT_LIBS   = -lnftnl -lmnl
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -39,13 +39,21 @@ PROXY_SRCS := $(wildcard proxy/*.c)
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(BUILD)/%.o)
 PROXY_LIB  := $(filter-out $(BUILD)/proxy/main.o,$(PROXY_OBJS))
 # The pure layer: what unit tests, fuzz replays and test tools link with.
-PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist cache route http_parse nl_parse)
-INIT_SRCS  := $(wildcard init/*.c)
+PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist cache route http_parse nl_parse udp_mark)
+INIT_SRCS  := $(filter-out init/cni%,$(wildcard init/*.c))
 INIT_OBJS  := $(INIT_SRCS:%.c=$(BUILD)/%.o)
 INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
+# dotproxy-cni: the same rules and netlink talk, plus its own files.
+CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) $(INIT_LIB)
+CNI_LIB    := $(filter-out $(BUILD)/init/cni.o,$(CNI_OBJS))
+# jansson and libnftnl linked in: the installer copies this binary onto
+# nodes that may lack them; libmnl (no static archive in Debian) and glibc
+# come with every distribution's iproute2.
+CNI_LIBS   = -Wl,-Bstatic -ljansson -lnftnl -Wl,-Bdynamic -lmnl
 
 UNIT_PROXY := $(patsubst tests/unit/proxy/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proxy/test_*.c))
-UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/init/test_*.c))
+UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(filter-out tests/unit/init/test_cni%,$(wildcard tests/unit/init/test_*.c)))
+UNIT_CNI   := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/init/test_cni*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRCS))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
@@ -54,7 +62,7 @@ TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 .PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers check-docker \
         check-banned bench demo fuzz install FORCE
 
-all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init
+all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni
 
 # Rebuild everything when the effective flags change.
 $(BUILD)/.build-flags: FORCE
@@ -64,13 +72,16 @@ $(BUILD)/.build-flags: FORCE
 
 $(BUILD)/%.o: %.c $(BUILD)/.build-flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(if $(filter %/main.o,$@),$(REV_FLAGS)) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter %/main.o %/cni.o,$@),$(REV_FLAGS)) -c $< -o $@
 
 $(BUILD)/dotproxy: $(PROXY_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
 
 $(BUILD)/dotproxy-init: $(INIT_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
+
+$(BUILD)/dotproxy-cni: $(CNI_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PROXY_LIB)
 	@mkdir -p $(@D)
@@ -79,6 +90,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PROXY_LIB)
 $(UNIT_INIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/init/%.o $(INIT_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
+
+$(UNIT_CNI): $(BUILD)/tests/%: $(BUILD)/tests/unit/init/%.o $(CNI_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
 
 $(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(PURE_OBJS)
 	@mkdir -p $(@D)
@@ -92,10 +107,10 @@ deps:
 	@bash scripts/deps.sh
 
 # Every test, one summary line at the end, non-zero on any failure.
-test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh all
 
-check: all $(UNIT_PROXY) $(UNIT_INIT) $(FUZZ_BINS) $(TOOL_BINS)
+check: all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh unit
 
 check-e2e: all $(TOOL_BINS)
@@ -119,12 +134,22 @@ bench: deps all
 	@bash scripts/deps.sh bench
 	@bash tests/bench/bench.sh $(BENCH_ARGS)
 
+# Real fuzzing (clang libFuzzer + ASan/UBSan, niced, one target at a time):
+# FUZZ_SECONDS per target (default 60); FUZZ_PLATEAU=S runs each target until
+# its coverage has not grown for S seconds (FUZZ_SECONDS is then the cap);
+# FUZZ_MERGE=1 merges new coverage into tests/fuzz/corpus; FUZZ_TARGETS
+# picks targets (default all). See tests/fuzz/README.md.
+fuzz:
+	@PLATEAU=$(or $(FUZZ_PLATEAU),0) MERGE=$(or $(FUZZ_MERGE),0) \
+	  bash tests/fuzz/libfuzzer.sh $(or $(FUZZ_SECONDS),60) $(FUZZ_TARGETS)
+
 demo: deps all $(BUILD)/tools/gai
 	@bash examples/demo.sh
 
 install: all
 	install -d $(DESTDIR)/usr/local/bin
-	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(DESTDIR)/usr/local/bin/
+	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni \
+	  $(DESTDIR)/usr/local/bin/
 
 clean:
 	rm -rf $(BUILD)

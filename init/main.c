@@ -171,35 +171,18 @@ parse_id(const char *src, const char *val, const char *what)
 static void
 parse_cidr(const char *src, const char *val, struct rules_cidr *c)
 {
-	char addr[INET6_ADDRSTRLEN + 8];
-	unsigned long prefix;
-	const char *slash;
-	unsigned int i, max;
-	size_t alen;
-
-	memset(c, 0, sizeof(*c));
-	slash = strchr(val, '/');
-	alen = slash != NULL ? (size_t)(slash - val) : strlen(val);
-	if (alen == 0 || alen >= sizeof(addr))
+	switch (rules_cidr_parse(val, c)) {
+	case 0:
+		return;
+	case -ERANGE:
+		usage_err("%s '%s': bad prefix length (0-%u)", src, val,
+		    strchr(val, ':') != NULL ? 128 : 32);
+	case -EDOM:
+		usage_err("%s '%s': host bits set after /%u", src, val,
+		    c->prefix);
+	default:
 		usage_err("%s '%s': not an IPv4 or IPv6 CIDR", src, val);
-	memcpy(addr, val, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, c->addr) == 1) {
-		c->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
-		c->family = AF_INET6;
-		max = 128;
-	} else
-		usage_err("%s '%s': not an IPv4 or IPv6 CIDR", src, val);
-	prefix = max;
-	if (slash != NULL && !parse_num(slash + 1, 0, max, &prefix))
-		usage_err("%s '%s': bad prefix length (0-%u)", src, val, max);
-	c->prefix = (unsigned int)prefix;
-	for (i = c->prefix; i < max; i++)
-		if (c->addr[i / 8] & (0x80 >> (i % 8)))
-			usage_err("%s '%s': host bits set after /%u", src, val,
-			    c->prefix);
+	}
 }
 
 static bool
@@ -415,21 +398,6 @@ parse_args(int argc, char **argv, struct init_conf *cf)
 			continue;	/* set but empty: the default */
 		apply_list(cf, (enum opt_id)j, envn, env);
 	}
-}
-
-static bool
-ipv6_enabled(void)
-{
-	FILE *f;
-	int v = 1;
-
-	if ((f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "re")) ==
-	    NULL)
-		return false;
-	if (fscanf(f, "%d", &v) != 1)
-		v = 1;
-	fclose(f);
-	return v == 0 && access("/proc/net/if_inet6", F_OK) == 0;
 }
 
 /*
@@ -794,7 +762,7 @@ main(int argc, char **argv)
 		usage_err("--dry-run, --check, --cleanup and --validate exclude "
 		    "each other");
 	cf.spec.ipv6 = cf.ipv6 == IPV6_ON ||
-	    (cf.ipv6 == IPV6_AUTO && ipv6_enabled());
+	    (cf.ipv6 == IPV6_AUTO && nl_ipv6_enabled());
 
 	switch (mode) {
 	case MODE_DRY_RUN:

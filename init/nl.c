@@ -11,9 +11,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -336,4 +338,20 @@ nl_read_table(struct nl *nl, const char *table, bool *present,
 	if ((rc = nl_dump(nl, NFT_MSG_GETCHAIN, table, chain_cb, &d)) != 0)
 		return rc;
 	return nl_dump(nl, NFT_MSG_GETRULE, table, rule_cb, &d);
+}
+
+bool
+nl_ipv6_enabled(void)
+{
+	FILE *f;
+	int v = 1;
+
+	/* /proc/sys/net and /proc/net show the namespace of the caller. */
+	if ((f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "re")) ==
+	    NULL)
+		return false;
+	if (fscanf(f, "%d", &v) != 1)
+		v = 1;
+	fclose(f);
+	return v == 0 && access("/proc/net/if_inet6", F_OK) == 0;
 }

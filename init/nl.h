@@ -54,4 +54,10 @@ int		 nl_read_table(struct nl *nl, const char *table, bool *present,
 		    struct nftnl_chain_list *chains,
 		    struct nftnl_rule_list *rules);
 
+/*
+ * True when the current network namespace has IPv6 (not disabled, and
+ * /proc/net/if_inet6 present): what --ipv6 auto and ipv6 "auto" mean.
+ */
+bool		 nl_ipv6_enabled(void);
+
 #endif

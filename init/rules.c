@@ -41,6 +41,15 @@
  * Consequence for the proxy: its conntrack lookup of a UDP query's original
  * destination must ask in zone RULES_CT_ZONE. TCP is not zoned: a new SYN
  * never rides an old entry the way a UDP datagram does.
+ *
+ * The original destination without conntrack. Reading conntrack needs
+ * CAP_NET_ADMIN, which the proxy does not have. So the raw chain, which
+ * sees every packet of a flow (the nat chain sees only the first), also
+ * copies four bytes of the destination address into the packet mark:
+ * `meta mark set @nh,128,32` (all of an IPv4 daddr) or `@nh,288,32` (the
+ * last 32 bits of an IPv6 daddr). The mark survives the redirect over lo
+ * and any socket reads it with SO_RCVMARK, no capability needed. A packet
+ * leaving the pod is never marked: only redirected udp/53 is.
  */
 #include "init/rules.h"
 
@@ -190,8 +199,52 @@ rules_plan(const struct rules_spec *spec, struct rules_rule *rules,
 		return rc;
 	for (i = 0; i < nfam; i++)
 		if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, families[i],
+		    IPPROTO_UDP, RULES_MARK, 0)) != 0)
+			return rc;
+	for (i = 0; i < nfam; i++)
+		if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, families[i],
 		    IPPROTO_UDP, RULES_ZONE, RULES_CT_ZONE)) != 0)
 			return rc;
+	return 0;
+}
+
+int
+rules_cidr_parse(const char *s, struct rules_cidr *c)
+{
+	char addr[INET6_ADDRSTRLEN + 8], *end;
+	unsigned long prefix;
+	const char *slash;
+	unsigned int i, max;
+	size_t alen;
+
+	memset(c, 0, sizeof(*c));
+	slash = strchr(s, '/');
+	alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (alen == 0 || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else
+		return -EINVAL;
+	prefix = max;
+	if (slash != NULL) {
+		if (slash[1] < '0' || slash[1] > '9')
+			return -ERANGE;
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || prefix > max)
+			return -ERANGE;
+	}
+	c->prefix = (unsigned int)prefix;
+	for (i = c->prefix; i < max; i++)
+		if (c->addr[i / 8] & (0x80 >> (i % 8)))
+			return -EDOM;
 	return 0;
 }
 
@@ -245,6 +298,12 @@ rules_rule_text(const struct rules_rule *r, char *buf, size_t cap)
 		break;
 	case RULES_REDIRECT:
 		text_add(buf, cap, &off, &err, "redirect to :%u", r->arg);
+		break;
+	case RULES_MARK:
+		/* nft wants a raw payload: a mark is no address type. */
+		text_add(buf, cap, &off, &err, "meta mark set @nh,%u,32",
+		    (r->nfproto == NFPROTO_IPV6 ? RULES_MARK_OFF_IP6 :
+		    RULES_MARK_OFF_IP) * 8);
 		break;
 	}
 	return err;
@@ -403,7 +462,8 @@ add_immediate(struct nftnl_rule *r, const void *data, uint32_t len)
 }
 
 static int
-add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg)
+add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
+    uint8_t nfproto)
 {
 	struct nftnl_expr *e;
 	uint16_t be;
@@ -441,6 +501,17 @@ add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS,
 		    NF_NAT_RANGE_PROTO_SPECIFIED);
 		return expr_add(r, e);
+	case RULES_MARK:
+		/* The address bytes go to the mark as they are, as nft does. */
+		if ((rc = add_payload(r, NFT_PAYLOAD_NETWORK_HEADER,
+		    nfproto == NFPROTO_IPV6 ? RULES_MARK_OFF_IP6 :
+		    RULES_MARK_OFF_IP, 4)) != 0)
+			return rc;
+		if ((e = nftnl_expr_alloc("meta")) == NULL)
+			return -ENOMEM;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+		return expr_add(r, e);
 	}
 	return -EINVAL;
 }
@@ -477,7 +548,7 @@ rules_rule_nftnl(const struct rules_rule *rr)
 	if (rc == 0)
 		rc = expr_add(r, nftnl_expr_alloc("counter"));
 	if (rc == 0)
-		rc = add_action(r, rr->action, rr->arg);
+		rc = add_action(r, rr->action, rr->arg, rr->nfproto);
 	if (rc != 0) {
 		nftnl_rule_free(r);
 		errno = -rc;

@@ -28,9 +28,18 @@ struct nftnl_rule_list;
  */
 #define RULES_CT_ZONE		2
 #define RULES_DNS_PORT		53
+/*
+ * The packet mark of a redirected UDP query carries its original
+ * destination, for a proxy without any capability (SO_RCVMARK): the four
+ * bytes of the IPv4 destination address, or the last four bytes of the
+ * IPv6 one, copied as they are (the mark holds them in host order).
+ */
+#define RULES_MARK_OFF_IP	16	/* ip header: daddr */
+#define RULES_MARK_OFF_IP6	36	/* ip6 header: daddr + 12 */
 
 #define RULES_MAX_EXCLUDES	32	/* per kind: uid, gid, cidr */
-/* Per chain: reply zone rule, proxy uid, excludes, 4 redirects. */
+/* Per chain: reply zone rule, proxy uid, excludes, 4 redirects (or 2
+ * marks and 2 zones). */
 #define RULES_MAX_RULES		(2 * (2 + 3 * RULES_MAX_EXCLUDES + 4))
 #define RULES_MAX_MSGS		(3 + 2 + RULES_MAX_RULES)
 #define RULES_TEXT_MAX		128	/* one rule as nft text */
@@ -72,6 +81,7 @@ enum rules_action {
 	RULES_RETURN = 0,	/* leave the chain: not captured */
 	RULES_ZONE,		/* ct zone set <arg> */
 	RULES_REDIRECT,		/* redirect to :<arg> */
+	RULES_MARK,		/* meta mark set (4 bytes of the daddr) */
 };
 
 /* One planned rule; all matches present are ANDed, counter always added. */
@@ -103,6 +113,13 @@ struct rules_batch {
 	size_t		len;		/* bytes of the batch in the buffer */
 	uint32_t	seq_next;	/* first sequence number not used */
 };
+
+/*
+ * Parses "ADDR[/PREFIX]" (IPv4 or IPv6; no prefix means a host) into c.
+ * Returns 0, -EINVAL (not an address), -ERANGE (bad prefix length) or
+ * -EDOM (host bits set after the prefix).
+ */
+int	rules_cidr_parse(const char *s, struct rules_cidr *c);
 
 /*
  * Fills rules[0..*n) with the ordered rules of both chains for spec (cap

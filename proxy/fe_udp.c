@@ -3,6 +3,11 @@
  * one batch of receive buffers for all of them (per-loop scratch: nothing
  * read escapes a callback; the query layer copies what it keeps) and one
  * batch of outgoing answers per listener, flushed before the loop sleeps.
+ * Each listener asks for the packet mark (SO_RCVMARK, no capability
+ * needed): the redirect rules put a query's original destination there,
+ * and udp_mark.c turns it into origin.orig, which the query layer uses for
+ * a local-zone query. Without a usable mark, origin.orig stays empty and
+ * the query layer falls back to conntrack, then to resolv.conf.
  */
 #include "fe_udp.h"
 
@@ -10,6 +15,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +24,19 @@
 #include "log.h"
 #include "loop.h"
 #include "query.h"
+#include "resolv.h"
 #include "sock.h"
+#include "udp_mark.h"
+
+#ifndef SO_RCVMARK
+#define SO_RCVMARK	75	/* Linux 5.19 */
+#endif
+
+/* Room for one SO_MARK control message per datagram. */
+union fe_udp_ctl {
+	struct cmsghdr	hdr;
+	uint8_t		buf[CMSG_SPACE(sizeof(uint32_t))];
+};
 
 #define FE_UDP_MAX	8	/* listeners */
 #define FE_UDP_BATCH	32	/* datagrams per recvmmsg/sendmmsg */
@@ -41,6 +59,7 @@ struct fe_udp_listener {
 	struct sockaddr_storage	 addr;		/* where it listens */
 	socklen_t		 addr_len;
 	unsigned		 nout;
+	bool			 marks;		/* SO_RCVMARK accepted */
 };
 
 struct fe_udp {
@@ -50,9 +69,29 @@ struct fe_udp {
 	unsigned		 nls;
 	struct fe_udp_stats	 stats;
 	struct log_limit	 loglim;
+	const struct resolv	*rc;		/* borrowed: fe_udp_set_resolv, or
+						 * &own_rc */
+	struct resolv		 own_rc;	/* /etc/resolv.conf at start */
 	uint8_t			 in[FE_UDP_BATCH][FE_UDP_BUF];	/* scratch */
 	struct sockaddr_storage	 peers[FE_UDP_BATCH];
+	union fe_udp_ctl	 ctl[FE_UDP_BATCH];
 };
+
+/* The mark of one received datagram, or 0 when it has none. */
+static uint32_t
+fe_udp_mark(struct msghdr *mh)
+{
+	struct cmsghdr *c;
+	uint32_t mark;
+
+	for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(mark))) {
+			memcpy(&mark, CMSG_DATA(c), sizeof(mark));
+			return mark;
+		}
+	return 0;
+}
 
 static void
 fe_udp_flush(struct fe_udp_listener *l)
@@ -145,6 +184,11 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 			msgs[i].msg_hdr.msg_namelen = sizeof(fe->peers[i]);
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
+			if (l->marks) {
+				msgs[i].msg_hdr.msg_control = fe->ctl[i].buf;
+				msgs[i].msg_hdr.msg_controllen =
+				    sizeof(fe->ctl[i].buf);
+			}
 		}
 		n = recvmmsg(l->fd, msgs, FE_UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n == -1) {
@@ -162,11 +206,42 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 			}
 			memcpy(&o.peer, &fe->peers[i], msgs[i].msg_hdr.msg_namelen);
 			o.peer_len = msgs[i].msg_hdr.msg_namelen;
+			o.orig_len = 0;
+			if (l->marks && udp_mark_dst(l->addr.ss_family,
+			    fe_udp_mark(&msgs[i].msg_hdr), fe->rc, &o.orig,
+			    &o.orig_len) != 0)
+				o.orig_len = 0;
 			(void)query_submit(fe->qt, fe->in[i], msgs[i].msg_len, &o);
 		}
 		if (n < FE_UDP_BATCH)
 			return;
 	}
+}
+
+/*
+ * The nameservers an IPv6 mark is matched against, until the caller hands
+ * over its own copy (fe_udp_set_resolv): the default resolv.conf, read
+ * once before the loop runs.
+ */
+static void
+fe_udp_read_resolv(struct fe_udp *fe)
+{
+	char text[8192];
+	size_t n = 0;
+	FILE *f;
+
+	if ((f = fopen("/etc/resolv.conf", "re")) != NULL) {
+		n = fread(text, 1, sizeof(text), f);
+		fclose(f);
+	}
+	resolv_parse(text, n, &fe->own_rc);
+	fe->rc = &fe->own_rc;
+}
+
+void
+fe_udp_set_resolv(struct fe_udp *fe, const struct resolv *rc)
+{
+	fe->rc = rc != NULL ? rc : &fe->own_rc;
 }
 
 struct fe_udp *
@@ -179,6 +254,7 @@ fe_udp_new(struct loop *loop, struct query_table *qt)
 		return NULL;
 	fe->loop = loop;
 	fe->qt = qt;
+	fe_udp_read_resolv(fe);
 	qf.deliver = fe_udp_deliver;
 	qf.arg = fe;
 	query_set_frontend(qt, false, &qf);
@@ -189,7 +265,7 @@ int
 fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
 {
 	struct fe_udp_listener *l;
-	int fd, r, rcvbuf = 4 << 20;
+	int fd, r, rcvbuf = 4 << 20, one = 1;
 
 	if (fe->nls == FE_UDP_MAX)
 		return -E_TOOBIG;
@@ -205,6 +281,13 @@ fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
 	 * datagrams) drops a burst of 1000 queries. The kernel caps it at
 	 * net.core.rmem_max; a refusal only leaves the default. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/* Before Linux 5.19 there is no SO_RCVMARK: conntrack or resolv.conf
+	 * then, as before. */
+	l->marks = setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one,
+	    sizeof(one)) == 0;
+	if (!l->marks)
+		log_info("UDP packet marks unavailable", "error=\"%s\"",
+		    strerror(errno));
 	l->fe = fe;
 	l->idx = fe->nls;
 	l->fd = fd;

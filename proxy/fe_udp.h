@@ -14,6 +14,7 @@
 struct fe_udp;
 struct loop;
 struct query_table;
+struct resolv;
 
 struct fe_udp_stats {
 	uint64_t	received;	/* datagrams read */
@@ -24,6 +25,12 @@ struct fe_udp_stats {
 
 /* NULL on allocation failure. Registers itself with the query table. */
 struct fe_udp	*fe_udp_new(struct loop *, struct query_table *);
+/*
+ * The nameservers an IPv6 packet mark is matched against (see udp_mark.h),
+ * borrowed until the next call or fe_udp_free; NULL goes back to the
+ * /etc/resolv.conf that fe_udp_new read.
+ */
+void		 fe_udp_set_resolv(struct fe_udp *, const struct resolv *rc);
 /* Binds one more listener. 0 or -errno. */
 int		 fe_udp_listen(struct fe_udp *, const struct sockaddr *,
 		    socklen_t);

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "query.h"
 #include "resolv.h"
+#include "sandbox.h"
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
@@ -489,19 +490,19 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_setup(a->cfg.log_level, a->cfg.log_format);
-	a->nofile = raise_nofile();
-	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
-		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
-		    "for the listeners and upstream connections configured\n",
-		    (unsigned long long)a->nofile);
-		free(a);
-		return 2;
-	}
 	if (a->cfg.transparent && geteuid() == 0 && !a->cfg.allow_root) {
 		fprintf(stderr, "dotproxy: --transparent: refusing to run as UID 0: "
 		    "the redirect excludes the proxy's own UID, so as root its "
 		    "queries would loop (run as the UID given to dotproxy-init "
 		    "--proxy-uid, or pass --allow-root)\n");
+		free(a);
+		return 2;
+	}
+	a->nofile = raise_nofile();
+	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
+		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
+		    "for the listeners and upstream connections configured\n",
+		    (unsigned long long)a->nofile);
 		free(a);
 		return 2;
 	}
@@ -521,6 +522,8 @@ main(int argc, char *argv[])
 		log_error("out of memory at start", "%s", "");
 		goto out;
 	}
+	/* IPv6 marks carry 32 bits: matched against --resolv-conf's servers. */
+	fe_udp_set_resolv(a->udp, &a->rc);
 	if ((r = setup_signals(a)) < 0) {
 		log_error("cannot set up signals", "error=\"%s\"", proxy_strerror(r));
 		goto out;
@@ -551,6 +554,15 @@ main(int argc, char *argv[])
 		}
 		log_info("metrics listening", "listen=%s paths=/metrics,/livez,/readyz",
 		    text);
+	}
+	if (a->cfg.seccomp) {
+		if ((r = sandbox_install()) < 0) {
+			log_error("cannot install the seccomp filter", "error=\"%s\" "
+			    "hint=\"--seccomp=off runs without it\"",
+			    proxy_strerror(r));
+			goto out;
+		}
+		log_info("seccomp filter installed", "%s", "refused=EPERM");
 	}
 	log_info("ready", "%s", "");
 	while (!a->stop) {

@@ -74,6 +74,7 @@ struct query {
 	uint64_t		 start_ms;
 	uint64_t		 start_us;	/* for the duration histogram */
 	uint32_t		 tried;		/* upstreams that failed it */
+	const struct up_pool	*tried_pool;	/* borrowed: whose numbers */
 	unsigned		 attempts;
 	struct cache_key	 key;		/* valid when has_key */
 	bool			 has_key;
@@ -208,6 +209,7 @@ q_alloc(struct query_table *qt)
 	q->state = Q_WAIT_UPSTREAM;	/* the caller sets the path */
 	q->gen++;
 	q->tried = 0;
+	q->tried_pool = qt->pool;
 	q->attempts = 0;
 	q->has_key = q->local = q->background = q->leader = false;
 	q->stale_ok = false;
@@ -1054,7 +1056,12 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 	(void)err;
 	if (q == NULL || q->state != Q_WAIT_UPSTREAM)
 		return;
-	if (failed && up < 32)
+	if (q->tried_pool != qt->pool) {
+		/* It failed on a pool a reload retired: that pool's upstream
+		 * numbers mean nothing in the new one. */
+		q->tried = 0;
+		q->tried_pool = qt->pool;
+	} else if (failed && up < 32)
 		q->tried |= 1u << up;
 	if (++q->attempts >= Q_MAX_ATTEMPTS ||
 	    up_send(qt->pool, h, q->up_msg, q->up_len, q->tried) < 0)

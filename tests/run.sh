@@ -5,26 +5,61 @@
 #   tests/run.sh all    both
 # BUILD (default build) names the build directory. E2E_FILTER limits bats
 # to the files whose names match it. Exits non-zero when anything failed.
+#
+# Nothing passes by being absent. The runner knows what should run from the
+# sources: every tests/unit/*/test_*.c must have its binary, every
+# tests/fuzz/fuzz_*.c its replay binary and a non-empty corpus, every bats
+# file its tests. Each TAP stream must carry a plan ("1..N") and exactly N
+# results; the bats plan must equal the number of @test lines in the files
+# given to it; a command's non-zero exit without a failing result is a
+# failure too. Any difference is counted as a failure and named.
 set -u
-shopt -s lastpipe
+shopt -s lastpipe nullglob
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 what=${1:-all}
 passed=0 failed=0 skipped=0
 failures=()
 
-# Reads TAP on stdin, echoes it, and adds its results to the totals.
+# Counts one failure that is not a TAP result of its own.
+fail() {
+	failed=$((failed + 1)); failures+=("$1")
+	echo "not ok - $1"
+}
+
+# Reads TAP on stdin, echoes it, and adds its results to the totals. Then
+# checks the stream against its plan and, if given, the expected count.
+# Sets tally_results and tally_failed for the caller.
 tally() {
-	local name=$1 line p=0 f=0 s=0
+	local name=$1 expect=${2:-} line p=0 f=0 s=0 plan=
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
 		case $line in
 		"not ok "*) f=$((f + 1)); failures+=("$name: ${line#not ok }") ;;
 		"ok "*"# skip"*|"ok "*"# SKIP"*) s=$((s + 1)) ;;
 		"ok "*) p=$((p + 1)) ;;
+		1..*)
+			if [ -n "$plan" ]; then
+				plan=bad
+			else
+				plan=${line#1..}; plan=${plan%%[!0-9]*}
+			fi
+			;;
 		esac
 	done
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	tally_results=$((p + f + s)) tally_failed=$f
+	if [ -z "$plan" ]; then
+		fail "$name: no TAP plan (1..N): it ran $tally_results"
+	elif [ "$plan" = bad ]; then
+		fail "$name: more than one TAP plan"
+	elif [ "$plan" -ne "$tally_results" ]; then
+		fail "$name: planned $plan, ran $tally_results"
+	fi
+	if [ -n "$expect" ] && [ -n "$plan" ] && [ "$plan" != bad ] &&
+		[ "$plan" -ne "$expect" ]; then
+		fail "$name: planned $plan, but the files hold $expect tests"
+	fi
 }
 
 # Runs one command that is a single test: passes when it exits 0.
@@ -40,21 +75,54 @@ single() {
 	fi
 }
 
+# Replays a fuzz corpus: there must be one, and every file in it must run.
+replay() {
+	local bin=$1 dir=$2 files out n
+	files=$(find "$dir" -maxdepth 1 -type f 2>/dev/null | wc -l)
+	if [ "$files" -eq 0 ]; then
+		echo "no corpus: $dir is missing or empty"
+		return 1
+	fi
+	out=$("$bin" "$dir" 2>&1) || { printf '%s\n' "$out"; return 1; }
+	n=$(printf '%s\n' "$out" | sed -n 's/^replay: \([0-9]*\) inputs ran$/\1/p')
+	if [ "${n:-x}" != "$files" ]; then
+		printf '%s\n' "$out"
+		echo "replayed ${n:-no} inputs of the $files in $dir"
+		return 1
+	fi
+	echo "$n inputs"
+}
+
 run_unit() {
-	local t rc f target
+	local src t name rc target bin tmp
+	tmp=$(mktemp) || exit 2
 	echo "# unit tests"
-	for t in "$BUILD"/tests/test_*; do
-		[ -x "$t" ] || continue
-		echo "# $(basename "$t")"
-		{ "$t"; rc=$?; [ "$rc" -eq 0 ] || echo "not ok - $(basename "$t") exited $rc"; } 2>&1 \
-			| tally "$(basename "$t")"
+	for src in tests/unit/proxy/test_*.c tests/unit/init/test_*.c; do
+		name=$(basename "$src" .c)
+		t=$BUILD/tests/$name
+		if [ ! -x "$t" ]; then
+			fail "$name: not built (no $t; make check builds it)"
+			continue
+		fi
+		echo "# $name"
+		"$t" >"$tmp" 2>&1
+		rc=$?
+		tally "$name" <"$tmp"
+		if [ "$rc" -ne 0 ] && [ "$tally_failed" -eq 0 ]; then
+			fail "$name: exited $rc with no failing test"
+		fi
 	done
 	echo "# fuzz corpus replay"
-	for f in "$BUILD"/fuzz/replay_*; do
-		[ -x "$f" ] || continue
-		target=${f##*/replay_}
-		single "fuzz corpus $target" "$f" tests/fuzz/corpus/"$target"
+	for src in tests/fuzz/fuzz_*.c; do
+		target=${src##*/fuzz_}; target=${target%.c}
+		bin=$BUILD/fuzz/replay_$target
+		if [ ! -x "$bin" ]; then
+			fail "fuzz corpus $target: not built (no $bin)"
+			continue
+		fi
+		single "fuzz corpus $target" replay "$bin" tests/fuzz/corpus/"$target"
 	done
+	rm -f "$tmp"
 	echo "# lint"
 	single "headers compile alone" make -s check-headers
 	single "no banned functions" make -s check-banned
@@ -72,18 +140,30 @@ shellcheck_all() {
 }
 
 run_e2e() {
-	local files=()
+	local files=() f expect=0 rc
 	echo "# end-to-end (bats)"
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "not ok - e2e needs root for network namespaces"
-		failed=$((failed + 1)); return
+		fail "e2e needs root for network namespaces"
+		return
+	fi
+	if ! command -v bats >/dev/null; then
+		fail "e2e: bats is not installed (make deps)"
+		return
 	fi
 	for f in tests/e2e/*.bats; do
-		[ -f "$f" ] || continue
-		[[ -z "${E2E_FILTER:-}" || $f == *"$E2E_FILTER"* ]] && files+=("$f")
+		[[ -z "${E2E_FILTER:-}" || $f == *"$E2E_FILTER"* ]] || continue
+		files+=("$f")
+		expect=$((expect + $(grep -c '^[[:space:]]*@test[[:space:]]' "$f")))
 	done
-	[ "${#files[@]}" -gt 0 ] || return
-	bats --tap "${files[@]}" 2>&1 | tally bats
+	if [ "${#files[@]}" -eq 0 ]; then
+		fail "e2e: E2E_FILTER='${E2E_FILTER:-}' matches no file in tests/e2e"
+		return
+	fi
+	bats --tap "${files[@]}" 2>&1 | tally bats "$expect"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ] && [ "$tally_failed" -eq 0 ]; then
+		fail "bats exited $rc with no failing test"
+	fi
 }
 
 case $what in

@@ -28,6 +28,12 @@
 #                       the temporary directory first, so rebuilds do not disturb it)
 #   --peers LIST        also measure these forwarders if installed: unbound,kresd,
 #                       dnsdist,stubby or "all" (default: none)
+#   --cached            cache mode: every forwarder's cache on (dotproxy's at its
+#                       defaults, the peers' switched on), 100 names repeated and
+#                       warmed first, so the runs measure answers from memory;
+#                       the ~1000-in-flight runs then cycle all names, so their
+#                       peak RSS is that of a cache filled with them. Without it
+#                       no cache is on anywhere (dotproxy --cache-size 0)
 #   --upstream-stock    run unbound exactly as shipped; by default a small
 #                       LD_PRELOAD shim (built with cc) sets TCP_NODELAY on the
 #                       connections it accepts, since unbound < 1.23 leaves Nagle
@@ -54,6 +60,7 @@ PROXY_SRC=${DOTPROXY_BIN:-$ROOT/build/dotproxy}
 PEERS=""
 NODELAY=1
 KEEP=0
+CACHED=0
 
 NAMES=10000
 ZONE=bench.test
@@ -72,6 +79,7 @@ while [ $# -gt 0 ]; do
 	--proxy) [ $# -ge 2 ] || die "--proxy needs a value"; PROXY_SRC=$2; shift ;;
 	--peers) [ $# -ge 2 ] || die "--peers needs a value"; PEERS=$2; shift ;;
 	--upstream-stock) NODELAY=0 ;;
+	--cached) CACHED=1 ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
@@ -189,6 +197,13 @@ awk -v n="$NAMES" -v z="$ZONE" 'BEGIN {
 	for (i = 1; i <= n; i++)
 		printf "n%d.%s A\n", i, z }' >"$WORKDIR/queries.txt"
 printf 'n1.%s A\n' "$ZONE" >"$WORKDIR/probe.txt"
+# The saturation and fixed-rate runs: every name, or in cache mode the
+# first 100 over and over.
+if [ "$CACHED" = 1 ]; then
+	head -n 100 "$WORKDIR/queries.txt" >"$WORKDIR/run-queries.txt"
+else
+	cp "$WORKDIR/queries.txt" "$WORKDIR/run-queries.txt"
+fi
 
 {
 	cat <<EOF
@@ -331,7 +346,7 @@ run() {
 	local target=$1 what=$2 pid=$3 port=$4 mode=$5 out=$6 t0 t1 c l q a e s p50=nan p99=nan cpu hwm
 	shift 6
 	t0=$(cpu_ticks "$pid")
-	load "$out" -s "$HOST" -p "$port" -m "$mode" -d "$WORKDIR/queries.txt" -t 5 "$@"
+	load "$out" -s "$HOST" -p "$port" -m "$mode" -d "${RUN_QUERIES:-$WORKDIR/run-queries.txt}" -t 5 "$@"
 	t1=$(cpu_ticks "$pid")
 	read -r c l q a e s <<<"$(parse "$out")"
 	if grep -q '^> ' "$out"; then
@@ -346,9 +361,11 @@ run() {
 	log "  $target $what: $q qps, avg $(awk -v x="$a" 'BEGIN { printf "%.3f", x * 1000 }') ms, p99 $p99 s, lost $l, non-NOERROR $e, cpu $cpu us/q, VmHWM ${hwm:-?} kB"
 	LAST_SERVFAIL=$s
 }
-warm() {	# warm PORT MODE: opens upstream connections, fills nothing
+warm() {	# warm PORT MODE: opens upstream connections; in cache mode fills the cache
 	load /dev/null -s "$HOST" -p "$1" -m "$2" -d "$WORKDIR/queries.txt" \
 	    -c "$CLIENTS" -Q 1000 -l 1
+	[ "$CACHED" = 0 ] || load /dev/null -s "$HOST" -p "$1" -m "$2" \
+	    -d "$WORKDIR/run-queries.txt" -c 1 -q 10 -n 2
 }
 
 # measure_forwarder NAME PORT CMD...: saturation and fixed rate on one process,
@@ -393,7 +410,8 @@ measure_1k() {
 			return 1
 		fi
 		warm "$port" "$mode"
-		run "$name" "$mode sat -c$CLIENTS -q$INFLIGHT_Q$suffix" "$pid" "$port" "$mode" \
+		RUN_QUERIES=$WORKDIR/queries.txt run "$name" \
+		    "$mode sat -c$CLIENTS -q$INFLIGHT_Q$suffix" "$pid" "$port" "$mode" \
 		    "$RAW/$tag.txt" -c "$CLIENTS" -q "$INFLIGHT_Q" -l "$DURATION"
 		SERVFAILS=$((SERVFAILS + LAST_SERVFAIL))
 		stop_pid "$pid"
@@ -412,6 +430,8 @@ PROXY=$WORKDIR/dotproxy
 cp "$PROXY_SRC" "$PROXY" || die "cannot copy $PROXY_SRC"
 PROXY_CMD=("$PROXY" --listen "$HOST:$PROXY_PORT" --upstream "$HOST@$UP_DOT#$SNI"
     --ca-file "$CA" --log-level warn)
+# No cache unless in cache mode (where dotproxy runs with its defaults).
+[ "$CACHED" = 1 ] || PROXY_CMD+=(--cache-size 0)
 
 measure_forwarder dotproxy "$PROXY_PORT" "${PROXY_CMD[@]}" ||
 	die "dotproxy did not come up: $(tail -5 "$RAW/dotproxy.log")"
@@ -462,7 +482,7 @@ forward-zone:
 	name: "."
 	forward-addr: $HOST@$UP_DOT#$SNI
 	forward-tls-upstream: yes
-	forward-no-cache: yes
+	forward-no-cache: $([ "$CACHED" = 1 ] && echo no || echo yes)
 EOF
 		PEER_CMD=(unbound -d -c "$dir/unbound.conf") ;;
 	kresd)
@@ -475,7 +495,7 @@ trust_anchors.remove('.')
 modules.unload('priming')
 modules.unload('detect_time_skew')
 cache.open(10 * MB, 'lmdb://$dir/cache')
-policy.add(policy.all(policy.FLAGS({'NO_CACHE'})))
+$([ "$CACHED" = 1 ] || echo "policy.add(policy.all(policy.FLAGS({'NO_CACHE'})))")
 policy.add(policy.all(policy.TLS_FORWARD({
 	{'$HOST@$UP_DOT', hostname='$SNI', ca_file='$CA'}
 })))
@@ -490,6 +510,7 @@ setACL({'127.0.0.0/8'})
 newServer({address='$HOST:$UP_DOT', tls='openssl', subjectName='$SNI',
 	validateCertificates=true, caStore='$CA', source='$HOST',
 	checkName='n1.$ZONE.', checkType='A'})
+$([ "$CACHED" = 1 ] && echo "getPool(''):setCache(newPacketCache(10000, {maxTTL=86400, minTTL=0}))")
 EOF
 		PEER_CMD=(dnsdist -C "$dir/dnsdist.conf" --supervised --disable-syslog) ;;
 	stubby)
@@ -530,7 +551,7 @@ done
 # ------------------------------------------------------------ table
 ELAPSED=$((SECONDS - START_TS))
 echo
-echo "dotproxy benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $DURATION s per run, UDP from dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p'), upstream unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')$([ "$NODELAY" = 1 ] && echo ' + TCP_NODELAY shim'), $NAMES names cycled (no cache anywhere), wall time ${ELAPSED} s"
+echo "dotproxy benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $DURATION s per run, UDP from dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p'), upstream unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')$([ "$NODELAY" = 1 ] && echo ' + TCP_NODELAY shim'), $([ "$CACHED" = 1 ] && echo "cache mode: every cache on, 100 names repeated (the -q $INFLIGHT_Q runs: $NAMES names cycled)" || echo "$NAMES names cycled (no cache anywhere)"), wall time ${ELAPSED} s"
 echo
 echo "| target | run | QPS | avg ms | p50 ms | p99 ms | lost | non-NOERROR | CPU us/query | peak RSS MiB |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -14,7 +14,16 @@ FLOOD=$BATS_TEST_DIRNAME/../tools/dns_flood.py
 
 setup_file() { world_file_setup; }
 teardown_file() { world_teardown; }
-teardown() { proxy_test_teardown; }
+teardown() {
+	local rc=0 pid
+	proxy_test_teardown || rc=1
+	# A test may stop the DoT resolver: leave it running for the next.
+	pid=$(cat "$W_DIR/unbound-dot.pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		dot_unbound_start || rc=1
+	fi
+	return "$rc"
+}
 
 # raw_http HEX WAIT: sends HEX to the metrics port from the pod; $output is
 # "<ms> <bytes>" and then what came back.
@@ -82,6 +91,17 @@ raw_http() {
 	! grep -qi 'timed out' <<<"$output" || w_fail "reported as a timeout"
 }
 
+# wait_file FILE WORD: waits up to 5 s for WORD in FILE (a helper's ready line).
+wait_file() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no '$2' in $1 after 5 s" >&2
+	return 1
+}
+
 # The proxy's open descriptors now.
 proxy_fds() {
 	local pid
@@ -95,6 +115,7 @@ proxy_fds() {
 	chmod 0644 "$W_DIR/frozen.resolv"
 	pod timeout 60 python3 "$FLOOD" frozen 127.0.0.2 53 40 >"$W_DIR/frozen.out" 2>&1 &
 	fpid=$!
+	wait_file "$W_DIR/frozen.out" frozen
 	start_proxy --local-zone frozen.test --resolv-conf "$W_DIR/frozen.resolv" \
 		--timeout 4000
 	pod timeout 30 python3 "$FLOOD" udp 127.0.0.1 "$W_PROXY_PORT" 1500 frozen.test 1.5 \
@@ -155,6 +176,7 @@ proxy_fds() {
 	chmod 0644 "$W_DIR/frozen.resolv"
 	pod timeout 60 python3 "$FLOOD" frozen 127.0.0.2 53 30 >"$W_DIR/frozen.out" 2>&1 &
 	fpid=$!
+	wait_file "$W_DIR/frozen.out" frozen
 	start_proxy --local-zone frozen.test --resolv-conf "$W_DIR/frozen.resolv" \
 		--timeout 4000
 	# One plain query in flight towards the frozen resolver.
@@ -173,4 +195,83 @@ proxy_fds() {
 		+tries=1 +time=3 whoami.test A
 	kill "$qpid" "$fpid" 2>/dev/null || true
 	assert_dot_answer
+}
+
+@test "answers: REFUSED without a question answers the query with REFUSED at once, not a timeout" {
+	local rpid t0 t1
+	printf 'nameserver 127.0.0.3\n' >"$W_DIR/refuse.resolv"
+	chmod 0644 "$W_DIR/refuse.resolv"
+	pod timeout 60 python3 "$FLOOD" refuse 127.0.0.3 53 30 >"$W_DIR/refuse.out" 2>&1 &
+	rpid=$!
+	wait_file "$W_DIR/refuse.out" refusing
+	start_proxy --local-zone refuse.test --resolv-conf "$W_DIR/refuse.resolv" \
+		--timeout 3000
+	t0=$(ms_now)
+	run q name.refuse.test A
+	t1=$(ms_now)
+	kill "$rpid" 2>/dev/null || true
+	echo "answered in $((t1 - t0)) ms"
+	assert_status REFUSED
+	grep -q 'QUERY: 1,' <<<"$output" || w_fail "want the client's question echoed"
+	[ $((t1 - t0)) -lt 2000 ] || w_fail "took $((t1 - t0)) ms: waited for the timeout"
+}
+
+@test "answers: NOTIMP to an unknown opcode keeps the client's OPT" {
+	start_proxy
+	run pod timeout 10 dig @127.0.0.1 -p "$W_PROXY_PORT" +tries=1 +time=3 \
+		+opcode=5 +edns=0 +dnssec example.test SOA
+	assert_status NOTIMP
+	grep -q 'OPT PSEUDOSECTION' <<<"$output" || w_fail "no OPT in the NOTIMP answer"
+	grep -q 'flags: do;' <<<"$output" || w_fail "DO bit not echoed"
+}
+
+@test "metrics: an upstream never tried is up (1); one that refuses connections goes to 0" {
+	local m=$W_DIR/up.prom
+	W_NO_DEFAULT_UPSTREAM=1 ops_start_proxy --ca-file "$W_CA" \
+		--upstream "192.0.2.2@853#dot.test" --upstream "127.0.0.1@9#dot.test"
+	scrape "$m"
+	grep '^dotproxy_upstream_up' "$m"
+	[ "$(mval "$m" 'dotproxy_upstream_up{upstream="192.0.2.2@853#dot.test"}')" = 1 ] ||
+		w_fail "an upstream never tried must be up"
+	[ "$(mval "$m" 'dotproxy_upstream_up{upstream="127.0.0.1@9#dot.test"}')" = 1 ] ||
+		w_fail "an upstream never tried must be up"
+	# The second one is tried when the first is skipped: stop the first.
+	dot_unbound_stop
+	for i in 1 2 3; do
+		run q "n$i.whoami.test" A
+	done
+	dot_unbound_start
+	scrape "$m"
+	grep '^dotproxy_upstream_up' "$m"
+	[ "$(mval "$m" 'dotproxy_upstream_up{upstream="127.0.0.1@9#dot.test"}')" = 0 ] ||
+		w_fail "an upstream whose connections are refused must be down"
+}
+
+# The Seccomp: line of the proxy's /proc status (0 off, 2 filter).
+seccomp_mode() {
+	awk '/^Seccomp:/ { print $2 }' "/proc/$(proxy_pid)/status"
+}
+
+@test "seccomp: on by default after start-up, off with --seccomp=off or DOTPROXY_SECCOMP=off" {
+	start_proxy
+	[ "$(seccomp_mode)" = 2 ] || w_fail "Seccomp: $(seccomp_mode), want 2 (filter)"
+	grep -q 'msg="seccomp filter installed"' "$(cat "$W_DIR/proxy.logpath")" ||
+		w_fail "no log line for the filter"
+	run q whoami.test A
+	assert_dot_answer
+	run q +tcp whoami.test A
+	assert_dot_answer
+	stop_proxy
+	start_proxy --seccomp=off
+	[ "$(seccomp_mode)" = 0 ] || w_fail "--seccomp=off: Seccomp: $(seccomp_mode), want 0"
+	stop_proxy
+	DOTPROXY_SECCOMP=off start_proxy
+	[ "$(seccomp_mode)" = 0 ] || w_fail "DOTPROXY_SECCOMP=off: Seccomp: $(seccomp_mode), want 0"
+	stop_proxy
+	run start_proxy --seccomp=maybe
+	[ "$status" -ne 0 ] || w_fail "--seccomp=maybe accepted"
+	grep -q "seccomp: 'maybe' is not one of on, off" "$(cat "$W_DIR/proxy.logpath")" ||
+		w_fail "no clear line for a bad --seccomp value"
+	# That proxy exited 2 at start, as it should: not a teardown failure.
+	rm -f "$W_DIR/proxy.rc"
 }

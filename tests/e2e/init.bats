@@ -21,8 +21,9 @@ teardown_file() {
 	nft list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.after"
 	cmp "$BATS_FILE_TMPDIR/root-ruleset.before" \
 		"$BATS_FILE_TMPDIR/root-ruleset.after"
-	if ip netns list | grep -q "^dpi-$$-"; then
-		echo "namespaces left behind" >&2
+	left=$(init_ns_leftovers)
+	if [ -n "$left" ]; then
+		echo "namespaces left behind:" "$left" >&2
 		return 1
 	fi
 }
@@ -115,13 +116,18 @@ teardown() {
 @test "UDP and TCP to port 53 go to the proxy port; --cleanup makes DNS direct again" {
 	start_fake_proxy
 	start_real_server
+	# echo_dns is UDP only: a TCP stand-in for the proxy, SERVFAIL too.
+	start_bg proxytcp "$POD" "$PROXY_UID" /usr/bin/python3 \
+		"$INIT_ROOT/tests/tools/hostile_dot.py" --plain \
+		--listen 127.0.0.1:15353 --rule '* rcode 2'
 	[ "$(rcode_of "$APP_UID" 192.0.2.1)" = REFUSED ]	# direct, no rules yet
 	in_pod "$INIT_BIN" --ipv6 on
 	[ "$(rcode_of "$APP_UID" 192.0.2.1)" = SERVFAIL ]	# the proxy
 	grep -q "query from 192.0.2.2" "$TMPD/proxy4.log"
 	# The answer came back from the address asked (un-NATted): dig
 	# would otherwise say "reply from unexpected source" and time out.
-	rcode_of "$APP_UID" 192.0.2.1 +tcp >/dev/null
+	[ "$(rcode_of "$APP_UID" 192.0.2.1 +tcp)" = SERVFAIL ]
+	grep -q "name=example.test type=1 action=rcode" "$TMPD/proxytcp.log"
 	in_pod nft list chain inet dotproxy output |
 		grep -E 'ipv4 tcp dport 53 counter packets [1-9]'
 	in_pod nft list chain inet dotproxy ct_zone |

@@ -24,13 +24,36 @@ teardown() {
 	fi
 }
 
-# Kills the proxy's upstream TLS connections (inside the pod namespace).
+# Kills the proxy's upstream TLS connections (inside the pod namespace)
+# and checks that it did: at least one was open, ss -K succeeded, and none
+# of the connections open before (by local port) is still there. A kernel
+# without socket destroy (CONFIG_INET_DIAG_DESTROY) fails here instead of
+# letting the test pass with nothing reset. Prints how many were reset.
 kill_tls_conns() {
-	pod ss -K -t dst 192.0.2.2 dport = 853 >/dev/null 2>&1 || true
+	local before after p left=
+	before=$(tls_ports)
+	[ -n "$before" ] || { echo "no TLS connection open to reset" >&2; return 1; }
+	pod ss -K -tn dst 192.0.2.2 dport = 853 >"$W_DIR/ss-K.out" 2>&1 ||
+		{ echo "ss -K failed: $(cat "$W_DIR/ss-K.out")" >&2; return 1; }
+	after=$(tls_ports)
+	for p in $before; do
+		if grep -qxF -- "$p" <<<"$after"; then
+			left="$left $p"
+		fi
+	done
+	[ -z "$left" ] ||
+		{ echo "ss -K reset nothing: still open from$left" >&2; return 1; }
+	wc -w <<<"$before"
+}
+
+# The local ports of the proxy's established upstream TLS connections.
+tls_ports() {
+	pod ss -tnH state established dst 192.0.2.2 dport = 853 |
+		awk '{ n = split($3, a, ":"); print a[n] }'
 }
 
 tls_conns() {
-	pod ss -tnH state established dst 192.0.2.2 dport = 853 | wc -l
+	tls_ports | wc -l
 }
 
 @test "upstream killed: SERVFAIL within the timeout; restarted: answers again" {
@@ -89,13 +112,12 @@ reset_with_inflight() {
 	) 3>&- &
 	many=$!
 	sleep 0.4
-	n=$(tls_conns)
-	kill_tls_conns
+	n=$(kill_tls_conns 2>"$W_DIR/kill.err") || n=0
 	sleep 0.1
 	kill -CONT "$upid"
 	wait "$many" || true
 	echo "TLS connections reset: $n"
-	[ "$n" -ge 1 ] || w_fail "no TLS connection was open to reset" || return 1
+	[ "$n" -ge 1 ] || w_fail "reset failed: $(cat "$W_DIR/kill.err")" || return 1
 	status=$(cat "$W_DIR/many.rc")
 	output=$(cat "$W_DIR/many.out")
 	echo "$output"
@@ -121,14 +143,13 @@ reset_with_inflight() {
 	) 3>&- &
 	perf=$!
 	sleep 1
-	n1=$(tls_conns)
-	kill_tls_conns
+	n1=$(kill_tls_conns 2>"$W_DIR/kill1.err") || n1=0
 	sleep 1
-	n2=$(tls_conns)
-	kill_tls_conns
+	n2=$(kill_tls_conns 2>"$W_DIR/kill2.err") || n2=0
 	wait "$perf" || true
 	output=$(cat "$W_DIR/perf-reset.out")
 	echo "connections reset: $n1 then $n2"
-	[ "$n1" -ge 1 ] && [ "$n2" -ge 1 ] || w_fail "no TLS connection was open to reset"
+	[ "$n1" -ge 1 ] && [ "$n2" -ge 1 ] ||
+		w_fail "reset failed: $(cat "$W_DIR/kill1.err" "$W_DIR/kill2.err")"
 	assert_dnsperf_clean
 }

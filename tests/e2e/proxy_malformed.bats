@@ -187,9 +187,12 @@ still_works() {
 @test "TCP: a FORMERR answer pending and a zero length prefix in one write: closed, nothing freed twice" {
 	# The FORMERR is queued for the client in the same pass that the bad
 	# frame closes it: the queued write must not outlive the client (a
-	# sanitizer build aborts here otherwise, and teardown sees it).
-	tcp -w 3000 -s tcp 127.0.0.1 "$W_PROXY_PORT" "000c beef 0100 0000 0000 0000 0000 0000"
+	# sanitizer build aborts here otherwise, and teardown sees it). No
+	# half-close (-s): the zero prefix alone must end the connection.
+	tcp -w 3000 tcp 127.0.0.1 "$W_PROXY_PORT" "000c beef 0100 0000 0000 0000 0000 0000"
 	[ "$status" -eq 0 ] || w_fail "dnsraw failed"
+	grep -Eqx 'eof|reset' <<<"$output" ||
+		w_fail "want the connection closed by the proxy, not left open"
 	sleep 0.3
 	still_works
 }

@@ -124,7 +124,23 @@ teardown() { proxy_test_teardown; }
 	assert_logged web.ns.svc.cluster.local. "transport=tcp path=local to=[2001:db8::3]:53"
 }
 
-@test "UDP local-zone query without CAP_NET_ADMIN falls back to resolv.conf, and says so once" {
+@test "UDP local-zone query without CAP_NET_ADMIN goes to its original destination (the packet mark)" {
+	run adig @192.0.2.3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.11
+	assert_server 192.0.2.3 UDP
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
+	! grep -q 'UDP original destination unavailable' "$(proxy_log)" ||
+		w_fail "the conntrack path was tried"
+}
+
+@test "UDP local-zone query without CAP_NET_ADMIN and without the mark falls back to resolv.conf, and says so once" {
+	local h
+	# A table without its mark rules (as an older dotproxy-init made it).
+	for h in $(pod nft -a list chain inet dotproxy ct_zone |
+		awk '/meta mark set/ { print $NF }'); do
+		pod nft delete rule inet dotproxy ct_zone handle "$h"
+	done
 	local _
 	for _ in 1 2; do
 		run adig @192.0.2.3 web.ns.svc.cluster.local A
@@ -138,6 +154,7 @@ teardown() { proxy_test_teardown; }
 	[ "$output" = 1 ] || w_fail "want the fallback logged exactly once, got $output"
 	grep 'UDP original destination unavailable' "$(proxy_log)" | grep -q 'fallback=resolv.conf' ||
 		w_fail "the log line does not name the fallback"
+	pod "$DOTPROXY_INIT" >/dev/null
 }
 
 @test "UDP local-zone query with ambient CAP_NET_ADMIN goes to its original destination (conntrack)" {

@@ -7,6 +7,9 @@
   dns_flood.py udp ADDR PORT COUNT SUFFIX WAIT
       sends COUNT queries for q<i>.SUFFIX A from one socket, then reads
       answers for WAIT seconds; prints "sent N answered M servfail S".
+  dns_flood.py refuse ADDR PORT SECONDS
+      a UDP resolver that answers every query REFUSED with no question
+      (QDCOUNT 0, legal for an error answer).
 """
 import socket
 import struct
@@ -50,9 +53,27 @@ def udp(addr, port, count, suffix, wait):
     print("sent %d answered %d servfail %d" % (count, answered, servfail))
 
 
+def refuse(addr, port, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    print("refusing", flush=True)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            q, peer = s.recvfrom(65536)
+        except socket.timeout:
+            break
+        if len(q) < 12:
+            continue
+        s.sendto(q[:2] + struct.pack(">HHHHH", 0x8005, 0, 0, 0, 0), peer)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "frozen":
         frozen(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "refuse":
+        refuse(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif sys.argv[1] == "udp":
         udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5],
             float(sys.argv[6]))

@@ -6,19 +6,27 @@
 # removed in init_ns_teardown, which runs even when a test fails.
 
 INIT_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-INIT_BIN=${INIT_BIN:-$INIT_ROOT/build/dotproxy-init}
-ECHO_DNS=${ECHO_DNS:-$INIT_ROOT/build/tools/echo_dns}
+# $BUILD as make and tests/run.sh use it (relative to the root, or absolute).
+case ${BUILD:-build} in
+/*) INIT_BUILD=${BUILD} ;;
+*) INIT_BUILD=$INIT_ROOT/${BUILD:-build} ;;
+esac
+INIT_BIN=${INIT_BIN:-$INIT_BUILD/dotproxy-init}
+ECHO_DNS=${ECHO_DNS:-$INIT_BUILD/tools/echo_dns}
 # shellcheck disable=SC2034 # used by the .bats files
 PROXY_UID=15353 APP_UID=1000
 # Plain UDP query, one try, short timeout, no EDNS: what a stub would send.
 DIG=(dig +tries=1 +time=2 +noedns +nocookie)
 
 init_ns_setup() {
-	[ -x "$INIT_BIN" ] || skip "build $INIT_BIN first"
-	[ -x "$ECHO_DNS" ] || skip "build $ECHO_DNS first"
+	[ -x "$INIT_BIN" ] || { echo "no $INIT_BIN (make all)" >&2; return 1; }
+	[ -x "$ECHO_DNS" ] || { echo "no $ECHO_DNS (make build/tools/echo_dns)" >&2; return 1; }
 	NSP="dpi-$$-$BATS_TEST_NUMBER"
 	POD="$NSP-pod"
 	UP="$NSP-up"
+	# Every name this file's tests made, for init_ns_leftovers (bats
+	# runs each test in its own process, so $$ cannot find them).
+	echo "$POD $UP" >>"$BATS_FILE_TMPDIR/init-ns.made"
 	BG_PIDS=()
 	TMPD=$(mktemp -d "${BATS_TMPDIR:-/tmp}/dpi.XXXXXX")
 	ip netns add "$POD"
@@ -45,6 +53,19 @@ init_ns_teardown() {
 	ip netns del "$POD" 2>/dev/null || true
 	ip netns del "$UP" 2>/dev/null || true
 	rm -rf "$TMPD"
+}
+
+# init_ns_leftovers: prints the namespaces this file's tests made that
+# still exist (for teardown_file); prints nothing if none do.
+init_ns_leftovers() {
+	local made ns
+	[ -f "$BATS_FILE_TMPDIR/init-ns.made" ] || return 0
+	made=$(tr ' ' '\n' <"$BATS_FILE_TMPDIR/init-ns.made")
+	for ns in $(ip netns list | awk '{ print $1 }'); do
+		if printf '%s\n' "$made" | grep -qxF -- "$ns"; then
+			echo "$ns"
+		fi
+	done
 }
 
 # in_pod CMD...: runs CMD as root inside the pod namespace.

@@ -31,8 +31,8 @@
 # shellcheck source=tests/e2e/helpers/world.bash
 . "$(dirname "${BASH_SOURCE[0]}")/world.bash"
 
-DOTPROXY_INIT=${DOTPROXY_INIT:-$W_ROOT/build/dotproxy-init}
-GAI=${GAI:-$W_ROOT/build/tools/gai}
+DOTPROXY_INIT=${DOTPROXY_INIT:-$W_BUILD/dotproxy-init}
+GAI=${GAI:-$W_BUILD/tools/gai}
 APP_UID=1000
 
 # The proxy flags every pod test uses (start_proxy adds upstream, CA,

@@ -37,8 +37,14 @@
 #       of the forwarding path, so every query reaches an upstream)
 
 W_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-DOTPROXY=${DOTPROXY:-$W_ROOT/build/dotproxy}
-DNSRAW=${DNSRAW:-$W_ROOT/build/tools/dnsraw}
+# The build directory: $BUILD as make and tests/run.sh use it (relative to
+# the repository root, or absolute), else build/.
+case ${BUILD:-build} in
+/*) W_BUILD=${BUILD} ;;
+*) W_BUILD=$W_ROOT/${BUILD:-build} ;;
+esac
+DOTPROXY=${DOTPROXY:-$W_BUILD/dotproxy}
+DNSRAW=${DNSRAW:-$W_BUILD/tools/dnsraw}
 W_PROXY_UID=15353
 W_PROXY_PORT=15353
 

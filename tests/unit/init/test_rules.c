@@ -163,6 +163,10 @@ rule_action(const struct nftnl_rule *r)
 		return "redir";
 	if (expr_is(e, "ct"))
 		return "ct";
+	if (expr_is(e, "meta") &&
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == NFT_META_MARK &&
+	    nftnl_expr_is_set(e, NFTNL_EXPR_META_SREG))
+		return "mark";
 	return "?";
 }
 
@@ -292,7 +296,7 @@ test_rules_order(void)
 	const uint8_t *d;
 	uint32_t len, uid;
 	size_t i, last_return[2] = { 0, 0 }, first_action[2] = { 0, 0 };
-	size_t nredir = 0, nzone = 0;
+	size_t nredir = 0, nzone = 0, nmark = 0;
 	bool counters = true;
 	int k;
 
@@ -309,8 +313,8 @@ test_rules_order(void)
 	s.nexclude_cidr = 2;
 	is(rules_batch_install(&s, 1, buf, sizeof(buf), &batch), 0, "builds");
 	parse_batch(buf, batch.len, &p);
-	/* nat: 1 + 4 returns + 4 redirects; zone: 1 + 4 + 1 + 2. */
-	is(p.nrule, 9 + 8, "17 rules");
+	/* nat: 5 returns + 4 redirects; zone: 1 + 5 returns + 2 marks + 2. */
+	is(p.nrule, 9 + 10, "19 rules");
 
 	/* First rule of output: the proxy UID returns. */
 	e = expr_at(p.rule[0], 0);
@@ -369,6 +373,22 @@ test_rules_order(void)
 			    3), "counter"), "rule %zu: counter before the "
 			    "action", i + 1);
 		}
+		if (strcmp(act, "mark") == 0) {
+			nmark++;
+			/* [..., counter, payload nh daddr 4 bytes, meta mark] */
+			e = expr_at(p.rule[i], expr_count(p.rule[i]) - 2);
+			ok(expr_is(e, "payload") &&
+			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE) ==
+			    NFT_PAYLOAD_NETWORK_HEADER &&
+			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN) == 4 &&
+			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET) ==
+			    (has_nfproto(p.rule[i], NFPROTO_IPV6) ? 36u : 16u),
+			    "rule %zu: mark from the daddr's last 4 bytes", i + 1);
+			ok(strcmp(rule_chain(p.rule[i]), "ct_zone") == 0 &&
+			    i + 2 < p.nrule && strcmp(rule_action(p.rule[i + 2]),
+			    "ct") == 0, "rule %zu: marks in the raw chain, "
+			    "before the zone rules", i + 1);
+		}
 		if (strcmp(act, "ct") == 0) {
 			nzone++;
 			e = expr_at(p.rule[i], expr_count(p.rule[i]) - 1);
@@ -379,6 +399,7 @@ test_rules_order(void)
 	ok(counters, "every rule has a counter");
 	is(nredir, 4, "udp+tcp x ipv4+ipv6 redirects");
 	is(nzone, 3, "zone: proxy answers + udp v4 + udp v6");
+	is(nmark, 2, "mark: udp v4 + udp v6");
 	ok(last_return[0] < first_action[0], "nat: exclusions before "
 	    "redirects (%zu < %zu)", last_return[0], first_action[0]);
 	ok(last_return[1] < first_action[1], "zone: exclusions before zoning");
@@ -429,6 +450,7 @@ static const char want_text[] =
 "add rule inet dotproxy ct_zone meta skgid 2002 counter return\n"
 "add rule inet dotproxy ct_zone ip daddr 198.51.100.0/24 counter return\n"
 "add rule inet dotproxy ct_zone ip6 daddr 2001:db8::/32 counter return\n"
+"add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter meta mark set @nh,128,32\n"
 "add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter ct zone set 2\n";
 
 static void

@@ -31,10 +31,11 @@ main(void)
 	    "nameserver 10.96.0.10\n"
 	    "options ndots:5 timeout:2\n";
 	static const char many[] =
+	    "nameserver not-an-address\n"
 	    "nameserver 192.0.2.1\n"
 	    "nameserver   2001:db8::53\n"
+	    "nameserver 2001:db8::53:1:2:3:4:5:6\n"
 	    "nameserver fe80::1%eth0\n"
-	    "nameserver not-an-address\n"
 	    "nameserver 192.0.2.9\n"
 	    "domain first.example\n"
 	    "search second.example third.example # trailing comment\n";
@@ -54,11 +55,19 @@ main(void)
 	is(r.ndots, 5, "ndots:5");
 
 	resolv_parse(many, strlen(many), &r);
-	is(r.nns, 3, "at most three nameservers, bad ones skipped");
+	/* The bad lines come before the third good one, so a parser that
+	 * gave them a slot would lose fe80::1. */
+	is(r.nns, 3, "at most three nameservers");
+	ok(strcmp(ns_text(&r, 0, buf, sizeof(buf)), "192.0.2.1") == 0,
+	    "a bad address before a good one is skipped");
 	ok(strcmp(ns_text(&r, 1, buf, sizeof(buf)), "2001:db8::53") == 0,
 	    "IPv6 nameserver");
-	ok(strcmp(ns_text(&r, 2, buf, sizeof(buf)), "fe80::1") == 0,
+	ok(r.ns[2].ss_family == AF_INET6 &&
+	    strcmp(ns_text(&r, 2, buf, sizeof(buf)), "fe80::1") == 0,
+	    "a scoped address is kept, without its scope");
+	is(((const struct sockaddr_in6 *)&r.ns[2])->sin6_scope_id, 0,
 	    "scope id dropped");
+	is(r.ns_len[2], sizeof(struct sockaddr_in6), "IPv6 address length");
 	is(r.nsearch, 2, "a later search line replaces domain; comment ends it");
 	ok(dns_name_to_text(r.search[0], r.search_len[0], name, sizeof(name)) == 0 &&
 	    strcmp(name, "second.example.") == 0, "search replaced domain");
@@ -68,7 +77,10 @@ main(void)
 	is(r.nns + r.nsearch, 0, "empty file: nothing");
 	resolv_parse("nameserver 192.0.2.1", 20, &r);
 	is(r.nns, 1, "no trailing newline is fine");
-	resolv_parse("nameserver 192.0.2.1\nsearch .\n", 29, &r);
-	is(r.nsearch, 0, "the root is not a search domain");
+	resolv_parse("nameserver 192.0.2.1\nsearch . example.com\n", 42, &r);
+	is(r.nsearch, 1, "the root is not a search domain, the next one is");
+	ok(r.nsearch == 1 && dns_name_to_text(r.search[0], r.search_len[0],
+	    name, sizeof(name)) == 0 && strcmp(name, "example.com.") == 0,
+	    "search domain after the root");
 	return tap_done();
 }
