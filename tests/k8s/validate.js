@@ -571,6 +571,11 @@ function pssClaims(list) {
 		if (!inRenderedNs(list, d))
 			continue;
 		const mode = dp.modeOf(d);
+		/* Claims are about dotproxy's modes; any other pod (an example
+		 * client, the CNI plugin's installer) only has to meet its
+		 * namespace's level (pssErrors). */
+		if (!mode)
+			continue;
 		for (const spec of kz.podSpecs(d)) {
 			const ns = d.metadata.namespace;
 			const w = `${d.kind}/${ns}/${d.metadata.name}`;
