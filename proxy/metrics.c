@@ -217,7 +217,8 @@ static const struct up_series {
 	{ "dotproxy_upstream_errors_total", "counter",
 	  "Connections to a DoT upstream that failed or were lost.", up_errors },
 	{ "dotproxy_upstream_up", "gauge",
-	  "1 if the last connection attempt to the upstream worked.", up_up },
+	  "1 while the upstream is reachable (not tried yet, or its last "
+	  "connection attempt worked); 0 while it fails or backs off.", up_up },
 	{ "dotproxy_upstream_connections", "gauge",
 	  "TLS connections open to the upstream.", up_conns },
 	{ "dotproxy_upstream_tls_handshakes_total", "counter",

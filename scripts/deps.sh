@@ -6,12 +6,12 @@ pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-d
 	bats unbound dnsutils knot-dnsutils dnsperf iproute2 nftables procps psmisc
 	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus python3
 	libjansson-dev containernetworking-plugins)
+# "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
+[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-# "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
-[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
 # Node.js and npm validate the Kubernetes manifests; a machine that has a
 # Node.js of its own (with its npm) keeps it.
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
