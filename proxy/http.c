@@ -5,6 +5,11 @@
  * the connection closes (no keep-alive), so a client costs at most one slot
  * for at most the deadline.
  *
+ * A connection that sends nothing does not even reach accept() for its
+ * first H_DEFER_S seconds (TCP_DEFER_ACCEPT): the kernel holds it, so a
+ * flood of idle connections cannot fill the table ahead of a probe, whose
+ * request comes with its connection.
+ *
  * A full table must not cost a health probe its answer. Before a newcomer
  * evicts anyone, every held client is read once more and a complete request
  * is answered on the spot (a probe's request is small and usually already
@@ -16,6 +21,7 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -30,7 +36,8 @@
 #include "loop.h"
 #include "sock.h"
 
-#define H_CLIENTS	64
+#define H_CLIENTS	16
+#define H_DEFER_S	5	/* TCP_DEFER_ACCEPT: idle connects wait in the kernel */
 #define H_DEADLINE_MS	5000
 #define H_METRICS_CAP	(256 * 1024)
 #define H_HEALTH_CAP	1024
@@ -350,6 +357,13 @@ http_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
 		*err = h->fd;
 		free(h);
 		return NULL;
+	}
+	{
+		int defer = H_DEFER_S;
+
+		/* Best effort: without it the eviction below still holds. */
+		(void)setsockopt(h->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+		    sizeof(defer));
 	}
 	h->io.cb = on_accept;
 	h->io.arg = h;
