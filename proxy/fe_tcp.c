@@ -574,6 +574,8 @@ static const struct stat_desc fe_tcp_rows[] = {
 	    closed_slow, NULL),
 	TROW("dotproxy_tcp_accept_paused_total", NULL, accept_paused,
 	    "Accepts put off: descriptors exhausted or the client cap reached."),
+	TROW("dotproxy_tcp_peer_lookup_failed_total", NULL, diag_failed,
+	    "Transparent TCP clients whose peer UID sock_diag could not tell."),
 	TROW("dotproxy_malformed_total", "reason=\"tcp_framing\"", closed_bad,
 	    NULL),
 	TROW("dotproxy_dropped_total", "reason=\"tcp_slow_reader\"",

@@ -485,3 +485,15 @@ http_get(const char *url, unsigned timeout_ms)
 		return -E_MALFORMED;
 	return status;
 }
+
+#define HROW(name, labels, field, help) \
+	STAT_ROW(name, labels, STAT_COUNTER, struct http_stats, field, help)
+static const struct stat_desc http_rows[] = {
+	HROW("dotproxy_metrics_requests_total", NULL, requests,
+	    "HTTP requests served by this endpoint."),
+	HROW("dotproxy_metrics_rejected_total", "reason=\"bad_request\"", bad,
+	    "HTTP clients answered 400 or dropped, by reason."),
+	HROW("dotproxy_metrics_rejected_total", "reason=\"dropped\"", dropped,
+	    NULL),
+};
+const struct stat_table http_stat_table = STAT_TABLE(http_rows);

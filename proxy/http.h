@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct http;
 struct loop;
 
@@ -70,6 +72,8 @@ struct http	*http_new(struct loop *, const struct sockaddr *, socklen_t,
 		    http_render_fn render, void *arg, int *err);
 void		 http_free(struct http *);
 const struct http_stats *http_stats(const struct http *);
+/* Describes struct http_stats for metrics. */
+extern const struct stat_table http_stat_table;
 /* The most clients held at once (for the descriptor budget). */
 unsigned	 http_max_clients(void);
 

@@ -323,10 +323,13 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	    (unsigned long long)s->reloads);
 	out(&o, "dotproxy_config_reloads_total{result=\"failure\"} %llu\n",
 	    (unsigned long long)s->reload_failures);
-	help(&o, "dotproxy_metrics_requests_total", "counter",
-	    "HTTP requests served by this endpoint.");
-	out(&o, "dotproxy_metrics_requests_total %llu\n",
-	    (unsigned long long)http_stats(m->http)->requests);
+	{
+		struct m_table tab[] = {
+			{ &http_stat_table, http_stats(m->http) },
+		};
+
+		tables_out(&o, tab, 1);
+	}
 	process_figures(&o, s->start_wall_s);
 	return o.full ? 0 : o.len;
 }
