@@ -30,10 +30,14 @@ MIN=${MIN:-$PLATEAU}
 SLICE=${SLICE:-60}
 MERGE=${MERGE:-0}
 mkdir -p "$OUT"
-# The pure layer, as the Makefile's PURE_OBJS; a target's extra sources
-# are named in a "// fuzz-srcs:" line of its file.
-srcs=(proxy/errors.c proxy/log.c proxy/buf.c proxy/dns.c proxy/config.c
-	proxy/idmap.c proxy/resolv.c proxy/hist.c)
+# The pure layer: the Makefile's PURE_OBJS (what the replay builds link);
+# a target's extra sources are named in a "// fuzz-srcs:" line of its file.
+read -r -a pure < <(sed -n 's/^PURE_OBJS *:= .*,\([a-z_ ]*\))$/\1/p' Makefile)
+[ "${#pure[@]}" -gt 0 ] || { echo "no PURE_OBJS in the Makefile" >&2; exit 2; }
+srcs=()
+for m in "${pure[@]}"; do
+	srcs+=("proxy/$m.c")
+done
 rc=0
 for t in "${targets[@]}"; do
 	src=tests/fuzz/fuzz_$t.c
@@ -46,7 +50,7 @@ for t in "${targets[@]}"; do
 	bin=$OUT/fuzz_$t
 	"$CLANG" -std=c17 -D_GNU_SOURCE -g -O1 -I. \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o "$bin" "$src" "${srcs[@]}" "${extra[@]}"
+		-o "$bin" "$src" "${srcs[@]}" "${extra[@]}" -lmnl
 	dir=$OUT/$t
 	mkdir -p "$dir/corpus" "$dir/artifacts"
 	cp -n tests/fuzz/corpus/"$t"/* "$dir/corpus/" 2>/dev/null || true
