@@ -7,7 +7,8 @@
 # until its coverage (libFuzzer's "cov", edges) has not grown for S seconds
 # and it has run MIN seconds (default S); SECONDS is then a cap. Runs go in
 # slices of SLICE seconds (default 60) so each slice reports its counts.
-# With MERGE=1 the inputs that add coverage are merged into
+# With MERGE=1 the inputs that add edges (-use_counters=0, so the corpus
+# stays small) are merged into
 # tests/fuzz/corpus/<target>/ at the end (named fuzzed-<sha1>).
 # Each target's totals go to $OUT/<target>/summary and stdout; crashers
 # land in $OUT/<target>/artifacts/ (default OUT /tmp/dotproxy-fuzz). Exits
@@ -92,7 +93,7 @@ for t in "${targets[@]}"; do
 		rm -rf "$dir/merge" && mkdir -p "$dir/merge"
 		before=$(find tests/fuzz/corpus/"$t" -type f | wc -l)
 		cp tests/fuzz/corpus/"$t"/* "$dir/merge/" 2>/dev/null || true
-		nice -n 19 "$bin" -merge=1 -max_len=65535 "$dir/merge" "$dir/corpus" \
+		nice -n 19 "$bin" -merge=1 -use_counters=0 -max_len=65535 "$dir/merge" "$dir/corpus" \
 			>"$dir/merge.log" 2>&1
 		for f in "$dir/merge"/*; do
 			b=${f##*/}
