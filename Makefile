@@ -27,7 +27,7 @@ endif
 
 ALL_CFLAGS  = -I. $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) $(DEPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
-PROXY_LIBS  = -lssl -lcrypto -lmnl
+PROXY_LIBS  = -lssl -lcrypto -lmnl -lseccomp
 INIT_LIBS   = -lnftnl -lmnl
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -39,7 +39,7 @@ PROXY_SRCS := $(wildcard proxy/*.c)
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(BUILD)/%.o)
 PROXY_LIB  := $(filter-out $(BUILD)/proxy/main.o,$(PROXY_OBJS))
 # The pure layer: what unit tests, fuzz replays and test tools link with.
-PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist)
+PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap resolv hist http_parse nl_parse)
 INIT_SRCS  := $(wildcard init/*.c)
 INIT_OBJS  := $(INIT_SRCS:%.c=$(BUILD)/%.o)
 INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
@@ -72,7 +72,7 @@ $(BUILD)/dotproxy: $(PROXY_OBJS)
 $(BUILD)/dotproxy-init: $(INIT_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PURE_OBJS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PROXY_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
 

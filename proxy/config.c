@@ -52,6 +52,8 @@ enum opt_id {
 	OPT_TRANSPARENT,
 	OPT_RESOLV_CONF,
 	OPT_CONFIG,
+	OPT_MAX_PLAIN,
+	OPT_SECCOMP,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT
@@ -152,6 +154,11 @@ static const struct opt opts[] = {
 	  .id = OPT_MAX_PIPELINE, .kind = OK_NUM, .group = G_LIMITS,
 	  .metavar = "N", .def = "128", .min = 1, .max = 4096, .unit = "",
 	  .help = "Queries pending on one TCP client connection." },
+	{ .name = "max-plain", .env = "DOTPROXY_MAX_PLAIN",
+	  .id = OPT_MAX_PLAIN, .kind = OK_NUM, .group = G_LIMITS,
+	  .metavar = "N", .def = "256", .min = 1, .max = 16384, .unit = "",
+	  .help = "Local-zone queries in flight in plain DNS (one socket\n"
+	  "each); above it they are answered SERVFAIL at once." },
 	{ .name = "shutdown-grace", .env = "DOTPROXY_SHUTDOWN_GRACE",
 	  .id = OPT_SHUTDOWN_GRACE, .kind = OK_NUM, .group = G_LIMITS,
 	  .metavar = "MS", .def = "3000", .min = 0, .max = 120000,
@@ -193,6 +200,11 @@ static const struct opt opts[] = {
 	  .help = "Where the namespace's resolver and search list are read:\n"
 	  "local-zone queries whose original destination is unknown go\n"
 	  "to its first nameserver." },
+	{ .name = "seccomp", .env = "DOTPROXY_SECCOMP", .id = OPT_SECCOMP,
+	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "on|off",
+	  .def = "on",
+	  .help = "After start-up, refuse every system call the proxy does\n"
+	  "not need (EPERM, logged by the kernel). off is for debugging." },
 	{ .name = "config", .env = "DOTPROXY_CONFIG", .id = OPT_CONFIG,
 	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "FILE",
 	  .defshow = "none",
@@ -717,6 +729,8 @@ num_field(struct config *cfg, enum opt_id id)
 		return &cfg->max_clients;
 	case OPT_MAX_PIPELINE:
 		return &cfg->max_pipeline;
+	case OPT_MAX_PLAIN:
+		return &cfg->max_plain;
 	case OPT_SHUTDOWN_GRACE:
 		return &cfg->shutdown_grace_ms;
 	default:
@@ -915,6 +929,14 @@ apply(struct config *cfg, const struct opt *o, const char *val,
 			    "error", show(a, sizeof(a), val, strlen(val)));
 			return -E_USAGE;
 		}
+		return 0;
+	case OPT_SECCOMP:
+		if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+			errf(msg, cap, "'%s' is not one of on, off",
+			    show(a, sizeof(a), val, strlen(val)));
+			return -E_USAGE;
+		}
+		cfg->seccomp = strcmp(val, "on") == 0;
 		return 0;
 	case OPT_LOG_FORMAT:
 		if (log_format_parse(val, &cfg->log_format) != 0) {

@@ -25,6 +25,7 @@
  *   --max-inflight N            queries in flight per TLS connection, 1024
  *   --max-clients N             TCP client connections, default 1024
  *   --max-pipeline N            pending queries per TCP client, default 128
+ *   --max-plain N               local-zone queries in flight, default 256
  *   --shutdown-grace MS         lameduck after SIGTERM, default 3000
  *   --metrics ADDR:PORT         metrics/health listener, default off
  *   --log-level debug|info|warn|error   default info
@@ -33,6 +34,7 @@
  *   --allow-root                run as UID 0 in transparent use
  *   --transparent               behind dotproxy-init's redirect
  *   --resolv-conf PATH          default /etc/resolv.conf
+ *   --seccomp on|off            system call allowlist, default on
  *   --config FILE               a file of "key value" lines (later issue)
  *   --help, --version
  */
@@ -95,6 +97,7 @@ struct config {
 	unsigned		max_inflight;
 	unsigned		max_clients;
 	unsigned		max_pipeline;
+	unsigned		max_plain;	/* plain queries in flight */
 	unsigned		shutdown_grace_ms;
 	bool			has_metrics;
 	struct cfg_addr		metrics;
@@ -103,6 +106,7 @@ struct config {
 	bool			log_queries;
 	bool			allow_root;
 	bool			transparent;
+	bool			seccomp;	/* install the allowlist */
 	char			resolv_conf[CFG_PATH_MAX];
 	char			config_file[CFG_PATH_MAX];	/* "" = none */
 };

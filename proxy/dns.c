@@ -300,9 +300,18 @@ dns_parse_query(const uint8_t *msg, size_t len, struct dns_info *info)
 	if (info->flags & DNS_FLAG_QR)
 		return -E_DROP;
 	if (DNS_OPCODE(info->flags) != 0) {
-		/* Echo the question in the NOTIMP answer when it reads. */
+		struct dns_info save;
+
+		/* Echo the question in the NOTIMP answer when it reads, and
+		 * the client's EDNS when the rest reads too. */
 		if (info->qdcount == 1)
 			parse_question(&c, info);
+		if (c.err == 0 && info->qdcount <= 1) {
+			save = *info;
+			parse_records(&c, info);
+			if (c.err != 0)
+				*info = save;
+		}
 		return -E_NOTIMP;
 	}
 	if (info->qdcount != 1)
@@ -328,11 +337,31 @@ dns_parse_answer(const uint8_t *msg, size_t len, struct dns_info *info)
 		return -E_MALFORMED;
 	dns_cur_init(&c, msg, len);
 	parse_header(&c, info);
-	if (!(info->flags & DNS_FLAG_QR) || info->qdcount != 1)
+	if (!(info->flags & DNS_FLAG_QR))
+		return -E_MALFORMED;
+	if (info->qdcount == 0 && dns_answer_questionless(info)) {
+		/* FORMERR, NOTIMP, REFUSED may come without the question. */
+		info->question_end = DNS_HDR_LEN;
+		parse_records(&c, info);
+		if (c.err != 0 || info->ext_rcode != 0)
+			return -E_MALFORMED;
+		return 0;
+	}
+	if (info->qdcount != 1)
 		return -E_MALFORMED;
 	parse_question(&c, info);
 	parse_records(&c, info);
 	return c.err != 0 ? -E_MALFORMED : 0;
+}
+
+bool
+dns_answer_questionless(const struct dns_info *a)
+{
+	unsigned rcode = DNS_RCODE(a->flags);
+
+	return (a->flags & DNS_FLAG_QR) && a->qdcount == 0 &&
+	    (rcode == DNS_RCODE_FORMERR || rcode == DNS_RCODE_NOTIMP ||
+	    rcode == DNS_RCODE_REFUSED);
 }
 
 static uint8_t
@@ -357,6 +386,8 @@ name_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
 bool
 dns_question_equal(const struct dns_info *a, const struct dns_info *b)
 {
+	if (dns_answer_questionless(a) || dns_answer_questionless(b))
+		return true;
 	return a->qname_len == b->qname_len && a->qname_len > 0 &&
 	    a->qtype == b->qtype && a->qclass == b->qclass &&
 	    name_bytes_equal(a->qname, b->qname, a->qname_len);
@@ -539,6 +570,29 @@ rewrite_opt(uint8_t *out, size_t outlen, const struct dns_info *a)
 }
 
 /*
+ * True if a compression pointer anywhere in the answer outside the OPT RR
+ * could point into the OPT RR's bytes, which a rewrite changes. Every byte
+ * pair is checked, not only the names: a false alarm only costs the cut
+ * instead of the rewrite, a miss would change a name.
+ */
+static bool
+points_into_opt(const uint8_t *ans, size_t anslen, const struct dns_info *a)
+{
+	size_t i, t;
+
+	for (i = a->question_end; i + 1 < anslen; i++) {
+		if (i >= a->opt_off && i < a->opt_end)
+			continue;
+		if ((ans[i] & 0xc0) != 0xc0)
+			continue;
+		t = (size_t)(ans[i] & 0x3f) << 8 | ans[i + 1];
+		if (t >= a->opt_off && t < a->opt_end)
+			return true;
+	}
+	return false;
+}
+
+/*
  * The body of dns_build_answer once the questions matched. With
  * allow_rewrite, an OPT that other records follow is rewritten in place
  * for an EDNS client; the result is parsed again and -E_MALFORMED
@@ -563,7 +617,8 @@ answer_copy(const uint8_t *ans, size_t anslen, const struct dns_info *a,
 		body_len = a->opt_off - body_off;
 		arcount--;
 		append_opt = q->has_opt;
-	} else if (a->has_opt && q->has_opt && allow_rewrite) {
+	} else if (a->has_opt && q->has_opt && allow_rewrite &&
+	    !points_into_opt(ans, anslen, a)) {
 		rewrite = true;
 	} else if (a->has_opt) {
 		/* Cut the OPT and the records after it (say a TSIG). */
@@ -623,6 +678,10 @@ dns_build_answer(const uint8_t *ans, size_t anslen,
 	int rc;
 
 	*truncated = false;
+	/* An error without a question: the error, to the client's question
+	 * and with the client's EDNS. */
+	if (dns_answer_questionless(a))
+		return dns_build_error(q, DNS_RCODE(a->flags), out, cap, outlen);
 	/*
 	 * Both questions are uncompressed at offset 12 (a pointer may not
 	 * point into the header) and equal but for case, so the client's

@@ -121,13 +121,19 @@ int	dns_parse_query(const uint8_t *, size_t, struct dns_info *info);
 /*
  * Parses an answer from an upstream or a plain resolver: header with QR
  * set, exactly one question, every record of every section walked and
- * checked, at most one OPT. Returns 0 or -E_MALFORMED.
+ * checked, at most one OPT. An error answer (FORMERR, NOTIMP, REFUSED) may
+ * have no question at all (QDCOUNT 0, as RFC 1035 allows). Returns 0 or
+ * -E_MALFORMED.
  */
 int	dns_parse_answer(const uint8_t *, size_t, struct dns_info *info);
 
+/* True for a parsed answer that is FORMERR, NOTIMP or REFUSED without a
+ * question: it answers whatever query its ID was matched to. */
+bool	dns_answer_questionless(const struct dns_info *a);
+
 /*
  * True if both infos carry the same question: names equal ignoring ASCII
- * case, same qtype and qclass.
+ * case, same qtype and qclass; or one is a questionless error answer.
  */
 bool	dns_question_equal(const struct dns_info *, const struct dns_info *);
 
@@ -156,8 +162,11 @@ int	dns_build_query(const uint8_t *query, size_t len,
  * sent OPT, an OPT of our own carrying the answer's extended RCODE and DO
  * bit and UDP size DNS_EDNS_UDP. If the result exceeds limit (the most the
  * client can take), it is cut to header + question (+ OPT) with TC set and
- * the record counts zeroed; *truncated says so. Returns 0 and sets *outlen,
- * or -E_TOOBIG when even the truncated form does not fit cap.
+ * the record counts zeroed; *truncated says so. An OPT that other records
+ * follow is rewritten in place only when no compression pointer can point
+ * into it; else it and what follows are cut. A questionless error answer
+ * becomes that error to the client's query (dns_build_error). Returns 0 and
+ * sets *outlen, or -E_TOOBIG when even the truncated form does not fit cap.
  */
 int	dns_build_answer(const uint8_t *ans, size_t anslen,
 	    const struct dns_info *a, const uint8_t *query, size_t qlen,

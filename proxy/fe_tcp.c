@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
+#include "nl_diag.h"
 #include "query.h"
 #include "sock.h"
 
@@ -51,6 +52,7 @@ struct fe_tcp_client {
 	struct sockaddr_storage	 orig;		/* before the redirect */
 	socklen_t		 orig_len;	/* 0 when unknown */
 	bool			 from_self;	/* peer runs as our UID */
+	bool			 learning;	/* waiting for sock_diag */
 };
 
 struct fe_tcp_listener {
@@ -72,6 +74,8 @@ struct fe_tcp {
 	uint32_t		*gens;		/* owned: generation per slot */
 	uint32_t		 nfree;
 	uint32_t		*free_slots;	/* owned: stack of free slots */
+	struct diag		*diag;		/* owned; NULL unless transparent */
+	unsigned		 euid;
 	struct fe_tcp_stats	 stats;
 	struct log_limit	 loglim;
 };
@@ -172,7 +176,8 @@ client_update(struct fe_tcp_client *c)
 		client_close(c);
 		return;
 	}
-	if (!c->eof && !fe->stopped && c->pending < fe->cfg->max_pipeline &&
+	if (!c->eof && !fe->stopped && !c->learning &&
+	    c->pending < fe->cfg->max_pipeline &&
 	    c->tx.len < FE_TCP_TX_PAUSE)
 		ev |= LOOP_READ;
 	if (c->tx.len > 0)
@@ -233,6 +238,8 @@ client_process(struct fe_tcp_client *c)
 	size_t len;
 	int r;
 
+	if (c->learning)
+		return;		/* who the peer is comes first */
 	memset(&o, 0, sizeof(o));
 	o.tcp = true;
 	o.conn = client_handle(c);
@@ -300,11 +307,12 @@ client_on_io(struct loop_io *io, uint32_t ev)
 	client_update(c);
 }
 
-/* Where the client meant to go and who it is (transparent use). */
+/* Where the client meant to go and who it is (transparent use). The UID
+ * comes later, from sock_diag; until then the client's queries wait. */
 static void
 client_learn(struct fe_tcp_client *c)
 {
-	unsigned uid;
+	struct fe_tcp *fe = c->fe;
 
 	c->local_len = sizeof(c->local);
 	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) == -1)
@@ -314,11 +322,29 @@ client_learn(struct fe_tcp_client *c)
 	/* A loop shows as our own UID at the other end (transparent use).
 	 * The other end sees the address it connected to: the original
 	 * destination when the connection was redirected. */
-	if (c->fe->cfg->transparent && c->local_len > 0 &&
-	    sock_peer_uid((const struct sockaddr *)(c->orig_len > 0 ?
+	if (fe->cfg->transparent && fe->diag != NULL && c->local_len > 0 &&
+	    diag_lookup(fe->diag, (const struct sockaddr *)(c->orig_len > 0 ?
 	    &c->orig : &c->local), (const struct sockaddr *)&c->peer,
-	    &uid) == 0 && uid == geteuid())
-		c->from_self = true;
+	    client_handle(c)) == 0)
+		c->learning = true;
+}
+
+/* The sock_diag answer for a client: now its queries may go. */
+static void
+fe_tcp_on_diag(void *arg, uint64_t handle, int err, unsigned uid)
+{
+	struct fe_tcp *fe = arg;
+	uint32_t slot = (uint32_t)handle;
+	struct fe_tcp_client *c;
+
+	if (slot >= fe->cfg->max_clients || (c = fe->clients[slot]) == NULL ||
+	    client_handle(c) != handle || c->closing || !c->learning)
+		return;		/* closed meanwhile */
+	c->learning = false;
+	c->from_self = err == 0 && uid == fe->euid;
+	if (err != 0 && err != -ENOENT)
+		fe->stats.diag_failed++;
+	client_update(c);
 }
 
 static void
@@ -439,6 +465,11 @@ fe_tcp_new(struct loop *loop, struct query_table *qt, const struct config *cfg)
 	}
 	for (i = 0; i < cfg->max_clients; i++)
 		fe->free_slots[i] = cfg->max_clients - 1 - i;
+	fe->euid = geteuid();
+	if (cfg->transparent &&
+	    (fe->diag = diag_open(loop, fe_tcp_on_diag, fe)) == NULL)
+		log_warn("no sock_diag socket: TCP loop detection off",
+		    "%s", "");
 	fe->nfree = cfg->max_clients;
 	qf.deliver = fe_tcp_deliver;
 	qf.arg = fe;
@@ -515,6 +546,7 @@ fe_tcp_free(struct fe_tcp *fe)
 		client_free(c);
 	}
 	loop_timer_stop(fe->loop, &fe->resume);
+	diag_close(fe->diag);
 	free(fe->clients);
 	free(fe->gens);
 	free(fe->free_slots);

@@ -23,6 +23,7 @@ struct fe_tcp_stats {
 	uint64_t	closed_bad;	/* bad framing or absurd length */
 	uint64_t	closed_slow;	/* answers piled up unread */
 	uint64_t	accept_paused;	/* EMFILE or the connection cap */
+	uint64_t	diag_failed;	/* sock_diag lookups that failed */
 	unsigned	open;
 };
 

@@ -6,6 +6,7 @@
  * everything so leak checkers see real leaks).
  */
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <errno.h>
@@ -22,11 +23,13 @@
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "query.h"
 #include "resolv.h"
+#include "sandbox.h"
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
@@ -55,6 +58,7 @@ struct app {
 	struct loop_timer	 grace;		/* lameduck end */
 	int			 argc;
 	char			**argv;		/* borrowed: main's */
+	uint64_t		 nofile;	/* descriptor limit */
 	bool			 stop;
 };
 
@@ -231,6 +235,76 @@ log_config(const struct config *cfg, const char *what)
 		    cfg->upstream[i].npins);
 }
 
+/*
+ * The descriptor budget. Everything but TCP clients has a known most:
+ * stdio, the epoll and signal fds, two sockets per listen address, the
+ * upstream connections twice over (a reload drains the old pool while the
+ * new one connects), the plain local-zone sockets, the metrics listener and
+ * its clients, the two netlink sockets, and a margin for files read at
+ * reload and /proc reads. TCP clients get what is left, whatever
+ * --max-clients says, so an upstream connection or a plain query never
+ * loses a descriptor to a client. If even the fixed part does not fit with
+ * room for a few clients, the plain cap shrinks first. limit is the soft
+ * RLIMIT_NOFILE. Returns 0, or -EMFILE when the limit is too low to run.
+ */
+#define FD_MARGIN	32
+#define FD_MIN_CLIENTS	8
+
+static int
+apply_fd_budget(struct config *cfg, uint64_t limit, bool quiet)
+{
+	uint64_t fixed, avail;
+	unsigned plain = cfg->max_plain, clients = cfg->max_clients;
+
+	fixed = 3 + 2 + 2 * (uint64_t)cfg->nlisten +
+	    2 * (uint64_t)cfg->nupstream * cfg->connections + 2 + FD_MARGIN +
+	    (cfg->has_metrics ? 1 + http_max_clients() : 0);
+	if (limit < fixed + 1 + FD_MIN_CLIENTS)
+		return -EMFILE;
+	avail = limit - fixed;
+	if (plain + FD_MIN_CLIENTS > avail)
+		plain = (unsigned)((avail - FD_MIN_CLIENTS) / 2 > 0 ?
+		    (avail - FD_MIN_CLIENTS) / 2 : 1);
+	avail -= plain;
+	if (clients > avail)
+		clients = (unsigned)avail;
+	if (!quiet && (plain != cfg->max_plain || clients != cfg->max_clients))
+		log_warn("descriptor budget: caps lowered", "nofile=%llu "
+		    "reserved=%llu max_clients=%u (asked %u) max_plain=%u "
+		    "(asked %u)", (unsigned long long)limit,
+		    (unsigned long long)fixed, clients, cfg->max_clients, plain,
+		    cfg->max_plain);
+	else if (!quiet)
+		log_info("descriptor budget", "nofile=%llu reserved=%llu "
+		    "max_clients=%u max_plain=%u", (unsigned long long)limit,
+		    (unsigned long long)fixed, clients, plain);
+	cfg->max_plain = plain;
+	cfg->max_clients = clients;
+	return 0;
+}
+
+/* Raises the soft descriptor limit to the hard one; returns the soft. */
+static uint64_t
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+
+		/* An unlimited hard limit: a soft one select() never sees
+		 * is still plenty. */
+		if (want == RLIM_INFINITY)
+			want = 1 << 20;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (uint64_t)rl.rlim_cur;
+}
+
 /* True if a setting a reload cannot change differs between a and b. */
 static bool
 needs_restart(const struct config *a, const struct config *b)
@@ -271,6 +345,7 @@ reload(struct app *a)
 		    err);
 		goto fail;
 	}
+	(void)apply_fd_budget(n, a->nofile, true);
 	if (query_swap_upstreams(a->qt, tls, n) < 0) {
 		tls_ctx_free(tls);
 		log_warn("configuration reload refused", "%s",
@@ -371,7 +446,7 @@ healthcheck(int argc, char *argv[])
 		    "DOTPROXY_METRICS to derive one from\n");
 		return 2;
 	}
-	status = metrics_http_get(url, 2000);
+	status = http_get(url, 2000);
 	if (status == 200) {
 		printf("healthy: %s answered 200\n", url);
 		return 0;
@@ -423,6 +498,14 @@ main(int argc, char *argv[])
 		free(a);
 		return 2;
 	}
+	a->nofile = raise_nofile();
+	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
+		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
+		    "for the listeners and upstream connections configured\n",
+		    (unsigned long long)a->nofile);
+		free(a);
+		return 2;
+	}
 	read_resolv(a);
 	if ((a->tls = tls_ctx_new(a->cfg.ca_file, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "dotproxy: --ca-file: %s\n", err);
@@ -469,6 +552,15 @@ main(int argc, char *argv[])
 		}
 		log_info("metrics listening", "listen=%s paths=/metrics,/livez,/readyz",
 		    text);
+	}
+	if (a->cfg.seccomp) {
+		if ((r = sandbox_install()) < 0) {
+			log_error("cannot install the seccomp filter", "error=\"%s\" "
+			    "hint=\"--seccomp=off runs without it\"",
+			    proxy_strerror(r));
+			goto out;
+		}
+		log_info("seccomp filter installed", "%s", "refused=EPERM");
 	}
 	log_info("ready", "%s", "");
 	while (!a->stop) {

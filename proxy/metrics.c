@@ -1,61 +1,29 @@
 /*
- * Operations endpoint (see metrics.h). Ops layer. Owns the HTTP listener,
- * its client table and the render buffer. Requests are read into a fixed
- * 4 KiB buffer under a 5 s deadline; the answer is written whole, then the
- * connection closes (no keep-alive), so a client costs at most one slot
- * for at most the deadline, and a full table evicts the oldest slot.
+ * Operations endpoint (see metrics.h). Ops layer. Renders the Prometheus
+ * text and the health pages; the HTTP server (http.c) serves them.
  */
 #include "metrics.h"
 
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
 #include <dirent.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
 #include "hist.h"
+#include "http.h"
 #include "log.h"
-#include "loop.h"
 #include "plain.h"
 #include "query.h"
-#include "sock.h"
 #include "upstream.h"
 
-#define M_CLIENTS	16
-#define M_REQ_CAP	4096
-#define M_DEADLINE_MS	5000
-#define M_OUT_CAP	(256 * 1024)
-
-struct m_client {
-	struct metrics		*m;		/* borrowed: owner */
-	int			 fd;		/* -1 when the slot is free */
-	struct loop_io		 io;
-	struct loop_timer	 deadline;
-	uint64_t		 since_ms;
-	char			 req[M_REQ_CAP];
-	size_t			 req_len;
-	char			*out;		/* owned: the response */
-	size_t			 out_len, out_off;
-};
-
 struct metrics {
-	struct loop		*loop;		/* borrowed */
 	struct metrics_sources	*src;		/* borrowed */
-	int			 fd;
-	struct loop_io		 io;
-	struct m_client		 clients[M_CLIENTS];
-	struct metrics_stats	 stats;
+	struct http		*http;		/* owned */
 };
 
 /* Appends to a fixed buffer; a sticky overflow flag makes the result 0. */
@@ -324,67 +292,17 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	help(&o, "dotproxy_metrics_requests_total", "counter",
 	    "HTTP requests served by this endpoint.");
 	out(&o, "dotproxy_metrics_requests_total %llu\n",
-	    (unsigned long long)m->stats.requests);
+	    (unsigned long long)http_stats(m->http)->requests);
 	process_figures(&o, s->start_wall_s);
 	return o.full ? 0 : o.len;
 }
 
-static void
-client_end(struct m_client *c)
+/* The /livez and /readyz bodies; the status to answer with. */
+static int
+health(const struct metrics_sources *s, bool ready_check, bool verbose,
+    char *body, size_t cap, size_t *len)
 {
-	struct metrics *m = c->m;
-
-	if (c->fd == -1)
-		return;
-	loop_io_stop(m->loop, &c->io);
-	loop_timer_stop(m->loop, &c->deadline);
-	close(c->fd);
-	c->fd = -1;
-	free(c->out);
-	c->out = NULL;
-}
-
-static void
-client_on_deadline(struct loop_timer *t)
-{
-	struct m_client *c = t->arg;
-
-	c->m->stats.dropped++;
-	client_end(c);
-}
-
-/* Sets the whole response (status, type, body) to go out. */
-static void
-respond(struct m_client *c, int status, const char *ctype, const char *body,
-    size_t len)
-{
-	const char *reason = status == 200 ? "OK" : status == 404 ?
-	    "Not Found" : status == 405 ? "Method Not Allowed" :
-	    status == 503 ? "Service Unavailable" : "Bad Request";
-	char hdr[256];
-	int n;
-
-	n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason,
-	    ctype, len);
-	if (n < 0 || (c->out = malloc((size_t)n + len)) == NULL) {
-		client_end(c);
-		return;
-	}
-	memcpy(c->out, hdr, (size_t)n);
-	memcpy(c->out + n, body, len);
-	c->out_len = (size_t)n + len;
-	c->out_off = 0;
-	if (loop_io_set(c->m->loop, &c->io, LOOP_WRITE) < 0)
-		client_end(c);
-}
-
-static void
-health(struct m_client *c, bool ready_check, bool verbose)
-{
-	const struct metrics_sources *s = c->m->src;
-	char body[512];
-	struct m_out o = { body, sizeof(body), 0, false };
+	struct m_out o = { body, cap, 0, false };
 	bool ok = true;
 
 	if (ready_check) {
@@ -401,124 +319,30 @@ health(struct m_client *c, bool ready_check, bool verbose)
 			out(&o, "[+]loop\n");
 		out(&o, "livez check passed\n");
 	}
-	respond(c, ok ? 200 : 503, "text/plain; charset=utf-8", body, o.len);
+	if (o.full)
+		return -E_TOOBIG;
+	*len = o.len;
+	return ok ? 200 : 503;
 }
 
-static void
-handle(struct m_client *c)
+/* The HTTP server's render callback. */
+static int
+render_page(void *arg, enum http_page page, bool verbose, char *buf,
+    size_t cap, size_t *len)
 {
-	char *sp, *path, *query;
-	size_t n;
+	struct metrics *m = arg;
 
-	c->m->stats.requests++;
-	c->req[c->req_len] = '\0';
-	if (strncmp(c->req, "GET ", 4) != 0 && strncmp(c->req, "HEAD ", 5) != 0) {
-		respond(c, 405, "text/plain", "method not allowed\n", 19);
-		return;
+	switch (page) {
+	case HTTP_PAGE_METRICS:
+		if ((*len = metrics_render(m, buf, cap)) == 0)
+			return -E_TOOBIG;
+		return 200;
+	case HTTP_PAGE_LIVEZ:
+		return health(m->src, false, verbose, buf, cap, len);
+	case HTTP_PAGE_READYZ:
+		return health(m->src, true, verbose, buf, cap, len);
 	}
-	path = strchr(c->req, ' ') + 1;
-	if ((sp = strchr(path, ' ')) == NULL) {
-		respond(c, 400, "text/plain", "bad request\n", 12);
-		return;
-	}
-	*sp = '\0';
-	if ((query = strchr(path, '?')) != NULL)
-		*query++ = '\0';
-	if (strcmp(path, "/metrics") == 0) {
-		char *buf = malloc(M_OUT_CAP);
-
-		if (buf == NULL || (n = metrics_render(c->m, buf, M_OUT_CAP)) == 0) {
-			free(buf);
-			respond(c, 503, "text/plain", "render failed\n", 14);
-			return;
-		}
-		respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, n);
-		free(buf);
-	} else if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0)
-		health(c, false, query != NULL && strstr(query, "verbose") != NULL);
-	else if (strcmp(path, "/readyz") == 0)
-		health(c, true, query != NULL && strstr(query, "verbose") != NULL);
-	else
-		respond(c, 404, "text/plain", "not found\n", 10);
-}
-
-static void
-client_on_io(struct loop_io *io, uint32_t ev)
-{
-	struct m_client *c = io->arg;
-	ssize_t n;
-
-	if (c->out != NULL) {
-		if (!(ev & LOOP_WRITE))
-			return;
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-		    MSG_NOSIGNAL);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n > 0)
-			c->out_off += (size_t)n;
-		if (n <= 0 || c->out_off == c->out_len)
-			client_end(c);
-		return;
-	}
-	n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, 0);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_end(c);
-		return;
-	}
-	c->req_len += (size_t)n;
-	c->req[c->req_len] = '\0';	/* never read a previous request's bytes */
-	if (strstr(c->req, "\r\n\r\n") != NULL || strstr(c->req, "\n\n") != NULL) {
-		handle(c);
-		return;
-	}
-	if (c->req_len == sizeof(c->req) - 1) {
-		c->m->stats.dropped++;
-		respond(c, 400, "text/plain", "request too large\n", 18);
-	}
-}
-
-static void
-on_accept(struct loop_io *io, uint32_t ev)
-{
-	struct metrics *m = io->arg;
-	struct m_client *c, *oldest;
-	unsigned i, k;
-	int fd;
-
-	(void)ev;
-	for (k = 0; k < 16; k++) {
-		fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1)
-			return;
-		c = oldest = NULL;
-		for (i = 0; i < M_CLIENTS; i++) {
-			if (m->clients[i].fd == -1) {
-				c = &m->clients[i];
-				break;
-			}
-			if (oldest == NULL || m->clients[i].since_ms < oldest->since_ms)
-				oldest = &m->clients[i];
-		}
-		if (c == NULL) {
-			/* Full: the oldest client has had its chance. */
-			m->stats.dropped++;
-			client_end(oldest);
-			c = oldest;
-		}
-		memset(c->req, 0, 4);
-		c->req_len = 0;
-		c->fd = fd;
-		c->since_ms = loop_now(m->loop);
-		if (loop_io_start(m->loop, &c->io, fd, LOOP_READ) < 0) {
-			close(fd);
-			c->fd = -1;
-			continue;
-		}
-		loop_timer_set(m->loop, &c->deadline, c->since_ms + M_DEADLINE_MS);
-	}
+	return -E_MALFORMED;
 }
 
 struct metrics *
@@ -526,33 +350,13 @@ metrics_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
     struct metrics_sources *src, int *err)
 {
 	struct metrics *m;
-	unsigned i;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	m->loop = loop;
 	m->src = src;
-	for (i = 0; i < M_CLIENTS; i++) {
-		struct m_client *c = &m->clients[i];
-
-		c->m = m;
-		c->fd = -1;
-		c->io.cb = client_on_io;
-		c->io.arg = c;
-		c->deadline.cb = client_on_deadline;
-		c->deadline.arg = c;
-	}
-	if ((m->fd = sock_listen(sa, len, SOCK_STREAM)) < 0) {
-		*err = m->fd;
-		free(m);
-		return NULL;
-	}
-	m->io.cb = on_accept;
-	m->io.arg = m;
-	if ((*err = loop_io_start(loop, &m->io, m->fd, LOOP_READ)) < 0) {
-		close(m->fd);
+	if ((m->http = http_new(loop, sa, len, render_page, m, err)) == NULL) {
 		free(m);
 		return NULL;
 	}
@@ -562,87 +366,8 @@ metrics_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
 void
 metrics_free(struct metrics *m)
 {
-	unsigned i;
-
 	if (m == NULL)
 		return;
-	for (i = 0; i < M_CLIENTS; i++)
-		client_end(&m->clients[i]);
-	loop_io_stop(m->loop, &m->io);
-	close(m->fd);
+	http_free(m->http);
 	free(m);
-}
-
-int
-metrics_http_get(const char *url, unsigned timeout_ms)
-{
-	struct sockaddr_storage ss;
-	char host[64], req[512], resp[64];
-	const char *p, *path;
-	unsigned port = 0;
-	struct pollfd pfd;
-	size_t hl;
-	ssize_t n;
-	int fd, status, r, len;
-
-	memset(&ss, 0, sizeof(ss));
-	if (strncmp(url, "http://", 7) != 0)
-		return -E_MALFORMED;
-	p = url + 7;
-	if (*p == '[') {
-		const char *e = strchr(p, ']');
-
-		if (e == NULL || (hl = (size_t)(e - p - 1)) >= sizeof(host))
-			return -E_MALFORMED;
-		memcpy(host, p + 1, hl);
-		host[hl] = '\0';
-		p = e + 1;
-	} else {
-		hl = strcspn(p, ":/");
-		if (hl >= sizeof(host))
-			return -E_MALFORMED;
-		memcpy(host, p, hl);
-		host[hl] = '\0';
-		p += hl;
-	}
-	if (*p == ':')
-		for (p++; *p >= '0' && *p <= '9' && port < 65536; p++)
-			port = port * 10 + (unsigned)(*p - '0');
-	if (port == 0 || port > 65535)
-		return -E_MALFORMED;
-	path = *p == '/' ? p : "/readyz";
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-	} else
-		return -E_MALFORMED;
-	if ((fd = sock_connect((struct sockaddr *)&ss, sizeof(ss))) < 0)
-		return fd;
-	pfd.fd = fd;
-	pfd.events = POLLOUT;
-	if (poll(&pfd, 1, (int)timeout_ms) != 1 || (r = sock_error(fd)) != 0) {
-		close(fd);
-		return -ETIMEDOUT;
-	}
-	len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n"
-	    "Connection: close\r\n\r\n", path, host);
-	if (len < 0 || (size_t)len >= sizeof(req) ||
-	    send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
-		close(fd);
-		return -EIO;
-	}
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, (int)timeout_ms) != 1 ||
-	    (n = recv(fd, resp, sizeof(resp) - 1, 0)) < 12) {
-		close(fd);
-		return -ETIMEDOUT;
-	}
-	close(fd);
-	resp[n] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-		return -E_MALFORMED;
-	return status;
 }

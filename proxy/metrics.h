@@ -1,10 +1,8 @@
 /*
- * The operations endpoint: a small HTTP/1.1 server on the proxy's own
- * event loop serving /metrics (Prometheus text format 0.0.4), /livez and
- * /readyz (with ?verbose). Every client has a deadline and a bounded
- * buffer, and the oldest unfinished client is dropped when the table is
- * full, so a slow or hostile HTTP client can never stall DNS. Ops layer:
- * reads the other modules only through their *_stats() getters.
+ * The operations endpoint: what /metrics (Prometheus text format 0.0.4),
+ * /livez and /readyz (with ?verbose) say. The HTTP server itself is
+ * http.c. Ops layer: reads the other modules only through their *_stats()
+ * getters.
  */
 #ifndef PROXY_METRICS_H
 #define PROXY_METRICS_H
@@ -35,11 +33,6 @@ struct metrics_sources {
 	uint64_t		 reloads, reload_failures;
 };
 
-struct metrics_stats {
-	uint64_t	requests;
-	uint64_t	dropped;	/* too slow, too big or evicted */
-};
-
 /* Listens on addr. NULL, with *err set to -errno, on failure. */
 struct metrics	*metrics_new(struct loop *, const struct sockaddr *, socklen_t,
 		    struct metrics_sources *, int *err);
@@ -50,12 +43,5 @@ void		 metrics_free(struct metrics *);
  * 0 if it did not fit. Exposed for tests and for the healthcheck.
  */
 size_t		 metrics_render(struct metrics *, char *out, size_t cap);
-
-/*
- * The healthcheck client: GET url (http://HOST:PORT/PATH, HOST an IP
- * address), waiting at most timeout_ms. Returns the HTTP status, or
- * -errno / -E_MALFORMED.
- */
-int		 metrics_http_get(const char *url, unsigned timeout_ms);
 
 #endif

@@ -40,16 +40,19 @@ struct plain_req {
 	struct sockaddr_storage	 dst;
 	socklen_t		 dstlen;
 	uint16_t		 id;
-	uint16_t		 local_port;	/* UDP source port, network order */
+	struct sockaddr_storage	 local;		/* UDP source address and port */
+	socklen_t		 local_len;
 	int			 family;
 	struct buf		 out;		/* the query (framed for TCP) */
 	size_t			 out_off;	/* bytes of out already sent */
-	struct buf		 in;		/* TCP answer being read */
+	struct buf		 in;		/* TCP answer being read; empty
+						 * until a TCP retry */
 };
 
 struct plain {
 	struct loop		*loop;		/* borrowed */
 	unsigned		 timeout_ms;
+	unsigned		 max;		/* requests in flight at most */
 	struct plain_callbacks	 cb;
 	struct plain_req	*reqs;		/* owned list */
 	size_t			 n;
@@ -130,6 +133,12 @@ req_answer(struct plain_req *r, const uint8_t *msg, size_t len)
 		pl->stats.tcp_retries++;
 		if (fd < 0) {
 			req_fail(r, fd);
+			return true;
+		}
+		/* Only a TCP retry needs room for a whole answer. */
+		if (buf_init(&r->in, 2 + DNS_MSG_MAX) < 0) {
+			close(fd);
+			req_fail(r, -ENOMEM);
 			return true;
 		}
 		loop_io_stop(pl->loop, &r->io);
@@ -252,10 +261,14 @@ plain_send(struct plain *pl, uint64_t handle, const struct sockaddr *dst,
 
 	if (len < DNS_HDR_LEN || len > DNS_MSG_MAX || dstlen > sizeof(r->dst))
 		return -EINVAL;
+	if (pl->n >= pl->max) {
+		pl->stats.overload++;
+		return -EBUSY;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->fd = -1;
-	if (buf_init(&r->out, len + 2) < 0 || buf_init(&r->in, 2 + DNS_MSG_MAX) < 0)
+	if (buf_init(&r->out, len + 2) < 0)
 		goto fail;
 	if (getrandom(&r->id, sizeof(r->id), 0) != sizeof(r->id)) {
 		err = -EIO;
@@ -273,9 +286,8 @@ plain_send(struct plain *pl, uint64_t handle, const struct sockaddr *dst,
 		err = -errno;
 		goto fail;
 	}
-	r->local_port = dst->sa_family == AF_INET ?
-	    ((struct sockaddr_in *)&local)->sin_port :
-	    ((struct sockaddr_in6 *)&local)->sin6_port;
+	memcpy(&r->local, &local, ll < sizeof(local) ? ll : sizeof(local));
+	r->local_len = ll;
 	if (send(r->fd, buf_start(&r->out) + 2, len, 0) == -1) {
 		err = -errno;
 		goto fail;
@@ -309,7 +321,7 @@ fail:
 }
 
 struct plain *
-plain_new(struct loop *loop, unsigned timeout_ms,
+plain_new(struct loop *loop, unsigned timeout_ms, unsigned max,
     const struct plain_callbacks *cb)
 {
 	struct plain *pl;
@@ -318,6 +330,7 @@ plain_new(struct loop *loop, unsigned timeout_ms,
 		return NULL;
 	pl->loop = loop;
 	pl->timeout_ms = timeout_ms;
+	pl->max = max > 0 ? max : 1;
 	pl->cb = *cb;
 	return pl;
 }
@@ -341,13 +354,13 @@ plain_free(struct plain *pl)
 }
 
 bool
-plain_owns_port(const struct plain *pl, int family, uint16_t port)
+plain_owns_addr(const struct plain *pl, const struct sockaddr *sa)
 {
 	const struct plain_req *r;
 
 	for (r = pl->reqs; r != NULL; r = r->next)
-		if (r->state == PL_UDP && r->family == family &&
-		    r->local_port == port)
+		if (r->state == PL_UDP && sock_addr_equal((const struct sockaddr *)
+		    &r->local, sa))
 			return true;
 	return false;
 }

@@ -33,22 +33,27 @@ struct plain_stats {
 	uint64_t	tcp_retries;	/* truncated over UDP, asked again over TCP */
 	uint64_t	errors;
 	uint64_t	mismatched;	/* wrong ID or question: ignored */
+	uint64_t	overload;	/* refused: max requests in flight */
 };
 
-struct plain	*plain_new(struct loop *, unsigned timeout_ms,
+/* At most max requests (each one socket) in flight at once. */
+struct plain	*plain_new(struct loop *, unsigned timeout_ms, unsigned max,
 		    const struct plain_callbacks *);
 /* Closes every request without callbacks. */
 void		 plain_free(struct plain *);
 /*
  * Sends msg (its ID is replaced by a random one) to dst for handle.
- * Returns 0, or -errno when no socket could be made (no callback then).
+ * Returns 0, or -EBUSY when max requests are in flight, or -errno when no
+ * socket could be made (no callback then).
  */
 int		 plain_send(struct plain *, uint64_t handle,
 		    const struct sockaddr *dst, socklen_t dstlen,
 		    const uint8_t *msg, size_t len);
-/* True if port is the local port of one of our outstanding UDP requests
- * (a query arriving from it is our own, looping back). */
-bool		 plain_owns_port(const struct plain *, int family, uint16_t port);
+/* True if sa (address and port) is the source of one of our outstanding
+ * UDP requests (a query arriving from it is our own, looping back). A
+ * client elsewhere (another namespace, another address) that happens to
+ * use the same port is not. */
+bool		 plain_owns_addr(const struct plain *, const struct sockaddr *sa);
 size_t		 plain_inflight(const struct plain *);
 const struct plain_stats *plain_stats(const struct plain *);
 

@@ -38,6 +38,7 @@ enum q_state {
 	Q_FREE = 0,		/* on the free list */
 	Q_WAIT_UPSTREAM,	/* sent over DoT, waiting for an answer */
 	Q_WAIT_LOCAL,		/* sent in plain DNS to a local resolver */
+	Q_WAIT_CT,		/* local, waiting for conntrack's answer */
 };
 
 struct query {
@@ -56,6 +57,7 @@ struct query {
 	uint64_t		 start_ms;
 	uint64_t		 start_us;	/* for the duration histogram */
 	uint32_t		 tried;		/* upstreams that failed it */
+	const struct up_pool	*tried_pool;	/* borrowed: whose numbers */
 	unsigned		 attempts;
 };
 
@@ -78,7 +80,8 @@ struct query_table {
 						 * swap; NULL before (main owns
 						 * the first) */
 	struct plain		*plain;		/* owned */
-	struct ct		*ct;		/* owned; NULL once refused */
+	struct ct		*ct;		/* owned */
+	bool			 ct_refused;	/* no CAP_NET_ADMIN: not asked */
 	const struct resolv	*rc;		/* borrowed */
 	struct cfg_zone		 zones[CFG_MAX_ZONES + RESOLV_MAX_SEARCH + 96];
 	size_t			 nzones;	/* local zones, all sources */
@@ -113,6 +116,8 @@ static void	q_on_reap(struct loop_timer *);
 static enum query_capture q_classify(const struct query_table *,
 		    const struct sockaddr *);
 static void	q_on_plain_fail(void *, uint64_t, int);
+static void	q_on_ct(void *, uint64_t, int, const struct sockaddr_storage *,
+		    socklen_t);
 
 /*
  * Reverse zones of address ranges that never leave a cluster or a host:
@@ -189,6 +194,7 @@ q_alloc(struct query_table *qt)
 	q->state = Q_WAIT_UPSTREAM;	/* the caller sets the path */
 	q->gen++;
 	q->tried = 0;
+	q->tried_pool = qt->pool;
 	q->attempts = 0;
 	qt->inflight++;
 	return q;
@@ -288,15 +294,14 @@ q_is_self(const struct query_table *qt, const struct sockaddr *sa)
 
 /*
  * Where a local-zone query goes: the address the client originally sent it
- * to (TCP: SO_ORIGINAL_DST; UDP: conntrack), else the first nameserver of
- * resolv.conf. Returns 0 with *dst set, or -E_UPSTREAM when there is none.
+ * to (TCP: SO_ORIGINAL_DST; UDP: conntrack, asked asynchronously: see
+ * q_needs_ct and q_on_ct), else the first nameserver of resolv.conf.
+ * Returns 0 with *dst set, or -E_UPSTREAM when there is none.
  */
 static int
 q_local_dst(struct query_table *qt, const struct query_origin *o,
     struct sockaddr_storage *dst, socklen_t *dstlen)
 {
-	int r;
-
 	if (o->orig_len > 0 &&
 	    !q_is_self(qt, (const struct sockaddr *)&o->orig)) {
 		memcpy(dst, &o->orig, o->orig_len);
@@ -304,26 +309,7 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 		qt->stats.orig_known++;
 		return 0;
 	}
-	if (!o->tcp && qt->ct != NULL && o->local_len > 0) {
-		r = ct_orig_dst(qt->ct, (const struct sockaddr *)&o->local,
-		    (const struct sockaddr *)&o->peer, Q_CT_ZONE, dst, dstlen);
-		if (r == 0)
-			qt->stats.captured[q_classify(qt, (const struct sockaddr *)dst)]++;
-		if (r == 0 && !q_is_self(qt, (const struct sockaddr *)dst)) {
-			qt->stats.orig_known++;
-			return 0;
-		}
-		if (r != 0)
-			qt->stats.captured[QC_UNKNOWN]++;
-		if (r == -EPERM) {
-			log_info("UDP original destination unavailable",
-			    "reason=\"conntrack needs CAP_NET_ADMIN\" "
-			    "fallback=resolv.conf");
-			ct_close(qt->ct);
-			qt->ct = NULL;
-		}
-	}
-	if (!o->tcp && qt->ct == NULL)
+	if (!o->tcp && (qt->ct == NULL || qt->ct_refused))
 		qt->stats.captured[QC_UNKNOWN]++;
 	if (qt->rc->nns == 0 ||
 	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0]))
@@ -332,6 +318,85 @@ q_local_dst(struct query_table *qt, const struct query_origin *o,
 	*dstlen = qt->rc->ns_len[0];
 	qt->stats.orig_fallback++;
 	return 0;
+}
+
+/* True if a local-zone query's destination must come from conntrack. */
+static bool
+q_needs_ct(const struct query_table *qt, const struct query_origin *o)
+{
+	return !o->tcp && o->orig_len == 0 && qt->ct != NULL &&
+	    !qt->ct_refused && o->local_len > 0;
+}
+
+/* The per-query log line: dst is the plain resolver, NULL for DoT. */
+static void
+q_log_query(const struct query *q, const struct sockaddr_storage *dst)
+{
+	const struct query_table *qt = q->qt;
+	char name[DNS_NAME_MAX * 4 + 1] = "-", to[80] = "dot";
+
+	if (!log_enabled(LOG_LVL_DEBUG) && !qt->cfg->log_queries)
+		return;
+	if (qt->cfg->log_queries)
+		(void)dns_name_to_text(q->info.qname, q->info.qname_len, name,
+		    sizeof(name));
+	if (dst != NULL)
+		sock_addr_text((const struct sockaddr *)dst, to, sizeof(to));
+	log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG, "query",
+	    "name=%s qtype=%u transport=%s path=%s to=%s", name, q->info.qtype,
+	    q->origin.tcp ? "tcp" : "udp", dst != NULL ? "local" : "dot", to);
+}
+
+/* Sends a local-zone query in plain DNS to dst. May end q. */
+static void
+q_send_local(struct query *q, const struct sockaddr_storage *dst,
+    socklen_t dstlen)
+{
+	struct query_table *qt = q->qt;
+
+	q->state = Q_WAIT_LOCAL;
+	q_log_query(q, dst);
+	if (plain_send(qt->plain, q_handle(q), (const struct sockaddr *)dst,
+	    dstlen, q->up_msg, q->up_len) < 0)
+		q_servfail(q);
+}
+
+/* Conntrack's answer for a local-zone UDP query: now it can go. */
+static void
+q_on_ct(void *arg, uint64_t h, int err, const struct sockaddr_storage *ct_dst,
+    socklen_t ct_len)
+{
+	struct query_table *qt = arg;
+	struct query *q = q_lookup(qt, h);
+	struct sockaddr_storage dst;
+	socklen_t dstlen = 0;
+
+	if (q == NULL || q->state != Q_WAIT_CT)
+		return;		/* timed out meanwhile */
+	if (err == 0)
+		qt->stats.captured[q_classify(qt, (const struct sockaddr *)ct_dst)]++;
+	else
+		qt->stats.captured[QC_UNKNOWN]++;
+	if (err == 0 && !q_is_self(qt, (const struct sockaddr *)ct_dst)) {
+		qt->stats.orig_known++;
+		q_send_local(q, ct_dst, ct_len);
+		return;
+	}
+	if (err == -EPERM && !qt->ct_refused) {
+		log_info("UDP original destination unavailable",
+		    "reason=\"conntrack needs CAP_NET_ADMIN\" "
+		    "fallback=resolv.conf");
+		qt->ct_refused = true;
+	}
+	if (qt->rc->nns == 0 ||
+	    q_is_self(qt, (const struct sockaddr *)&qt->rc->ns[0])) {
+		q_servfail(q);
+		return;
+	}
+	memcpy(&dst, &qt->rc->ns[0], qt->rc->ns_len[0]);
+	dstlen = qt->rc->ns_len[0];
+	qt->stats.orig_fallback++;
+	q_send_local(q, &dst, dstlen);
 }
 
 static enum query_qtype
@@ -394,14 +459,6 @@ q_classify(const struct query_table *qt, const struct sockaddr *sa)
 	return QC_UNKNOWN;
 }
 
-static uint16_t
-peer_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
-	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
-}
-
 int
 query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
     const struct query_origin *o)
@@ -411,7 +468,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	socklen_t dstlen = 0;
 	struct dns_info info;
 	struct query *q;
-	bool local;
+	bool local, ct = false;
 	size_t n;
 	int r;
 
@@ -445,7 +502,7 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	}
 	qt->stats.by_type[o->tcp][o->peer.ss_family == AF_INET6][q_qtype(info.qtype)]++;
 	if (o->from_self || (!o->tcp && plain_inflight(qt->plain) > 0 &&
-	    plain_owns_port(qt->plain, o->peer.ss_family, peer_port(&o->peer)))) {
+	    plain_owns_addr(qt->plain, (const struct sockaddr *)&o->peer))) {
 		/* Our own query came back: the redirect does not exclude
 		 * us. Answer rather than loop. */
 		qt->stats.loops++;
@@ -461,7 +518,9 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		qt->stats.captured[q_classify(qt, (const struct sockaddr *)&origin.orig)]++;
 	else if (!o->tcp && !local)
 		qt->stats.captured[QC_UNKNOWN]++;
-	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
+	if (local && q_needs_ct(qt, &origin))
+		ct = true;
+	else if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
 		qt->stats.servfail_synth++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
 		return 0;
@@ -487,7 +546,23 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	q->msg_len = len;
 	memcpy(q->up_msg, qt->upbuf, n);
 	q->up_len = n;
-	if (local) {
+	if (local && ct) {
+		qt->stats.local++;
+		q->state = Q_WAIT_CT;
+		if ((r = ct_lookup(qt->ct, (const struct sockaddr *)&origin.local,
+		    (const struct sockaddr *)&origin.peer, Q_CT_ZONE,
+		    q_handle(q))) < 0) {
+			/* Too many lookups in flight: resolv.conf. */
+			qt->stats.captured[QC_UNKNOWN]++;
+			if ((r = q_local_dst(qt, &origin, &dst, &dstlen)) == 0) {
+				q->state = Q_WAIT_LOCAL;
+				ct = false;
+				r = plain_send(qt->plain, q_handle(q),
+				    (const struct sockaddr *)&dst, dstlen,
+				    q->up_msg, q->up_len);
+			}
+		}
+	} else if (local) {
 		qt->stats.local++;
 		r = plain_send(qt->plain, q_handle(q),
 		    (const struct sockaddr *)&dst, dstlen, q->up_msg, q->up_len);
@@ -499,20 +574,8 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		q_servfail(q);
 		return 0;
 	}
-	if (log_enabled(LOG_LVL_DEBUG) || qt->cfg->log_queries) {
-		char name[DNS_NAME_MAX * 4 + 1] = "-", to[80] = "dot";
-
-		if (qt->cfg->log_queries)
-			(void)dns_name_to_text(info.qname, info.qname_len,
-			    name, sizeof(name));
-		if (local)
-			sock_addr_text((const struct sockaddr *)&dst, to,
-			    sizeof(to));
-		log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		    "query", "name=%s qtype=%u transport=%s path=%s to=%s",
-		    name, info.qtype, o->tcp ? "tcp" : "udp",
-		    local ? "local" : "dot", to);
-	}
+	if (!ct)
+		q_log_query(q, local ? &dst : NULL);
 	loop_timer_set(qt->loop, &q->deadline, q->start_ms + qt->cfg->timeout_ms);
 	return 0;
 }
@@ -586,7 +649,12 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 	(void)err;
 	if (q == NULL || q->state != Q_WAIT_UPSTREAM)
 		return;
-	if (failed && up < 32)
+	if (q->tried_pool != qt->pool) {
+		/* It failed on a pool a reload retired: that pool's upstream
+		 * numbers mean nothing in the new one. */
+		q->tried = 0;
+		q->tried_pool = qt->pool;
+	} else if (failed && up < 32)
 		q->tried |= 1u << up;
 	if (++q->attempts >= Q_MAX_ATTEMPTS ||
 	    up_send(qt->pool, h, q->up_msg, q->up_len, q->tried) < 0)
@@ -626,7 +694,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	pcb.on_fail = q_on_plain_fail;
 	pcb.arg = qt;
 	if ((qt->pool = up_pool_new(loop, tls, cfg, &cb)) == NULL ||
-	    (qt->plain = plain_new(loop, cfg->timeout_ms, &pcb)) == NULL) {
+	    (qt->plain = plain_new(loop, cfg->timeout_ms, cfg->max_plain,
+	    &pcb)) == NULL) {
 		query_table_free(qt);
 		return NULL;
 	}
@@ -650,7 +719,7 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
 	if (qt->nzones > 0 || cfg->transparent)
-		qt->ct = ct_open();
+		qt->ct = ct_open(loop, q_on_ct, qt);
 	return qt;
 }
 

@@ -8,10 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
-#include <linux/inet_diag.h>
 #include <linux/netfilter_ipv4.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
 #include <errno.h>
@@ -139,86 +136,4 @@ sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
 	}
 	return false;
-}
-
-int
-sock_peer_uid(const struct sockaddr *local, const struct sockaddr *peer,
-    unsigned *uid)
-{
-	struct {
-		struct nlmsghdr		nlh;
-		struct inet_diag_req_v2	r;
-	} req;
-	struct sockaddr_nl sa;
-	struct timeval tv = { 0, 200000 };
-	union {
-		struct nlmsghdr	nlh;
-		uint8_t		buf[8192];
-	} resp;
-	struct nlmsghdr *h;
-	ssize_t n;
-	int fd, err = -ENOENT;
-
-	if (local->sa_family != peer->sa_family ||
-	    (local->sa_family != AF_INET && local->sa_family != AF_INET6))
-		return -EAFNOSUPPORT;
-	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST;
-	req.nlh.nlmsg_seq = 1;
-	req.r.sdiag_family = (uint8_t)local->sa_family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = ~0u;
-	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	/* The peer's socket: its source is the peer, its destination us. */
-	if (local->sa_family == AF_INET) {
-		const struct sockaddr_in *l = (const struct sockaddr_in *)(const void *)local;
-		const struct sockaddr_in *p = (const struct sockaddr_in *)(const void *)peer;
-
-		req.r.id.idiag_sport = p->sin_port;
-		req.r.id.idiag_dport = l->sin_port;
-		memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
-		memcpy(req.r.id.idiag_dst, &l->sin_addr, 4);
-	} else {
-		const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)(const void *)local;
-		const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)(const void *)peer;
-
-		req.r.id.idiag_sport = p->sin6_port;
-		req.r.id.idiag_dport = l->sin6_port;
-		memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
-		memcpy(req.r.id.idiag_dst, &l->sin6_addr, 16);
-	}
-	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (fd == -1)
-		return -errno;
-	memset(&sa, 0, sizeof(sa));
-	sa.nl_family = AF_NETLINK;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa,
-	    sizeof(sa)) == -1 ||
-	    (n = recv(fd, &resp, sizeof(resp), 0)) == -1) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	close(fd);
-	for (h = &resp.nlh; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-		if (h->nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *e = NLMSG_DATA(h);
-
-			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0)
-				err = e->error;
-			break;
-		}
-		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-
-			*uid = m->idiag_uid;
-			return 0;
-		}
-	}
-	return err;
 }

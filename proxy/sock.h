@@ -25,15 +25,6 @@ void	sock_addr_text(const struct sockaddr *addr, char *out, size_t cap);
  * the connection was not redirected). */
 int	sock_orig_dst(int fd, int family, struct sockaddr_storage *out,
 	    socklen_t *outlen);
-/*
- * The UID owning the other end of a TCP connection on this host, where
- * local and peer are the connection's addresses as the accepting side sees
- * them. SO_PEERCRED only works on Unix sockets; this asks the kernel's
- * sock_diag over netlink, which needs no privilege. 0 or -errno (-ENOENT
- * when the peer is not a local socket).
- */
-int	sock_peer_uid(const struct sockaddr *local, const struct sockaddr *peer,
-	    unsigned *uid);
 /* True if both are the same family, address and port. */
 bool	sock_addr_equal(const struct sockaddr *, const struct sockaddr *);
 /* True if errno-style err (negative) means "try later". */

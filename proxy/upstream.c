@@ -320,12 +320,16 @@ conn_on_flush(struct loop_hook *h)
 		conn_flush(c);
 }
 
+/*
+ * Closes a draining connection once no query is outstanding on it. Bytes
+ * still queued then belong to queries whose IDs are gone (timed out): a
+ * peer that stopped reading must not keep the connection open for them.
+ */
 static void
 conn_maybe_close_drained(struct up_conn *c)
 {
-	if (c->state == UP_DRAINING && idmap_count(c->ids) == 0 && c->wbuf.len == 0) {
+	if (c->state == UP_DRAINING && idmap_count(c->ids) == 0)
 		conn_reset(c, true);
-	}
 }
 
 /* Handles one framed answer. Returns 0, or -E_GONE if the connection ended. */
@@ -347,12 +351,13 @@ conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 		c->up->stats.mismatched++;
 		return 0;
 	}
-	c->progress_ms = loop_now(p->loop);
 	r = p->cb.on_answer(p->cb.arg, handle, msg, len, &keepalive);
 	if (r == -E_MISMATCH) {
+		/* A rejected answer is no sign that the peer is serving. */
 		c->up->stats.mismatched++;
 		return 0;
 	}
+	c->progress_ms = loop_now(p->loop);
 	if (r == -E_GONE)
 		c->up->stats.late++;
 	else {
@@ -720,6 +725,8 @@ up_pool_new(struct loop *loop, struct tls_ctx *tls, const struct config *cfg,
 		u->cfg = &cfg->upstream[i];
 		u->pool = p;
 		u->idx = (unsigned)i;
+		/* Reachable until an attempt says otherwise. */
+		u->stats.up = true;
 		if ((u->session = tls_session_new()) == NULL)
 			goto fail;
 		if ((u->conns = calloc(cfg->connections, sizeof(*u->conns))) == NULL)
@@ -785,7 +792,7 @@ up_pool_shutdown(struct up_pool *p)
 
 			if (c->state == UP_IDLE)
 				continue;
-			if (idmap_count(c->ids) == 0 && c->wbuf.len == 0 &&
+			if (idmap_count(c->ids) == 0 &&
 			    c->state != UP_CONNECTING && c->state != UP_HANDSHAKING)
 				conn_reset(c, true);
 			else if (c->state == UP_READY)

@@ -54,7 +54,9 @@ struct up_stats {
 	uint64_t	mismatched;	/* answers whose question did not match */
 	uint64_t	conns_opened;
 	unsigned	conns_open;	/* now */
-	bool		up;		/* last connection attempt worked */
+	bool		up;		/* reachable: never tried, or the last
+					 * connect and handshake worked; false
+					 * while failing or backing off */
 	struct hist	latency;	/* send to accepted answer */
 };
 

@@ -2,7 +2,7 @@
 # Installs what building and testing dotproxy need on Debian or Ubuntu.
 # Idempotent: when every package is present it only checks and returns.
 set -euo pipefail
-pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev openssl ca-certificates
+pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-dev openssl ca-certificates
 	bats unbound dnsutils knot-dnsutils dnsperf iproute2 nftables procps psmisc
 	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus python3)
 missing=()

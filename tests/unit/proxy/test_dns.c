@@ -1138,6 +1138,95 @@ test_name_helpers(void)
 	}
 }
 
+/*
+ * Hostile or odd upstream answers (issue 9): error answers without a
+ * question, a pointer into OPT bytes a rewrite would change while the
+ * result still parses, and the client's OPT kept in a NOTIMP answer.
+ */
+static void
+test_hostile_answers(void)
+{
+	static const unsigned codes[] = { DNS_RCODE_FORMERR,
+	    DNS_RCODE_NOTIMP, DNS_RCODE_REFUSED };
+	struct dns_info q, a, r;
+	size_t n = 0, i, data_off;
+	bool tc = true;
+	int rc;
+
+	make_query(&Q, 0x4242, DNS_FLAG_RD, "Www.Example.com", DNS_TYPE_A,
+	    true, 1232, 0x00008000, NULL, 0);
+	ok(dns_parse_query(Q.b, Q.n, &q) == 0, "EDNS query parses");
+	for (i = 0; i < 3; i++) {
+		mb_hdr(&A, 0x7777, DNS_FLAG_QR | DNS_FLAG_RD | codes[i], 0, 0, 0, 0);
+		is(dns_parse_answer(A.b, A.n, &a), 0,
+		    "rcode %u without a question parses", codes[i]);
+		ok(dns_answer_questionless(&a) && dns_question_equal(&q, &a),
+		    "and matches any question (the ID matched it)");
+		rc = dns_build_answer(A.b, A.n, &a, Q.b, Q.n, &q, 1232, out,
+		    sizeof(out), &n, &tc);
+		ok(rc == 0 && !tc && rd16(out) == 0x4242 &&
+		    DNS_RCODE(rd16(out + 2)) == codes[i] && rd16(out + 4) == 1 &&
+		    dns_parse_answer(out, n, &r) == 0 && r.has_opt &&
+		    dns_question_equal(&q, &r),
+		    "answered with rcode %u, the client's question and OPT",
+		    codes[i]);
+	}
+	mb_hdr(&A, 1, DNS_FLAG_QR | DNS_RCODE_NXDOMAIN, 0, 0, 0, 0);
+	is(dns_parse_answer(A.b, A.n, &a), -E_MALFORMED,
+	    "NXDOMAIN without a question: malformed");
+	mb_hdr(&A, 1, DNS_FLAG_QR, 0, 0, 0, 0);
+	is(dns_parse_answer(A.b, A.n, &a), -E_MALFORMED,
+	    "NOERROR without a question: malformed");
+	mb_hdr(&A, 1, DNS_FLAG_QR | DNS_RCODE_REFUSED, 0, 0, 0, 1);
+	mb_opt(&A, 1232, 0x01000000, 0);
+	is(dns_parse_answer(A.b, A.n, &a), -E_MALFORMED,
+	    "questionless error with an extended RCODE: malformed");
+	mb_hdr(&A, 1, DNS_RCODE_REFUSED, 0, 0, 0, 0);
+	is(dns_parse_answer(A.b, A.n, &a), -E_MALFORMED,
+	    "questionless REFUSED without QR: malformed");
+
+	/*
+	 * OPT not last; its option data holds "\3foo\0", and the record
+	 * after the OPT has an owner pointing there. Rewritten, those bytes
+	 * become zero padding, the owner would read as the root and the
+	 * result would still parse: the rewrite must be refused.
+	 */
+	mb_hdr(&A, 1, DNS_FLAG_QR, 1, 0, 0, 2);
+	mb_question(&A, "www.example.com", DNS_TYPE_A);
+	mb_opt(&A, 1232, 0, 9);
+	mb_u16(&A, 65001);
+	mb_u16(&A, 5);
+	data_off = A.n;
+	mb_bytes(&A, "\3foo\0", 5);
+	mb_u16(&A, 0xc000 | data_off);
+	mb_u16(&A, DNS_TYPE_A);
+	mb_u16(&A, DNS_CLASS_IN);
+	mb_u32(&A, 60);
+	mb_u16(&A, 4);
+	mb_u32(&A, 0xc0000201);
+	ok(dns_parse_answer(A.b, A.n, &a) == 0 && !a.opt_last,
+	    "answer with a record named by a pointer into the OPT parses");
+	rc = dns_build_answer(A.b, A.n, &a, Q.b, Q.n, &q, 1232, out,
+	    sizeof(out), &n, &tc);
+	ok(rc == 0 && n == q.question_end + 11 && rd16(out + 10) == 1 &&
+	    dns_parse_answer(out, n, &r) == 0 && r.opt_last,
+	    "pointer into the rewritten OPT bytes: OPT and what follows cut");
+
+	/* NOTIMP to an unknown opcode keeps the client's OPT. */
+	make_query(&Q, 9, (5u << 11) | DNS_FLAG_RD, "example.com",
+	    DNS_TYPE_SOA, true, 1232, 0x00008000, NULL, 0);
+	is(dns_parse_query(Q.b, Q.n, &q), -E_NOTIMP, "opcode 5: NOTIMP");
+	ok(q.has_opt && q.do_bit, "its OPT was read");
+	rc = dns_build_error(&q, DNS_RCODE_NOTIMP, out, sizeof(out), &n);
+	ok(rc == 0 && dns_parse_answer(out, n, &r) == 0 && r.has_opt &&
+	    r.do_bit && rd16(out + 10) == 1,
+	    "NOTIMP answer carries an OPT with DO");
+	Q.b[Q.n - 2] = 0xff;	/* the OPT rdlength runs past the end */
+	is(dns_parse_query(Q.b, Q.n, &q), -E_NOTIMP, "broken records: NOTIMP");
+	ok(!q.has_opt && q.qname_len > 0,
+	    "question kept, the broken OPT ignored");
+}
+
 int
 main(void)
 {
@@ -1149,5 +1238,6 @@ main(void)
 	test_build_answer();
 	test_build_error();
 	test_name_helpers();
+	test_hostile_answers();
 	return tap_done();
 }
