@@ -113,6 +113,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc == 0 || rc == -E_MALFORMED);
 	if (rc != 0)
 		return 0;
+	if (dns_answer_questionless(&a)) {
+		/* FORMERR, NOTIMP or REFUSED without a question: no name. */
+		CHECK(a.qdcount == 0 && a.qname_len == 0);
+		CHECK(DNS_RCODE(a.flags) == DNS_RCODE_FORMERR ||
+		    DNS_RCODE(a.flags) == DNS_RCODE_NOTIMP ||
+		    DNS_RCODE(a.flags) == DNS_RCODE_REFUSED);
+		return 0;
+	}
+	CHECK(a.qdcount == 1);
 	CHECK(a.question_end <= size && a.qname_len >= 1);
 	CHECK(!a.has_opt || (a.opt_off < a.opt_end && a.opt_end <= size &&
 	    a.opt_last == (a.opt_end == size)));

@@ -10,7 +10,8 @@
  *
  * An answer with the wrong ID or without QR is not for us; one with TC over
  * UDP means a TCP retry. The rest goes through dns_parse_answer and
- * dns_question_equal; an answer that matches must become a client answer
+ * dns_question_equal (an error answer without a question matches any
+ * query); an answer that matches must become a client answer
  * that fits the limit and parses back with the client's ID, the client's
  * question bytes (its case) and the answer's RCODE (or TC).
  */
@@ -84,7 +85,9 @@ offer(const uint8_t *ans, size_t alen, bool tcp, const uint8_t *query,
 	CHECK(rc == 0 || rc == -E_MALFORMED);
 	if (rc != 0 || !dns_question_equal(q, &a))
 		return;				/* mismatched */
-	CHECK(a.qdcount == 1);
+	/* One question, or a FORMERR/NOTIMP/REFUSED without any, which
+	 * answers whatever query its ID matched. */
+	CHECK(a.qdcount == 1 || (a.qdcount == 0 && dns_answer_questionless(&a)));
 	check_delivered(ans, alen, &a, query, qlen, q, limit);
 }
 

@@ -7,7 +7,8 @@
 # until its coverage (libFuzzer's "cov", edges) has not grown for S seconds
 # and it has run MIN seconds (default S); SECONDS is then a cap. Runs go in
 # slices of SLICE seconds (default 60) so each slice reports its counts.
-# With MERGE=1 the inputs that add coverage are merged into
+# With MERGE=1 the inputs that add edges (-use_counters=0, so the corpus
+# stays small) are merged into
 # tests/fuzz/corpus/<target>/ at the end (named fuzzed-<sha1>).
 # Each target's totals go to $OUT/<target>/summary and stdout; crashers
 # land in $OUT/<target>/artifacts/ (default OUT /tmp/dotproxy-fuzz). Exits
@@ -30,10 +31,14 @@ MIN=${MIN:-$PLATEAU}
 SLICE=${SLICE:-60}
 MERGE=${MERGE:-0}
 mkdir -p "$OUT"
-# The pure layer, as the Makefile's PURE_OBJS; a target's extra sources
-# are named in a "// fuzz-srcs:" line of its file.
-srcs=(proxy/errors.c proxy/log.c proxy/buf.c proxy/dns.c proxy/config.c
-	proxy/idmap.c proxy/resolv.c proxy/hist.c)
+# The pure layer: the Makefile's PURE_OBJS (what the replay builds link);
+# a target's extra sources are named in a "// fuzz-srcs:" line of its file.
+read -r -a pure < <(sed -n 's/^PURE_OBJS *:= .*,\([a-z_ ]*\))$/\1/p' Makefile)
+[ "${#pure[@]}" -gt 0 ] || { echo "no PURE_OBJS in the Makefile" >&2; exit 2; }
+srcs=()
+for m in "${pure[@]}"; do
+	srcs+=("proxy/$m.c")
+done
 rc=0
 for t in "${targets[@]}"; do
 	src=tests/fuzz/fuzz_$t.c
@@ -46,7 +51,7 @@ for t in "${targets[@]}"; do
 	bin=$OUT/fuzz_$t
 	"$CLANG" -std=c17 -D_GNU_SOURCE -g -O1 -I. \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o "$bin" "$src" "${srcs[@]}" "${extra[@]}"
+		-o "$bin" "$src" "${srcs[@]}" "${extra[@]}" -lmnl
 	dir=$OUT/$t
 	mkdir -p "$dir/corpus" "$dir/artifacts"
 	cp -n tests/fuzz/corpus/"$t"/* "$dir/corpus/" 2>/dev/null || true
@@ -88,7 +93,7 @@ for t in "${targets[@]}"; do
 		rm -rf "$dir/merge" && mkdir -p "$dir/merge"
 		before=$(find tests/fuzz/corpus/"$t" -type f | wc -l)
 		cp tests/fuzz/corpus/"$t"/* "$dir/merge/" 2>/dev/null || true
-		nice -n 19 "$bin" -merge=1 -max_len=65535 "$dir/merge" "$dir/corpus" \
+		nice -n 19 "$bin" -merge=1 -use_counters=0 -max_len=65535 "$dir/merge" "$dir/corpus" \
 			>"$dir/merge.log" 2>&1
 		for f in "$dir/merge"/*; do
 			b=${f##*/}

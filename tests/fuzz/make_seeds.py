@@ -129,3 +129,62 @@ put("dotstream", "prefix-too-big", b"\x01\x11\x11\x11\x11" + b"\xff\xff" + answe
 put("dotstream", "qd0-refused", b"\x01\x00\x00\x00\x03" +
     struct.pack(">HHHHHHH", 12, 0x1000, 0x8185, 0, 0, 0, 0) + answer(0))
 put("dotstream", "sixteen", b"\x10\xde\xad\xbe\xef" + b"".join(answer(i) for i in range(16)))
+
+# http: request heads as the operations endpoint gets them
+for name, head in [
+        ("get-metrics", b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9153\r\n"
+                        b"User-Agent: Prometheus/2.45\r\nAccept: text/plain\r\n\r\n"),
+        ("head-livez", b"HEAD /livez HTTP/1.0\r\n\r\n"),
+        ("readyz-verbose", b"GET /readyz?verbose HTTP/1.1\n\n"),
+        ("post", b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
+        ("nul-before-end", b"GET /livez HTTP/1.1\r\nX: a\x00b\r\n\r\n"),
+        ("partial", b"GET /metr"),
+        ("no-version", b"GET /metrics\r\n\r\n"),
+        ("no-slash", b"GET metrics HTTP/1.1\r\n\r\n"),
+        ("lf-crlf", b"GET / HTTP/1.1\n\r\n"),
+        ("tab-ctl", b"GET /\t HTTP/1.1\r\nA:\x01\r\n\r\n"),
+        ("pipelined", b"GET /livez HTTP/1.1\r\n\r\nGET /readyz HTTP/1.1\r\n\r\n")]:
+    put("http", name, head)
+
+
+# nlreply: netlink replies (conntrack, sock_diag, errors)
+def nlmsg(mtype, flags, payload):
+    ln = 16 + len(payload)
+    return struct.pack("=IHHII", ln, mtype, flags, 1, 0) + payload
+
+
+def attr(atype, data, nested=False):
+    ln = 4 + len(data)
+    return struct.pack("=HH", ln, atype | (0x8000 if nested else 0)) + data + \
+        b"\0" * ((4 - ln % 4) % 4)
+
+
+def ct_reply(v6, src, dst, sport, dport, mtype=1):
+    if v6:
+        ips = attr(3, src) + attr(4, dst)
+    else:
+        ips = attr(1, src) + attr(2, dst)
+    proto = attr(1, b"\x11") + attr(2, struct.pack(">H", sport)) + \
+        attr(3, struct.pack(">H", dport))
+    tup = attr(1, ips, True) + attr(2, proto, True)
+    body = struct.pack("=BBH", 10 if v6 else 2, 0, 0) + attr(1, tup, True) + \
+        attr(2, tup, True) + attr(8, struct.pack(">I", 1)) + attr(18, struct.pack(">H", 1))
+    return nlmsg((1 << 8) | mtype, 0, body)
+
+
+put("nlreply", "ct-v4", ct_reply(False, bytes([192, 0, 2, 2]), bytes([192, 0, 2, 53]),
+                                 40000, 53))
+put("nlreply", "ct-v4-new", ct_reply(False, bytes([198, 51, 100, 7]),
+                                     bytes([203, 0, 113, 9]), 1234, 53, mtype=0))
+put("nlreply", "ct-v6", ct_reply(True, bytes.fromhex("20010db8" + "00" * 11 + "02"),
+                                 bytes.fromhex("20010db8" + "00" * 11 + "35"), 5353, 53))
+put("nlreply", "err-enoent", nlmsg(2, 0, struct.pack("=i", -2) + nlmsg((1 << 8) | 1, 1, b"")))
+put("nlreply", "err-ack", nlmsg(2, 0, struct.pack("=i", 0) + nlmsg(20, 1, b"")))
+put("nlreply", "err-short", nlmsg(2, 0, b"\xfe\xff"))
+diag = struct.pack("=BBBB", 2, 1, 0, 0) + struct.pack(">HH", 15353, 40000) + \
+    bytes([127, 0, 0, 1]) + b"\0" * 12 + bytes([127, 0, 0, 1]) + b"\0" * 12 + \
+    struct.pack("=I", 0) + struct.pack("=II", 0xffffffff, 0xffffffff) + \
+    struct.pack("=IIIII", 0, 0, 0, 1000, 12345)
+put("nlreply", "diag-uid1000", nlmsg(20, 0, diag))
+put("nlreply", "diag-short", nlmsg(20, 0, diag[:40]))
+put("nlreply", "done", nlmsg(3, 2, struct.pack("=i", 0)))
