@@ -70,6 +70,7 @@ static const int allow_sanitizer[] = {
 	SCMP_SYS(munlock), SCMP_SYS(mlock), SCMP_SYS(set_robust_list),
 	SCMP_SYS(rseq), SCMP_SYS(set_tid_address), SCMP_SYS(getcwd),
 	SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler),
+	SCMP_SYS(getdents),
 };
 #endif
 
