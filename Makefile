@@ -140,6 +140,7 @@ bench: deps all
 # FUZZ_MERGE=1 merges new coverage into tests/fuzz/corpus; FUZZ_TARGETS
 # picks targets (default all). See tests/fuzz/README.md.
 fuzz:
+	@bash scripts/deps.sh fuzz
 	@PLATEAU=$(or $(FUZZ_PLATEAU),0) MERGE=$(or $(FUZZ_MERGE),0) \
 	  bash tests/fuzz/libfuzzer.sh $(or $(FUZZ_SECONDS),60) $(FUZZ_TARGETS)
 

@@ -8,6 +8,8 @@ pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-d
 	libjansson-dev containernetworking-plugins)
 # "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
 [ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
+# "deps.sh fuzz": clang and its libFuzzer runtime, for make fuzz.
+[ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
