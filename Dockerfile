@@ -15,7 +15,8 @@ ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      gcc make libc6-dev libssl-dev libmnl-dev libnftnl-dev libjansson-dev ca-certificates \
+      gcc make libc6-dev libssl-dev libmnl-dev libnftnl-dev libjansson-dev libseccomp-dev \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./
