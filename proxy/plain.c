@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
+#include "route.h"
 #include "sock.h"
 
 enum plain_state {
@@ -359,7 +360,7 @@ plain_owns_addr(const struct plain *pl, const struct sockaddr *sa)
 	const struct plain_req *r;
 
 	for (r = pl->reqs; r != NULL; r = r->next)
-		if (r->state == PL_UDP && sock_addr_equal((const struct sockaddr *)
+		if (r->state == PL_UDP && route_addr_equal((const struct sockaddr *)
 		    &r->local, sa))
 			return true;
 	return false;

@@ -115,25 +115,3 @@ sock_orig_dst(int fd, int family, struct sockaddr_storage *out,
 	*outlen = l;
 	return 0;
 }
-
-bool
-sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)a;
-		const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)b;
-
-		return x->sin_port == y->sin_port &&
-		    x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)(const void *)a;
-		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)(const void *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-	}
-	return false;
-}

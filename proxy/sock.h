@@ -25,8 +25,6 @@ void	sock_addr_text(const struct sockaddr *addr, char *out, size_t cap);
  * the connection was not redirected). */
 int	sock_orig_dst(int fd, int family, struct sockaddr_storage *out,
 	    socklen_t *outlen);
-/* True if both are the same family, address and port. */
-bool	sock_addr_equal(const struct sockaddr *, const struct sockaddr *);
 /* True if errno-style err (negative) means "try later". */
 bool	sock_again(int err);
 
