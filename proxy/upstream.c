@@ -615,6 +615,15 @@ upstream_pick_conn(struct upstream *u, bool probe, int *err)
 			opening = true;
 		if (c->state == UP_DRAINING || idmap_full(c->ids))
 			continue;
+		/*
+		 * A ready connection whose write for this wake-up is already
+		 * queued takes the query too: the wake-up's queries then go
+		 * in one TLS record and one write, which costs both ends less
+		 * than a record per connection. Load still spreads, since the
+		 * first query of each wake-up picks by the counts below.
+		 */
+		if (c->state == UP_READY && c->flush.queued)
+			return c;
 		if (best == NULL || idmap_count(c->ids) < idmap_count(best->ids) ||
 		    (idmap_count(c->ids) == idmap_count(best->ids) &&
 		    c->state == UP_READY))
