@@ -397,7 +397,8 @@ find_listener(struct sockaddr_in *out)
 }
 
 static int
-env_open(struct env *e, unsigned clients, unsigned pipeline)
+env_open_with(struct env *e, unsigned clients, unsigned pipeline,
+    const char *extra)
 {
 	char nc[16], np[16], idle[16], tmo[16], err[256];
 	struct sockaddr_in sa, *ns;
@@ -408,14 +409,16 @@ env_open(struct env *e, unsigned clients, unsigned pipeline)
 	    (char *)(uintptr_t)"--client-idle-timeout", idle,
 	    (char *)(uintptr_t)"--timeout", tmo,
 	    (char *)(uintptr_t)"--max-clients", nc,
-	    (char *)(uintptr_t)"--max-pipeline", np, NULL };
+	    (char *)(uintptr_t)"--max-pipeline", np,
+	    (char *)(uintptr_t)extra, NULL };
 
 	(void)snprintf(nc, sizeof(nc), "%u", clients);
 	(void)snprintf(np, sizeof(np), "%u", pipeline);
 	(void)snprintf(idle, sizeof(idle), "%u", IDLE_MS);
 	(void)snprintf(tmo, sizeof(tmo), "%u", TIMEOUT_MS);
 	memset(e, 0, sizeof(*e));
-	if (config_parse(&e->cfg, 15, argv, NULL, err, sizeof(err)) != 0) {
+	if (config_parse(&e->cfg, extra != NULL ? 16 : 15, argv, NULL, err,
+	    sizeof(err)) != 0) {
 		printf("# config: %s\n", err);
 		return -1;
 	}
@@ -434,6 +437,12 @@ env_open(struct env *e, unsigned clients, unsigned pipeline)
 	if (fe_tcp_listen(e->fe, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		return -1;
 	return find_listener(&e->addr);
+}
+
+static int
+env_open(struct env *e, unsigned clients, unsigned pipeline)
+{
+	return env_open_with(e, clients, pipeline, NULL);
 }
 
 static void
@@ -475,6 +484,9 @@ test_basic(void)
 	is(st(&e)->accepted, 1, "accepted counted");
 	is(st(&e)->open, 1, "one open");
 	is(fe_tcp_open(e.fe), 1, "fe_tcp_open agrees");
+	is(query_stats(e.qt)->queries_tcp, 1, "the table saw a TCP query");
+	is(query_stats(e.qt)->orig_fallback, 1,
+	    "no original destination (not redirected): resolv.conf's server");
 
 	/* Two in one segment, answered in the reverse order. */
 	resp_reset(true, 0);
@@ -913,6 +925,28 @@ test_stop(void)
 	env_close(&e);
 }
 
+/* Transparent use: the peer's UID comes from sock_diag before any query
+ * goes on; a client running as our own UID is the proxy looping. */
+static void
+test_transparent(void)
+{
+	static struct env e;
+
+	ok(env_open_with(&e, 4, 8, "--transparent") == 0,
+	    "front end in transparent use");
+	resp_reset(false, 0);
+	ok(cli_open(&c1, &e.addr, 0) == 0 && cli_query(&c1, 0x99, "z1.test") == 0,
+	    "a client of our own UID asks");
+	PUMP_UNTIL((cli_poll(&c1), c1.answers == 1));
+	is(c1.answers, 1, "answered");
+	is(c1.rcode[0], 2, "SERVFAIL");
+	is(query_stats(e.qt)->loops, 1, "taken for a forwarding loop (its UID is ours)");
+	is(resp.received, 0, "not forwarded");
+	is(st(&e)->diag_failed, 0, "the lookup did not fail");
+	cli_close(&c1);
+	env_close(&e);
+}
+
 /* The stat table reads the right fields. */
 static void
 test_stat_table(void)
@@ -973,6 +1007,7 @@ main(void)
 	test_slow_reader();
 	test_cap();
 	test_stop();
+	test_transparent();
 	test_stat_table();
 
 	tls_ctx_free(tls);
