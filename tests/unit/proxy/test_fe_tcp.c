@@ -22,6 +22,8 @@
  *   - a client that shuts its side still gets its answers;
  *   - stop: no new connections, idle clients closed at once, busy ones
  *     after their answers (frames already read included);
+ *   - transparent use: the peer's UID from sock_diag, our own UID taken
+ *     for a forwarding loop (answered, never forwarded);
  *   - the counters, and the stat table that exports them.
  */
 #include "proxy/fe_tcp.h"
