@@ -306,6 +306,13 @@ client_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct fe_tcp_client *c = io->arg;
 
+	if ((ev & LOOP_READ) && !(io->events & LOOP_READ)) {
+		/* Not reading, so an error or a hangup (a reset): nothing can
+		 * reach the client now, and level-triggered it would wake the
+		 * loop on every pass until its queries end. */
+		client_close(c);
+		return;
+	}
 	if ((ev & LOOP_READ) && !c->closing)
 		client_read(c);
 	if ((ev & LOOP_WRITE) && !c->closing && client_flush(c) < 0)
