@@ -696,6 +696,45 @@ test_pipeline(void)
 	ok(cli_has(&c1, 0x100) && cli_has(&c1, 0x103) && cli_has(&c1, 0x200),
 	    "each one");
 	cli_close(&c1);
+
+	/* At the bound with a 4096-byte frame waiting, the client resets: the
+	 * reset wakes the front end, which reads the frame (its read buffer is
+	 * then full) and must see the reset: closed at once, not kept (the
+	 * loop woken again and again) until its queries end. */
+	resp_reset(true, 0);
+	n = query_make(m, 0x300, "r1.test");
+	n += query_make(m + n, 0x301, "r2.test");
+	ok(cli_open(&c2, &e.addr, 0) == 0 && send(c2.fd, m, n, 0) == (ssize_t)n,
+	    "two queries: the bound");
+	PUMP_UNTIL(resp.received == 2);
+	{
+		static uint8_t big[2 + 4096];
+		struct linger lg = { 1, 0 };
+		size_t off = 0;
+		ssize_t w;
+
+		(void)query_make(big, 0x302, "r3.test");
+		big[0] = 0x10;		/* the frame says 4096: padded with zeros */
+		big[1] = 0x00;
+		for (i = 0; i < 100 && off < sizeof(big); i++) {
+			w = send(c2.fd, big + off, sizeof(big) - off, 0);
+			if (w > 0)
+				off += (size_t)w;
+			pump(1);
+		}
+		ok(off == sizeof(big), "then a frame of 4096 bytes");
+		pump(5);
+		is(unread_at_server(&c2), (int)sizeof(big),
+		    "it waits in the kernel (reading paused at the bound)");
+		ok(setsockopt(c2.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0,
+		    "the client resets the connection");
+	}
+	cli_close(&c2);
+	pump(5);
+	is(st(&e)->open, 0, "closed at once");
+	for (i = 0; i < 2; i++)
+		resp_answer(i);
+	pump(5);
 	env_close(&e);
 }
 
