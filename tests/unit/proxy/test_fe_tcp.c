@@ -12,7 +12,8 @@
  *     prefix or message does not keep it open;
  *   - bad framing (a zero length, a length above the most we take) closes;
  *   - the per-connection pipeline bound: reading stops at it (the bytes
- *     stay in the kernel) and later queries are taken as answers go;
+ *     stay in the kernel) and later queries are taken as answers go; a
+ *     reset while reading is stopped closes the connection at once;
  *   - a client that stops reading: reading pauses at the write backlog and
  *     resumes when it reads; a backlog that overflows closes it; one that
  *     stays unread while nothing is in flight is closed at the idle timeout;
