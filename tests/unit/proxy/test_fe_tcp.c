@@ -736,6 +736,37 @@ test_pipeline(void)
 	for (i = 0; i < 2; i++)
 		resp_answer(i);
 	pump(5);
+
+	/* Queries the table answers itself (FORMERR, at once) or drops (QR
+	 * set) give their room back: three of each, then a good one, all
+	 * in one write with room for two. */
+	resp_reset(false, 0);
+	n = 0;
+	for (i = 0; i < 3; i++) {
+		uint8_t *h = m + n + 2;		/* the header */
+
+		n += query_make(m + n, (uint16_t)(0x400 + i), "bad.test");
+		h[5] = 0;			/* QDCOUNT 0 */
+	}
+	for (i = 0; i < 3; i++) {
+		uint8_t *h = m + n + 2;
+
+		n += query_make(m + n, (uint16_t)(0x500 + i), "qr.test");
+		h[2] |= 0x80;			/* QR: an answer, dropped */
+	}
+	n += query_make(m + n, 0x600, "ok.test");
+	ok(cli_open(&c3, &e.addr, 0) == 0 && send(c3.fd, m, n, 0) == (ssize_t)n,
+	    "three malformed, three dropped, one good query");
+	PUMP_UNTIL((cli_poll(&c3), c3.answers == 4));
+	pump(5);
+	cli_poll(&c3);
+	is(c3.answers, 4, "three FORMERR and one answer, nothing for the dropped");
+	ok(c3.answers >= 3 && c3.rcode[0] == 1 && c3.rcode[1] == 1 &&
+	    c3.rcode[2] == 1, "FORMERR first");
+	ok(cli_has(&c3, 0x600), "the good one answered: no room was lost");
+	is(resp.received, 1, "only it went to the resolver");
+	ok(!c3.eof && !c3.reset, "the connection stays");
+	cli_close(&c3);
 	env_close(&e);
 }
 
