@@ -186,7 +186,10 @@ client_update(struct fe_tcp_client *c)
 		client_close(c);
 		return;
 	}
-	if (c->pending == 0 && c->tx.len == 0)
+	/* Nothing owed to the client: it has client_idle_ms to do something,
+	 * whether to send a query or to read answers waiting in tx (one that
+	 * never reads must not hold its slot forever). */
+	if (c->pending == 0)
 		loop_timer_set(fe->loop, &c->idle,
 		    loop_now(fe->loop) + fe->cfg->client_idle_ms);
 	else
@@ -198,7 +201,10 @@ client_on_idle(struct loop_timer *t)
 {
 	struct fe_tcp_client *c = t->arg;
 
-	c->fe->stats.closed_idle++;
+	if (c->tx.len > 0)
+		c->fe->stats.closed_slow++;	/* its answers sat unread */
+	else
+		c->fe->stats.closed_idle++;
 	client_close(c);
 }
 
@@ -300,6 +306,13 @@ client_on_io(struct loop_io *io, uint32_t ev)
 {
 	struct fe_tcp_client *c = io->arg;
 
+	if ((ev & LOOP_READ) && !(io->events & LOOP_READ)) {
+		/* Not reading, so an error or a hangup (a reset): nothing can
+		 * reach the client now, and level-triggered it would wake the
+		 * loop on every pass until its queries end. */
+		client_close(c);
+		return;
+	}
 	if ((ev & LOOP_READ) && !c->closing)
 		client_read(c);
 	if ((ev & LOOP_WRITE) && !c->closing && client_flush(c) < 0)
