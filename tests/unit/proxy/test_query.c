@@ -408,7 +408,7 @@ test_answer_timeout_failall(struct tls_ctx *tls)
 	is(sa_srv.queries, base + 2, "two went upstream");
 	query_fail_all(qt);
 	is(ngot, 3, "fail_all: three answers");
-	for (i = 0; i < 3 && i < ngot; i++) {
+	for (i = 0; i < 3; i++) {
 		int k, seen = 0;
 
 		for (k = 0; k < ngot; k++)
@@ -787,6 +787,201 @@ test_cache(struct tls_ctx *tls)
 	endtable(qt);
 }
 
+/* A UDP resolver on 127.0.0.1 for the local-zone path. */
+static int
+udp_resolver(struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*sl = sizeof(*sin);
+	if (fd == -1 || bind(fd, (struct sockaddr *)sin, sizeof(*sin)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)sin, sl) != 0)
+		return -1;
+	return fd;
+}
+
+/* One datagram from fd, if any: its length (0: none), the sender. */
+static size_t
+udp_take(int fd, uint8_t *buf, size_t cap, struct sockaddr_storage *from,
+    socklen_t *fl)
+{
+	ssize_t n;
+
+	*fl = sizeof(*from);
+	n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, fl);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * Local zones go in plain DNS to the client's original resolver, or to
+ * resolv.conf's first nameserver when that is unknown; never to the DoT
+ * upstream. No answer: one SERVFAIL at the deadline.
+ */
+static void
+test_local(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--local-zone", "corp.test", "--cache-size", "0", NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	struct query_origin o;
+	struct sockaddr_storage ra, rb, from;
+	socklen_t ral, rbl, fl;
+	uint8_t q[512], buf[2048], a[2048];
+	size_t n, k, qe;
+	uint64_t t0;
+	int fa = udp_resolver(&ra, &ral), fb = udp_resolver(&rb, &rbl);
+	int base = sa_srv.queries, i;
+
+	ok(fa != -1 && fb != -1, "two UDP resolvers on loopback");
+	memcpy(&rc.ns[0], &rb, rbl);
+	rc.ns_len[0] = rbl;
+	rc.nns = 1;
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table with a local zone");
+	if (qt == NULL || fa == -1 || fb == -1)
+		goto out;
+
+	/* The original destination known: there. */
+	n = mkq(q, 0xd001, "Svc.Corp.Test", DNS_TYPE_A, true);
+	qe = qend(q, n);
+	o = origin(20);
+	memcpy(&o.orig, &ra, ral);
+	o.orig_len = ral;
+	is(query_submit(qt, q, n, &o), 0, "local-zone query taken");
+	k = 0;
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fa, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "the original resolver got it in plain DNS");
+	if (k > 12) {
+		size_t m = mka(a, buf, k, 30, true);
+
+		ok(sendto(fa, a, m, 0, (struct sockaddr *)&from, fl) ==
+		    (ssize_t)m, "it answers");
+	}
+	PUMP_UNTIL(ngot > 0);
+	is(ngot, 1, "the client gets one answer");
+	is(id_of(got[0].msg), 0xd001, "its ID");
+	is(rcode_of(&got[0]), DNS_RCODE_NOERROR, "NOERROR");
+	is_mem(got[0].msg + 12, q + 12, qe - 12, "its case");
+	is(query_stats(qt)->orig_known, 1, "sent to the original destination");
+	is(udp_take(fb, buf, sizeof(buf), &from, &fl), 0, "not to resolv.conf's");
+
+	/* Unknown: resolv.conf's nameserver, which stays silent. */
+	ngot = 0;
+	t0 = fake_now;
+	n = mkq(q, 0xd002, "db.corp.test", DNS_TYPE_A, false);
+	is(submit(qt, 21, q, n), 0, "local-zone query, destination unknown");
+	k = 0;
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fb, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "resolv.conf's nameserver got it");
+	is(query_stats(qt)->orig_fallback, 1, "counted as a fallback");
+	at(t0 + 999);
+	pump(5);
+	is(ngot, 0, "nothing before the timeout");
+	at(t0 + 1000);
+	pump(5);
+	is(ngot, 1, "at the timeout: one answer");
+	is(rcode_of(&got[0]), DNS_RCODE_SERVFAIL, "a SERVFAIL");
+	is(id_of(got[0].msg), 0xd002, "with the client's ID");
+	is(query_inflight(qt), 0, "nothing left in flight");
+	pump(10);
+	is(sa_srv.queries, base, "the DoT upstream saw none of it");
+out:
+	if (qt != NULL)
+		endtable(qt);
+	memset(&rc, 0, sizeof(rc));
+	if (fa != -1)
+		close(fa);
+	if (fb != -1)
+		close(fb);
+}
+
+/*
+ * Error answers without a question (REFUSED here) answer the client at
+ * once with that RCODE and its own question; a big answer is cut to a
+ * UDP client's 512 bytes with TC and given whole over TCP.
+ */
+static void
+test_refused_and_size(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--cache-size", "0", NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	struct query_origin o;
+	uint8_t q[512], a[4096];
+	size_t n, qe, k;
+	int base = sa_srv.queries, i;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table for error answers and sizes");
+	if (qt == NULL)
+		return;
+	n = mkq(q, 0xe001, "Refused.test", DNS_TYPE_A, true);
+	qe = qend(q, n);
+	is(submit(qt, 30, q, n), 0, "query taken");
+	PUMP_UNTIL(sa_srv.queries > base);
+	{
+		uint8_t r[12] = { 0 };
+
+		memcpy(r, sa_srv.q[base].msg, 2);
+		r[2] = 0x81;
+		r[3] = 0x80 | DNS_RCODE_REFUSED;
+		is(dotsrv_send(&sa_srv, sa_srv.q[base].conn, r, sizeof(r)), 0,
+		    "REFUSED with no question");
+	}
+	PUMP_UNTIL(ngot > 0);
+	is(ngot, 1, "one answer, before any timeout");
+	is(rcode_of(&got[0]), DNS_RCODE_REFUSED, "REFUSED");
+	is(id_of(got[0].msg), 0xe001, "the client's ID");
+	is(got[0].msg[5], 1, "with the client's question");
+	is_mem(got[0].msg + 12, q + 12, qe - 12, "as the client wrote it");
+
+	/* 40 A records: 12 + 15 + 40 * 16 bytes, more than 512. */
+	ngot = 0;
+	base = sa_srv.queries;
+	n = mkq(q, 0xe002, "big.test", DNS_TYPE_A, false);
+	is(submit(qt, 31, q, n), 0, "UDP query, no EDNS");
+	o = origin(32);
+	o.tcp = true;
+	n = mkq(q, 0xe003, "big.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "the same over TCP (coalesced)");
+	PUMP_UNTIL(sa_srv.queries > base);
+	k = mka(a, sa_srv.q[base].msg, sa_srv.q[base].len, 60, false);
+	for (i = 1; i < 40; i++) {
+		memcpy(a + k, a + k - 16, 16);
+		a[k + 15] = (uint8_t)(i + 1);
+		k += 16;
+	}
+	a[7] = 40;
+	is(dotsrv_send(&sa_srv, sa_srv.q[base].conn, a, k), 0, "a 667-byte answer");
+	PUMP_UNTIL(ngot >= 2);
+	is(ngot, 2, "both answered");
+	for (i = 0; i < ngot && i < 2; i++) {
+		if (got[i].client == 31) {
+			ok(got[i].len <= 512, "UDP: at most 512 bytes");
+			ok(got[i].msg[2] & 0x02, "UDP: TC set");
+			is(id_of(got[i].msg), 0xe002, "UDP: its ID");
+		} else {
+			is(got[i].len, k, "TCP: the whole answer");
+			ok(!(got[i].msg[2] & 0x02), "TCP: no TC");
+			is(id_of(got[i].msg), 0xe003, "TCP: its ID");
+		}
+	}
+	is(query_stats(qt)->truncated, 1, "one truncation counted");
+	endtable(qt);
+}
+
 int
 main(void)
 {
@@ -821,6 +1016,8 @@ main(void)
 	test_avoid(tls);
 	test_reload(tls);
 	test_cache(tls);
+	test_local(tls);
+	test_refused_and_size(tls);
 
 	tls_ctx_free(tls);
 	dotsrv_close(&sa_srv);
