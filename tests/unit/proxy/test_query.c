@@ -153,8 +153,11 @@ qend(const uint8_t *m, size_t len)
 
 /*
  * The upstream's answer to query q: its ID, its question lower-cased, one
- * A record (192.0.2.1, ttl) pointing at the question name, and OPT when
- * opt. Returns the length.
+ * A record (203.0.113.1, ttl) pointing at the question name, and OPT when
+ * opt. Returns the length. Not 192.0.2.1: its first two bytes look like
+ * a pointer into the header, where the cache's check for names running
+ * through TTLs reads the random wire ID, so such an answer is cached or
+ * not by chance.
  */
 static size_t
 mka(uint8_t *out, const uint8_t *q, size_t qlen, uint32_t ttl, bool opt)
@@ -187,9 +190,9 @@ mka(uint8_t *out, const uint8_t *q, size_t qlen, uint32_t ttl, bool opt)
 	out[n++] = (uint8_t)ttl;
 	out[n++] = 0;
 	out[n++] = 4;
-	out[n++] = 192;
+	out[n++] = 203;
 	out[n++] = 0;
-	out[n++] = 2;
+	out[n++] = 113;
 	out[n++] = 1;
 	if (opt) {
 		memcpy(out + n, o, sizeof(o));
