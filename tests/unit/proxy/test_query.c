@@ -390,6 +390,9 @@ test_answer_timeout_failall(struct tls_ctx *tls)
 	is(id_of(got[0].msg), 0x5678, "with the client's ID");
 	is(query_inflight(qt), 0, "nothing left in flight");
 	is(query_stats(qt)->timeouts, 1, "counted as a timeout");
+	pump(20);
+	is(sa_srv.queries, 2, "not sent again when the connection is "
+	    "declared dead at the deadline");
 	at(t0 + 5000);
 	pump(10);
 	is(ngot, 1, "and nothing more later");
