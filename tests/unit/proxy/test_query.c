@@ -6,7 +6,8 @@
  * No namespace, no sleep: timeouts happen when the test moves the clock.
  * What is checked:
  *   - an answer is delivered once, with the client's ID and question case;
- *   - no answer: one SERVFAIL at the deadline, nothing left in flight;
+ *   - no answer: one SERVFAIL at the deadline, nothing left in flight, and
+ *     no resend when the pool declares the connection dead at that moment;
  *   - retry on the other upstream after a refusal; a query is not sent
  *     again to an upstream that already failed it;
  *   - across a reload, the retired pool's upstream numbers are not applied
@@ -15,7 +16,14 @@
  *     rewritten, and the client still gets its answer;
  *   - coalescing of identical questions, and its cap of 64 waiters;
  *   - the cache: a hit, expiry, and a stale answer at the client-response
- *     timeout while the refresh goes on;
+ *     timeout while the refresh goes on; prefetch; an upstream SERVFAIL
+ *     and a deadline answered from the expired entry (waiters included);
+ *     failures cached; a reload to other upstreams empties the cache and
+ *     the old pool's late answer is not cached;
+ *   - the local-zone path: plain DNS to the original resolver or to
+ *     resolv.conf's, never to the DoT upstream; SERVFAIL at the deadline;
+ *   - a REFUSED without a question answers at once; a big answer is cut
+ *     to 512 bytes with TC for UDP and whole over TCP;
  *   - query_fail_all answers everything in flight with SERVFAIL.
  */
 #include "proxy/query.h"
@@ -988,6 +996,193 @@ test_refused_and_size(struct tls_ctx *tls)
 	endtable(qt);
 }
 
+/* Server s answers the k-th query it read with SERVFAIL (question kept). */
+static int
+answer_servfail(struct dotsrv *s, int k)
+{
+	uint8_t a[DOTSRV_QLEN];
+	size_t qe = qend(s->q[k].msg, s->q[k].len);
+
+	memcpy(a, s->q[k].msg, qe);
+	a[2] = 0x81;
+	a[3] = 0x80 | DNS_RCODE_SERVFAIL;
+	memset(a + 6, 0, 6);
+	return dotsrv_send(s, s->q[k].conn, a, qe);
+}
+
+/* Submits name from client, returns the index of the new delivery or -1
+ * when nothing was delivered at once. */
+static int
+ask(struct query_table *qt, unsigned client, uint16_t id, const char *name)
+{
+	uint8_t q[512];
+	size_t n = mkq(q, id, name, DNS_TYPE_A, true);
+	int before = ngot;
+
+	if (submit(qt, client, q, n) != 0)
+		return -2;
+	return ngot > before ? ngot - 1 : -1;
+}
+
+/*
+ * More of the cache at the table level, the client-response timer off
+ * (--cache-client-timeout above --timeout) so each path stands alone:
+ * prefetch in the last tenth of a TTL; an upstream SERVFAIL answered from
+ * the expired entry, and later queries answered from it at once while the
+ * failure is remembered; a leader and its waiter answered from the expired
+ * entry at the deadline; a failure without data cached as SERVFAIL; a
+ * reload to other upstreams empties the cache, and an answer from the old
+ * pool is delivered but not cached.
+ */
+static void
+test_cache_paths(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--cache-size", "100", "--cache-client-timeout", "5000",
+	    "--cache-servfail-ttl", "5", NULL };
+	const char *extra2[] = { "--upstream", upname(sb_srv.port),
+	    "--cache-size", "100", "--cache-client-timeout", "5000",
+	    "--cache-servfail-ttl", "5", NULL };
+	static struct config cfg, cfg2;
+	struct query_table *qt;
+	struct tls_ctx *tls2;
+	char err[256];
+	uint64_t t0;
+	int base = sa_srv.queries, g, i, bq;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table: cache on, client-response timer off");
+	if (qt == NULL)
+		return;
+
+	/* Prefetch. */
+	t0 = fake_now;
+	is(ask(qt, 40, 0x9001, "pre.test"), -1, "pre.test goes upstream");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer(&sa_srv, base, 100);
+	PUMP_UNTIL(ngot > 0);
+	is(ngot, 1, "answered, TTL 100");
+	at(t0 + 95000);
+	g = ask(qt, 41, 0x9002, "pre.test");
+	ok(g >= 0, "5 s before expiry: answered at once");
+	if (g >= 0)
+		is(ttl_of(&got[g]), 5, "from the cache, TTL 5");
+	is(query_stats(qt)->cache_prefetch, 1, "and a refresh started");
+	is(query_inflight(qt), 1, "in the background");
+	PUMP_UNTIL(sa_srv.queries > base + 1);
+	is(sa_srv.queries, base + 2, "the refresh went upstream");
+	(void)answer(&sa_srv, base + 1, 300);
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	pump(5);
+	is(ngot, 2, "the refresh answers no client");
+	g = ask(qt, 42, 0x9003, "pre.test");
+	ok(g >= 0, "next query answered at once");
+	if (g >= 0)
+		is(ttl_of(&got[g]), 300, "from the refreshed entry");
+
+	/* Expired; the upstream answers SERVFAIL: the stale entry instead. */
+	at(t0 + 95000 + 301000);
+	pump(2);
+	is(ask(qt, 43, 0x9004, "pre.test"), -1, "after expiry: upstream");
+	PUMP_UNTIL(sa_srv.queries > base + 2);
+	is(answer_servfail(&sa_srv, base + 2), 0, "which answers SERVFAIL");
+	PUMP_UNTIL(ngot > 3);
+	is(ngot, 4, "one answer");
+	is(rcode_of(&got[3]), DNS_RCODE_NOERROR, "not the SERVFAIL");
+	is(ttl_of(&got[3]), 30, "the stale entry, TTL 30");
+	is(id_of(got[3].msg), 0x9004, "with the client's ID");
+	g = ask(qt, 44, 0x9005, "pre.test");
+	ok(g >= 0, "while the failure is remembered: stale at once");
+	if (g >= 0)
+		is(ttl_of(&got[g]), 30, "TTL 30");
+	pump(10);
+	is(sa_srv.queries, base + 3, "without asking the upstream");
+
+	/* A leader and its waiter, the upstream silent: stale at the
+	 * deadline for both. */
+	t0 = fake_now;
+	is(ask(qt, 45, 0x9006, "st.test"), -1, "st.test goes upstream");
+	PUMP_UNTIL(sa_srv.queries > base + 3);
+	(void)answer(&sa_srv, base + 3, 10);
+	PUMP_UNTIL(ngot > 5);
+	is(ngot, 6, "answered, TTL 10");
+	at(t0 + 11000);
+	pump(2);
+	is(ask(qt, 46, 0x9007, "st.test"), -1, "expired: upstream");
+	is(ask(qt, 47, 0x9008, "st.test"), -1, "an identical one joins it");
+	PUMP_UNTIL(sa_srv.queries > base + 4);
+	at(t0 + 11999);
+	pump(5);
+	is(ngot, 6, "nothing before the deadline");
+	at(t0 + 12000);
+	pump(5);
+	is(ngot, 8, "at the deadline: both answered");
+	for (i = 6; i < 8 && i < ngot; i++) {
+		is(rcode_of(&got[i]), DNS_RCODE_NOERROR, "client %u: NOERROR",
+		    got[i].client);
+		is(ttl_of(&got[i]), 30, "client %u: the stale entry",
+		    got[i].client);
+		is(id_of(got[i].msg), got[i].client == 46 ? 0x9007 : 0x9008,
+		    "client %u: its ID", got[i].client);
+	}
+	is(query_inflight(qt), 0, "nothing left in flight");
+
+	/* No data at all: the failure is cached as SERVFAIL for 5 s. */
+	t0 = fake_now;
+	bq = sa_srv.queries;
+	is(ask(qt, 48, 0x900a, "fail.test"), -1, "fail.test goes upstream");
+	PUMP_UNTIL(sa_srv.queries > bq);
+	at(t0 + 1000);
+	pump(5);
+	is(ngot, 9, "SERVFAIL at the deadline");
+	is(rcode_of(&got[8]), DNS_RCODE_SERVFAIL, "SERVFAIL");
+	at(t0 + 3000);
+	g = ask(qt, 49, 0x900b, "fail.test");
+	ok(g >= 0, "2 s later: answered at once");
+	if (g >= 0)
+		is(rcode_of(&got[g]), DNS_RCODE_SERVFAIL, "SERVFAIL from the cache");
+	pump(10);
+	is(sa_srv.queries, bq + 1, "without asking the upstream");
+	at(t0 + 6100);
+	pump(2);
+	is(ask(qt, 50, 0x900c, "fail.test"), -1, "after 5 s: upstream again");
+	PUMP_UNTIL(sa_srv.queries > bq + 1);
+	is(sa_srv.queries, bq + 2, "it asked");
+	(void)answer(&sa_srv, bq + 1, 60);
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	is(ngot, 11, "answered");
+
+	/* A reload to another upstream while r.test is in flight. */
+	bq = sa_srv.queries;
+	is(ask(qt, 51, 0x900d, "r.test"), -1, "r.test goes upstream");
+	PUMP_UNTIL(sa_srv.queries > bq);
+	tls2 = tls_ctx_new(ca, err, sizeof(err));
+	ok(tls2 != NULL && mkcfg(&cfg2, extra2) == 0 &&
+	    query_swap_upstreams(qt, tls2, &cfg2) == 0,
+	    "reload: another upstream");
+	(void)answer(&sa_srv, bq, 60);
+	PUMP_UNTIL(ngot > 11);
+	is(ngot, 12, "the old pool's answer is delivered");
+	is(id_of(got[11].msg), 0x900d, "to its client");
+	{
+		int sbq = sb_srv.queries;
+
+		is(ask(qt, 52, 0x900e, "r.test"), -1,
+		    "but not cached: the next r.test goes upstream");
+		is(ask(qt, 53, 0x900f, "fail.test"), -1,
+		    "and the cache was emptied");
+		PUMP_UNTIL(sb_srv.queries >= sbq + 2);
+		is(sb_srv.queries, sbq + 2, "both to the new upstream");
+		is(sa_srv.queries, bq + 1, "none to the old one");
+		(void)answer(&sb_srv, sbq, 60);
+		(void)answer(&sb_srv, sbq + 1, 60);
+		PUMP_UNTIL(ngot >= 14);
+		is(ngot, 14, "both answered");
+	}
+	is(query_inflight(qt), 0, "nothing left in flight");
+	endtable(qt);
+}
+
 int
 main(void)
 {
@@ -1022,6 +1217,7 @@ main(void)
 	test_avoid(tls);
 	test_reload(tls);
 	test_cache(tls);
+	test_cache_paths(tls);
 	test_local(tls);
 	test_refused_and_size(tls);
 
