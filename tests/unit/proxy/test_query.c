@@ -1160,24 +1160,30 @@ test_cache_paths(struct tls_ctx *tls)
 	ok(tls2 != NULL && mkcfg(&cfg2, extra2) == 0 &&
 	    query_swap_upstreams(qt, tls2, &cfg2) == 0,
 	    "reload: another upstream");
-	(void)answer(&sa_srv, bq, 60);
-	PUMP_UNTIL(ngot > 11);
-	is(ngot, 12, "the old pool's answer is delivered");
-	is(id_of(got[11].msg), 0x900d, "to its client");
 	{
 		int sbq = sb_srv.queries;
 
+		is(ask(qt, 54, 0x9010, "r.test"), -1, "r.test again");
+		PUMP_UNTIL(sb_srv.queries > sbq);
+		is(sb_srv.queries, sbq + 1, "it does not join the query sent "
+		    "to the old upstream: it goes to the new one");
+		(void)answer(&sa_srv, bq, 60);
+		PUMP_UNTIL(ngot > 11);
+		is(ngot, 12, "the old pool's answer is delivered");
+		is(id_of(got[11].msg), 0x900d, "to its client only");
 		is(ask(qt, 52, 0x900e, "r.test"), -1,
-		    "but not cached: the next r.test goes upstream");
+		    "but not cached: r.test is not answered at once");
 		is(ask(qt, 53, 0x900f, "fail.test"), -1,
-		    "and the cache was emptied");
+		    "and the cache was emptied: neither is fail.test");
 		PUMP_UNTIL(sb_srv.queries >= sbq + 2);
-		is(sb_srv.queries, sbq + 2, "both to the new upstream");
-		is(sa_srv.queries, bq + 1, "none to the old one");
+		pump(10);
+		is(sb_srv.queries, sbq + 2, "which goes to the new upstream "
+		    "(the second r.test joined the first)");
+		is(sa_srv.queries, bq + 1, "nothing more to the old one");
 		(void)answer(&sb_srv, sbq, 60);
 		(void)answer(&sb_srv, sbq + 1, 60);
-		PUMP_UNTIL(ngot >= 14);
-		is(ngot, 14, "both answered");
+		PUMP_UNTIL(ngot >= 15);
+		is(ngot, 15, "all three answered");
 	}
 	is(query_inflight(qt), 0, "nothing left in flight");
 	endtable(qt);
