@@ -83,7 +83,9 @@ $(BUILD)/dotproxy-init: $(INIT_OBJS)
 $(BUILD)/dotproxy-cni: $(CNI_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o $(PROXY_LIB)
+# The unit tests' in-process DoT server (tests/unit/proxy/dotsrv.c).
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o \
+    $(BUILD)/tests/unit/proxy/dotsrv.o $(PROXY_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PROXY_LIBS)
 

@@ -1063,6 +1063,13 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 		q->tried_pool = qt->pool;
 	} else if (failed && up < 32)
 		q->tried |= 1u << up;
+	if (loop_now(qt->loop) >= q->start_ms + qt->cfg->timeout_ms) {
+		/* The pool's dead-peer timer ran out with our deadline: no
+		 * time is left for another try, do not send it again. */
+		qt->stats.timeouts++;
+		q_fail(q);
+		return;
+	}
 	if (++q->attempts >= Q_MAX_ATTEMPTS ||
 	    up_send(qt->pool, h, q->up_msg, q->up_len, q->tried) < 0)
 		q_fail(q);

@@ -21,19 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/errors.h"
 #include "proxy/log.h"
 #include "proxy/loop.h"
 #include "proxy/tls.h"
+#include "tests/unit/proxy/dotsrv.h"
 #include "tests/unit/tap.h"
 
 static uint64_t fake_now;
@@ -71,120 +65,10 @@ on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 	fail_handle = h;
 }
 
-/* The test's TLS server: one connection at a time. */
-struct srv {
-	int		 lfd, fd;
-	SSL_CTX		*ctx;
-	SSL		*ssl;
-	bool		 up;		/* handshake done */
-	uint8_t		 in[4096];
-	size_t		 inlen;
-	uint16_t	 last_id;
-	int		 queries;
-};
-
-static int
-make_cert(const char *dir, EVP_PKEY **keyp, X509 **certp, char *ca_path,
-    size_t cap)
-{
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	X509_NAME *n;
-	X509_EXTENSION *ext;
-	X509V3_CTX v3;
-	FILE *f;
-
-	if (key == NULL || x == NULL)
-		return -1;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	X509_set_pubkey(x, key);
-	n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"up.test", -1, -1, 0);
-	X509_set_issuer_name(x, n);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:up.test");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (X509_sign(x, key, EVP_sha256()) == 0)
-		return -1;
-	(void)snprintf(ca_path, cap, "%s/ca.pem", dir);
-	if ((f = fopen(ca_path, "w")) == NULL)
-		return -1;
-	PEM_write_X509(f, x);
-	fclose(f);
-	*keyp = key;
-	*certp = x;
-	return 0;
-}
-
-static int
-srv_open(struct srv *s, EVP_PKEY *key, X509 *cert, uint16_t *port)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
-	s->ctx = SSL_CTX_new(TLS_server_method());
-	if (s->ctx == NULL || SSL_CTX_use_certificate(s->ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey(s->ctx, key) != 1)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	if (s->lfd == -1 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(s->lfd, 4) || getsockname(s->lfd, (struct sockaddr *)&sa, &sl))
-		return -1;
-	*port = ntohs(sa.sin_port);
-	return 0;
-}
-
-/* One step of the server: accept, handshake, read whole queries. */
-static void
-srv_step(struct srv *s)
-{
-	int n;
-
-	if (s->fd == -1) {
-		s->fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK);
-		if (s->fd == -1)
-			return;
-		s->ssl = SSL_new(s->ctx);
-		SSL_set_fd(s->ssl, s->fd);
-		SSL_set_accept_state(s->ssl);
-	}
-	if (!s->up) {
-		if (SSL_do_handshake(s->ssl) == 1)
-			s->up = true;
-		return;
-	}
-	n = SSL_read(s->ssl, s->in + s->inlen, (int)(sizeof(s->in) - s->inlen));
-	if (n > 0)
-		s->inlen += (size_t)n;
-	while (s->inlen >= 2) {
-		size_t fl = (size_t)s->in[0] << 8 | s->in[1];
-
-		if (s->inlen < 2 + fl)
-			break;
-		s->last_id = (uint16_t)(s->in[2] << 8 | s->in[3]);
-		s->queries++;
-		memmove(s->in, s->in + 2 + fl, s->inlen - 2 - fl);
-		s->inlen -= 2 + fl;
-	}
-}
-
 /* Sends an answer with the last query's ID (its content does not matter
  * to the pool: the test's on_answer judges it). */
 static void
-srv_answer(struct srv *s)
+srv_answer(struct dotsrv *s)
 {
 	uint8_t m[2 + 12] = { 0, 12 };
 
@@ -192,29 +76,19 @@ srv_answer(struct srv *s)
 	m[3] = (uint8_t)s->last_id;
 	m[4] = 0x81;
 	m[5] = 0x80;
-	(void)SSL_write(s->ssl, m, sizeof(m));
-}
-
-static void
-srv_close(struct srv *s)
-{
-	SSL_free(s->ssl);
-	if (s->fd != -1)
-		close(s->fd);
-	close(s->lfd);
-	SSL_CTX_free(s->ctx);
+	(void)dotsrv_send(s, s->last_conn, m + 2, sizeof(m) - 2);
 }
 
 /* Loop passes and server steps, the fake clock standing still. */
 static void
-pump(struct loop *l, struct srv *s, int n)
+pump(struct loop *l, struct dotsrv *s, int n)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
 		(void)loop_run_once(l, 1);
 		if (s != NULL)
-			srv_step(s);
+			dotsrv_step(s);
 	}
 }
 
@@ -255,18 +129,17 @@ main(void)
 	struct tls_ctx *tls;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
-	struct srv s;
+	static struct dotsrv s;
 	struct loop *l;
-	uint16_t port;
 	int i;
 
 	log_setup(LOG_LVL_ERROR, LOG_FMT_TEXT);
 	fake_now = 10000;
 	l = loop_new(clock_fn, NULL);
 	loop_update_now(l);
-	ok(mkdtemp(dir) != NULL && make_cert(dir, &key, &cert, ca, sizeof(ca)) == 0,
+	ok(mkdtemp(dir) != NULL && dotsrv_cert(dir, &key, &cert, ca, sizeof(ca)) == 0,
 	    "a throw-away CA and certificate for up.test");
-	ok(srv_open(&s, key, cert, &port) == 0, "a TLS server on loopback");
+	ok(dotsrv_open(&s, key, cert) == 0, "a TLS server on loopback");
 	tls = tls_ctx_new(ca, err, sizeof(err));
 	ok(tls != NULL, "client TLS context with that CA");
 
@@ -281,7 +154,7 @@ main(void)
 	up_pool_free(p2);
 	fails = 0;
 
-	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", port);
+	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", s.port);
 	p = pool_for(l, tls, &cfg, up, ca, &cb);
 	ok(p != NULL, "pool for the test server");
 	is(up_send(p, 42, q, sizeof(q), 0), 0, "query sent to upstream 0");
@@ -314,10 +187,10 @@ main(void)
 
 	/* A fresh connection; an accepted answer, then a duplicate. */
 	answer_rc = 0;
-	srv_close(&s);
-	ok(srv_open(&s, key, cert, &port) == 0, "server again");
+	dotsrv_close(&s);
+	ok(dotsrv_open(&s, key, cert) == 0, "server again");
 	up_pool_free(p);
-	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", port);
+	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", s.port);
 	p = pool_for(l, tls, &cfg, up, ca, &cb);
 	is(up_send(p, 43, q, sizeof(q), 0), 0, "query sent");
 	for (i = 0; i < 400 && s.queries == 0; i++)
@@ -333,7 +206,7 @@ main(void)
 	is(up_pool_stats(p, 0)->mismatched, 1, "it is counted as a stray");
 
 	up_pool_free(p);
-	srv_close(&s);
+	dotsrv_close(&s);
 	tls_ctx_free(tls);
 	loop_free(l);
 	X509_free(cert);
