@@ -445,7 +445,11 @@ ttl_in_names(const uint8_t *m, size_t len, size_t from, const uint16_t *offs,
 			continue;
 		pos = (size_t)(m[i] & 0x3f) << 8 | m[i + 1];
 		hops = 0;
-		while (pos < len) {
+		/* The parser takes no pointer into the header: a pair that
+		 * points there is rdata, not a name, and the header's ID
+		 * bytes read as labels would make keeping the answer depend
+		 * on the upstream's random ID. */
+		while (pos >= DNS_HDR_LEN && pos < len) {
 			if (budget-- == 0)
 				return true;
 			b = m[pos];

@@ -461,6 +461,34 @@ test_bounds(void)
 	ok(cache_new(&p) == NULL, "size 0: no cache");
 }
 
+/*
+ * Record data that reads as a pointer into the header (an A record for
+ * 192.0.x.x starts with 0xc0 0x00..0x0b) is no name: the walk that looks
+ * for names through TTL fields must not read the wire ID as labels, or
+ * whether an answer is kept depends on the upstream's random ID.
+ */
+static void
+test_header_pointer(void)
+{
+	struct cache_params p = params();
+	struct cache *c = cache_new(&p);
+	struct cache_key k;
+	struct msg m;
+	unsigned id, refused = 0;
+
+	key(&k, "hdr.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "hdr.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 300, 1);
+	for (id = 0; id < 65536; id++) {
+		m.b[0] = (uint8_t)(id >> 8);
+		m.b[1] = (uint8_t)id;
+		if (insert(c, &k, &m, 0) != 0)
+			refused++;
+	}
+	is(refused, 0, "an A record for 192.0.2.1 is kept whatever the wire ID");
+	cache_free(c);
+}
+
 int
 main(void)
 {
@@ -471,5 +499,6 @@ main(void)
 	test_never();
 	test_failure();
 	test_bounds();
+	test_header_pointer();
 	return tap_done();
 }
