@@ -7,7 +7,9 @@
  *   - answers the query layer rejects (wrong question) are no sign of life:
  *     a connection that only sends those is declared dead after a timeout
  *     and its query handed back (on_fail);
- *   - an accepted answer is delivered once, and a duplicate is not.
+ *   - an accepted answer is delivered once, and a duplicate is not;
+ *   - the queries of one wake-up go on one connection (one write, one TLS
+ *     record), and the next wake-up's go to the least busy one.
  */
 #include "proxy/upstream.h"
 
@@ -79,6 +81,20 @@ srv_answer(struct dotsrv *s)
 	(void)dotsrv_send(s, s->last_conn, m + 2, sizeof(m) - 2);
 }
 
+/* Answers queries [from, s->queries) on the connection each came on. */
+static void
+srv_answer_all(struct dotsrv *s, int from)
+{
+	uint8_t m[12] = { 0, 0, 0x81, 0x80 };
+	int i;
+
+	for (i = from; i < s->queries; i++) {
+		m[0] = s->q[i].msg[0];
+		m[1] = s->q[i].msg[1];
+		(void)dotsrv_send(s, s->q[i].conn, m, sizeof(m));
+	}
+}
+
 /* Loop passes and server steps, the fake clock standing still. */
 static void
 pump(struct loop *l, struct dotsrv *s, int n)
@@ -101,14 +117,15 @@ at(struct loop *l, uint64_t t)
 
 static struct up_pool *
 pool_for(struct loop *l, struct tls_ctx *tls, struct config *cfg,
-    const char *up, const char *ca, const struct up_callbacks *cb)
+    const char *up, const char *ca, const char *conns,
+    const struct up_callbacks *cb)
 {
 	char err[256];
 	char *argv[] = { (char *)(uintptr_t)"dotproxy",
 	    (char *)(uintptr_t)"--upstream", (char *)(uintptr_t)up,
 	    (char *)(uintptr_t)"--ca-file", (char *)(uintptr_t)ca,
 	    (char *)(uintptr_t)"--timeout", (char *)(uintptr_t)"1000",
-	    (char *)(uintptr_t)"--connections", (char *)(uintptr_t)"1", NULL };
+	    (char *)(uintptr_t)"--connections", (char *)(uintptr_t)conns, NULL };
 
 	if (config_parse(cfg, 9, argv, NULL, err, sizeof(err)) != 0) {
 		printf("# config: %s\n", err);
@@ -124,14 +141,14 @@ main(void)
 	    1, 'a', 0, 0, 1, 0, 1 };
 	struct up_callbacks cb = { on_answer, on_fail, NULL };
 	char dir[] = "/tmp/dotproxy-test-up.XXXXXX", ca[300], up[64], err[256];
-	static struct config cfg, cfg2;
+	static struct config cfg, cfg2, cfg3;
 	struct up_pool *p, *p2;
 	struct tls_ctx *tls;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	static struct dotsrv s;
 	struct loop *l;
-	int i;
+	int i, first, same;
 
 	log_setup(LOG_LVL_ERROR, LOG_FMT_TEXT);
 	fake_now = 10000;
@@ -144,7 +161,7 @@ main(void)
 	ok(tls != NULL, "client TLS context with that CA");
 
 	/* An upstream that refuses connections: up until tried, then not. */
-	p2 = pool_for(l, tls, &cfg2, "127.0.0.1@9#up.test", ca, &cb);
+	p2 = pool_for(l, tls, &cfg2, "127.0.0.1@9#up.test", ca, "1", &cb);
 	ok(p2 != NULL && up_pool_stats(p2, 0)->up, "never tried: up");
 	(void)up_send(p2, 7, q, sizeof(q), 0);
 	for (i = 0; i < 50 && fails == 0; i++)
@@ -155,7 +172,7 @@ main(void)
 	fails = 0;
 
 	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", s.port);
-	p = pool_for(l, tls, &cfg, up, ca, &cb);
+	p = pool_for(l, tls, &cfg, up, ca, "1", &cb);
 	ok(p != NULL, "pool for the test server");
 	is(up_send(p, 42, q, sizeof(q), 0), 0, "query sent to upstream 0");
 	for (i = 0; i < 400 && s.queries == 0; i++)
@@ -191,7 +208,7 @@ main(void)
 	ok(dotsrv_open(&s, key, cert) == 0, "server again");
 	up_pool_free(p);
 	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", s.port);
-	p = pool_for(l, tls, &cfg, up, ca, &cb);
+	p = pool_for(l, tls, &cfg, up, ca, "1", &cb);
 	is(up_send(p, 43, q, sizeof(q), 0), 0, "query sent");
 	for (i = 0; i < 400 && s.queries == 0; i++)
 		pump(l, &s, 1);
@@ -204,6 +221,39 @@ main(void)
 		pump(l, &s, 1);
 	is(answers, 1, "a duplicate is not");
 	is(up_pool_stats(p, 0)->mismatched, 1, "it is counted as a stray");
+
+	/* Two connections: a wake-up's queries share one. */
+	up_pool_free(p);
+	dotsrv_close(&s);
+	ok(dotsrv_open(&s, key, cert) == 0, "server again");
+	(void)snprintf(up, sizeof(up), "127.0.0.1@%u#up.test", s.port);
+	p = pool_for(l, tls, &cfg3, up, ca, "2", &cb);
+	answers = 0;
+	for (i = 0; i < 17; i++)
+		(void)up_send(p, 100 + (uint64_t)i, q, sizeof(q), 0);
+	for (i = 0; i < 800 && s.queries < 17; i++)
+		pump(l, &s, 1);
+	is(s.queries, 17, "17 queries read");
+	is(s.accepted, 2, "the 17th opened a second connection");
+	srv_answer_all(&s, 0);
+	for (i = 0; i < 800 && answers < 17; i++)
+		pump(l, &s, 1);
+	is(answers, 17, "all answered: both connections idle and ready");
+	for (i = 0; i < 8; i++)
+		(void)up_send(p, 200 + (uint64_t)i, q, sizeof(q), 0);
+	for (i = 0; i < 800 && s.queries < 25; i++)
+		pump(l, &s, 1);
+	first = s.q[17].conn;
+	for (i = 18, same = 0; i < s.queries; i++)
+		same += s.q[i].conn == first;
+	is(same, 7, "one wake-up's 8 queries went on one connection");
+	for (i = 0; i < 8; i++)
+		(void)up_send(p, 300 + (uint64_t)i, q, sizeof(q), 0);
+	for (i = 0; i < 800 && s.queries < 33; i++)
+		pump(l, &s, 1);
+	for (i = 25, same = 0; i < s.queries; i++)
+		same += s.q[i].conn != first;
+	is(same, 8, "the next wake-up's 8 went on the other, less busy one");
 
 	up_pool_free(p);
 	dotsrv_close(&s);
