@@ -53,6 +53,8 @@ struct fe_tcp_client {
 	socklen_t		 orig_len;	/* 0 when unknown */
 	bool			 from_self;	/* peer runs as our UID */
 	bool			 learning;	/* waiting for sock_diag */
+	uint64_t		 frame_from_ms;	/* first byte of the frame being
+						 * read came; 0: no such frame */
 };
 
 struct fe_tcp_listener {
@@ -189,10 +191,16 @@ client_update(struct fe_tcp_client *c)
 	/* Nothing owed to the client: it has client_idle_ms to do something,
 	 * whether to send a query or to read answers waiting in tx (one that
 	 * never reads must not hold its slot forever). */
-	if (c->pending == 0)
-		loop_timer_set(fe->loop, &c->idle,
-		    loop_now(fe->loop) + fe->cfg->client_idle_ms);
-	else
+	if (c->pending == 0) {
+		uint64_t at = loop_now(fe->loop) + fe->cfg->client_idle_ms;
+
+		/* A frame has client_idle_ms from its first byte: one byte
+		 * dripped per timeout must not hold a slot for ever. */
+		if (c->frame_from_ms != 0 &&
+		    c->frame_from_ms + fe->cfg->client_idle_ms < at)
+			at = c->frame_from_ms + fe->cfg->client_idle_ms;
+		loop_timer_set(fe->loop, &c->idle, at);
+	} else
 		loop_timer_stop(fe->loop, &c->idle);
 }
 
@@ -265,7 +273,10 @@ client_process(struct fe_tcp_client *c)
 		if (query_submit(fe->qt, msg, len, &o) < 0)
 			c->pending--;
 		buf_consume(&c->rx, 2 + len);
+		c->frame_from_ms = 0;
 	}
+	if (c->rx.len > 0 && c->frame_from_ms == 0)
+		c->frame_from_ms = loop_now(fe->loop);
 	/* A length prefix we will never take in: stop here. */
 	if (!c->closing && c->rx.len >= 2) {
 		const uint8_t *p = buf_start(&c->rx);

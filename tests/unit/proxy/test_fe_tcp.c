@@ -9,7 +9,9 @@
  *     complete, out of order;
  *   - the idle timeout closes a connection with nothing in flight, measured
  *     from its last activity, not one with a query in flight; a half-sent
- *     prefix or message does not keep it open;
+ *     prefix or message does not keep it open, nor does dripping it: a
+ *     frame has the idle timeout from its first byte, and the next frame's
+ *     time starts with its own first byte;
  *   - bad framing (a zero length, a length above the most we take) closes;
  *   - the per-connection pipeline bound: reading stops at it (the bytes
  *     stay in the kernel) and later queries are taken as answers go; a
@@ -584,7 +586,9 @@ test_basic(void)
 	ok(c1.eof, "a half prefix does not keep it open");
 	cli_close(&c1);
 
-	/* Half a message; more of it later restarts the clock; then a stall. */
+	/* Half a message; more of it later buys no time: a frame has the
+	 * idle timeout from its first byte (a byte dripped per timeout would
+	 * otherwise hold the slot for ever). */
 	t0 = fake_now;
 	n = query_make(m, 0x6666, "e1.test");
 	ok(cli_open(&c1, &e.addr, 0) == 0 && send(c1.fd, m, 6, 0) == 6,
@@ -593,17 +597,44 @@ test_basic(void)
 	at(t0 + IDLE_MS / 2);
 	ok(send(c1.fd, m + 6, 4, 0) == 4, "4 more bytes");
 	pump(3);
+	at(t0 + IDLE_MS - 1);
+	ok(send(c1.fd, m + 10, 1, 0) == 1, "and one more");
+	pump(3);
+	cli_poll(&c1);
+	ok(!c1.eof, "open until the frame's time is up");
 	at(t0 + IDLE_MS);
 	pump(3);
 	cli_poll(&c1);
-	ok(!c1.eof, "the last bytes count as activity");
-	at(t0 + IDLE_MS / 2 + IDLE_MS);
-	pump(3);
-	cli_poll(&c1);
-	ok(c1.eof, "a stalled half message is closed at the timeout");
+	ok(c1.eof, "a frame still incomplete an idle timeout after its first "
+	    "byte is closed, however it drips");
 	is(c1.answers, 0, "unanswered");
 	is(resp.received, 0, "nothing went to the resolver");
 	is(st(&e)->closed_idle, 5, "each counted as idle");
+	cli_close(&c1);
+
+	/* A frame completed in pieces is answered; the next frame's time
+	 * starts with its own first byte, not the previous one's. */
+	t0 = fake_now;
+	n = query_make(m, 0x6767, "e2.test");
+	ok(cli_open(&c1, &e.addr, 0) == 0 && send(c1.fd, m, 6, 0) == 6,
+	    "a frame begun");
+	pump(3);
+	at(t0 + IDLE_MS - 1);
+	ok(send(c1.fd, m + 6, n - 6, 0) == (ssize_t)(n - 6),
+	    "and completed just in time");
+	PUMP_UNTIL((cli_poll(&c1), c1.answers == 1));
+	is(c1.answers, 1, "answered");
+	ok(send(c1.fd, m, 6, 0) == 6, "the next frame begun");
+	pump(3);
+	at(t0 + IDLE_MS + 10);
+	pump(3);
+	cli_poll(&c1);
+	ok(!c1.eof, "its time starts with its own first byte");
+	at(t0 + 2 * IDLE_MS - 1);
+	pump(3);
+	cli_poll(&c1);
+	ok(c1.eof, "and ends an idle timeout after it");
+	is(st(&e)->closed_idle, 6, "counted as idle");
 	cli_close(&c1);
 
 	/* Framing errors. */
@@ -646,7 +677,7 @@ test_basic(void)
 	is(st(&e)->open, 0, "none open");
 	cli_close(&c1);
 	is(st(&e)->closed_slow, 0, "no slow-reader close in all this");
-	is(st(&e)->accepted, 9, "nine accepted in all");
+	is(st(&e)->accepted, 10, "ten accepted in all");
 	env_close(&e);
 }
 
