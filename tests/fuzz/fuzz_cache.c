@@ -6,7 +6,6 @@
  * the byte and entry counts must stay within the bounds. A second insert of
  * the same key replaces the first without growing the cache.
  */
-// fuzz-srcs: proxy/cache.c
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -47,7 +47,11 @@ for t in "${targets[@]}"; do
 		rc=1
 		continue
 	fi
-	read -r -a extra < <(sed -n 's|^// fuzz-srcs: ||p' "$src") || true
+	read -r -a named < <(sed -n 's|^// fuzz-srcs: ||p' "$src") || true
+	extra=()
+	for f in "${named[@]}"; do	# a module of the pure layer is there already
+		[[ " ${srcs[*]} " == *" $f "* ]] || extra+=("$f")
+	done
 	bin=$OUT/fuzz_$t
 	"$CLANG" -std=c17 -D_GNU_SOURCE -g -O1 -I. \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
