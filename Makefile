@@ -110,6 +110,7 @@ deps:
 
 # Every test, one summary line at the end, non-zero on any failure.
 test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
+	@bash scripts/deps.sh fuzz
 	@bash tests/run.sh all
 
 check: all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)

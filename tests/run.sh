@@ -166,10 +166,25 @@ run_e2e() {
 	fi
 }
 
+# make fuzz itself: every libFuzzer target builds (clang, ASan, UBSan) and
+# runs for a second on a scratch copy of its corpus.
+run_fuzz_build() {
+	local out
+	echo "# libFuzzer build"
+	if ! command -v "${CLANG:-clang}" >/dev/null; then
+		fail "libFuzzer build: clang is not installed (scripts/deps.sh fuzz)"
+		return
+	fi
+	out=$(mktemp -d)
+	single "make fuzz: every target builds and runs for 1 s" \
+		env OUT="$out" bash tests/fuzz/libfuzzer.sh 1
+	rm -rf "$out"
+}
+
 case $what in
 unit) run_unit ;;
 e2e) run_e2e ;;
-all) run_unit; run_e2e ;;
+all) run_unit; run_fuzz_build; run_e2e ;;
 *) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
 esac
 
