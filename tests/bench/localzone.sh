@@ -149,8 +149,9 @@ if [ -z "$B_SRC" ]; then
 	rm -f "$B_TREE.make.log"
 	B_SRC=$B_TREE/build/dotproxy
 fi
-A_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-B_REV=$(git -C "$ROOT" rev-parse --short "$B_COMMIT" 2>/dev/null || echo "$B_COMMIT")
+# What each binary says it is ("dotproxy 0.1.0 (rev)").
+A_REV=$("$A_SRC" --version 2>/dev/null | sed -n 's/.*(\(.*\)).*/\1/p')
+B_REV=$("$B_SRC" --version 2>/dev/null | sed -n 's/.*(\(.*\)).*/\1/p')
 
 # ------------------------------------------------------------ the world
 # No query logging in the DoT unbound (pod.bash turns it on for the tests);
@@ -416,8 +417,10 @@ ELAPSED=$((SECONDS - START_TS))
 
 # ------------------------------------------------------------ table
 table() {
-	local v h row
-	h="| | A: main ($A_REV) | B: $B_REV (blocking lookups) |"
+	local v h row mark_note=
+	[ "$WITH_MARK" = 1 ] &&
+		mark_note=" In the A+mark column dotproxy-init's mark rule gave the destination: no lookup."
+	h="| | A: main (${A_REV:-?}) | B: ${B_REV:-?} (blocking lookups) |"
 	[ "$WITH_MARK" = 1 ] && h="$h A+mark: main, no lookup |"
 	echo "Local-zone path: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $DURATION s per run, one run, dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p') as UID $APP_UID through the capture, unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p'), cache off, wall time $ELAPSED s"
 	echo
@@ -455,9 +458,10 @@ table() {
 	echo
 	echo "Each proxy ran with --transparent --local-zone cluster.local --timeout 3000, CAP_NET_ADMIN, cache off;"
 	echo "the capture had no packet-mark rule, so every local-zone UDP query's destination came from conntrack"
-	echo "(B: a blocking lookup in the loop; A: asynchronous). The mix alternates n<i>.svc.cluster.local (plain"
-	echo "DNS to unbound at 192.0.2.2@53) and n<i>.test (DoT to unbound at 192.0.2.2@853). CPU us/answer ="
-	echo "utime+stime of the proxy over the run / answers. The flood: $FLOOD_NAMES distinct cluster names at"
+	echo "(B: a blocking lookup in the loop; A: asynchronous).$mark_note"
+	echo "The mix alternates n<i>.svc.cluster.local (plain DNS to unbound at 192.0.2.2@53) and n<i>.test (DoT"
+	echo "to unbound at 192.0.2.2@853). CPU us/answer = utime+stime of the proxy over the run / answers."
+	echo "The flood: $FLOOD_NAMES distinct cluster names at"
 	echo "$FLOOD_RATE qps with the plain unbound stopped (SIGSTOP), descriptors sampled every 50 ms, VmHWM at"
 	echo "the end, each phase on a fresh proxy. The flood's sender (a paced Python loop as UID $APP_UID: dnsperf"
 	echo "slows down while its queries go unanswered) reads answers until 4 s after its last query, past the"
