@@ -79,3 +79,12 @@ ct_pending(const struct ct *c)
 {
 	return nl_pending(c->nl);
 }
+
+const struct nl_stats *
+ct_stats(const struct ct *c)
+{
+	return nl_stats(c->nl);
+}
+
+static const struct stat_desc ct_rows[] = { NL_STAT_ROWS("conntrack") };
+const struct stat_table ct_stat_table = STAT_TABLE(ct_rows);

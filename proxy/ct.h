@@ -13,10 +13,14 @@
 
 #include <sys/socket.h>
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "stat.h"
 
 struct ct;
 struct loop;
+struct nl_stats;
 
 #define CT_TIMEOUT_MS	200
 
@@ -41,5 +45,8 @@ void		 ct_close(struct ct *);
 int		 ct_lookup(struct ct *, const struct sockaddr *local,
 		    const struct sockaddr *peer, uint16_t zone, uint64_t cookie);
 size_t		 ct_pending(const struct ct *);
+/* The netlink socket's counters; ct_stat_table describes them. */
+const struct nl_stats *ct_stats(const struct ct *);
+extern const struct stat_table ct_stat_table;
 
 #endif

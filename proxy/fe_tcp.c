@@ -583,6 +583,12 @@ fe_tcp_stats(const struct fe_tcp *fe)
 	return &fe->stats;
 }
 
+const struct nl_stats *
+fe_tcp_diag_stats(const struct fe_tcp *fe)
+{
+	return fe->diag != NULL ? diag_stats(fe->diag) : NULL;
+}
+
 #define TROW(name, labels, field, help) \
 	STAT_ROW(name, labels, STAT_COUNTER, struct fe_tcp_stats, field, help)
 static const struct stat_desc fe_tcp_rows[] = {

@@ -17,6 +17,7 @@
 struct config;
 struct fe_tcp;
 struct loop;
+struct nl_stats;
 struct query_table;
 
 struct fe_tcp_stats {
@@ -40,5 +41,7 @@ void		 fe_tcp_free(struct fe_tcp *);
 const struct fe_tcp_stats *fe_tcp_stats(const struct fe_tcp *);
 /* Describes struct fe_tcp_stats for metrics. */
 extern const struct stat_table fe_tcp_stat_table;
+/* The sock_diag lookups' counters, or NULL when they are not in use. */
+const struct nl_stats *fe_tcp_diag_stats(const struct fe_tcp *);
 
 #endif

@@ -11,12 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct.h"
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
 #include "hist.h"
 #include "http.h"
 #include "log.h"
+#include "nl.h"
+#include "nl_diag.h"
 #include "plain.h"
 #include "query.h"
 #include "upstream.h"
@@ -240,6 +243,9 @@ static const struct up_series {
 	  "TLS connections opened to the upstream.", up_opened },
 };
 
+/* The counters of a netlink lookup not in use: its series read 0. */
+static const struct nl_stats nl_unused;
+
 size_t
 metrics_render(struct metrics *m, char *buf, size_t cap)
 {
@@ -247,6 +253,8 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	const struct query_stats *qs = query_stats(s->qt);
 	const struct fe_udp_stats *us = fe_udp_stats(s->udp);
 	const struct fe_tcp_stats *ts = fe_tcp_stats(s->tcp);
+	const struct nl_stats *cts = query_ct_stats(s->qt);
+	const struct nl_stats *dts = fe_tcp_diag_stats(s->tcp);
 	struct up_pool *pool = query_pool(s->qt);
 	struct m_out o = { buf, cap, 0, false };
 	char e[400], lab[480];
@@ -290,6 +298,8 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 			{ &fe_tcp_stat_table, ts },
 			{ &plain_stat_table, query_plain_stats(s->qt) },
 			{ &cache_stat_table, query_cache_stats(s->qt) },
+			{ &ct_stat_table, cts != NULL ? cts : &nl_unused },
+			{ &diag_stat_table, dts != NULL ? dts : &nl_unused },
 		};
 
 		tables_out(&o, tab, sizeof(tab) / sizeof(tab[0]));

@@ -36,7 +36,6 @@ struct nl {
 	void			*arg;		/* borrowed: cb's */
 	uint32_t		 head;		/* next sequence number */
 	uint32_t		 tail;		/* oldest maybe pending */
-	size_t			 npending;
 	struct nl_pending	 ring[NL_MAX_PENDING];
 	struct nl_stats		 stats;
 	union {
@@ -82,7 +81,7 @@ finish(struct nl *n, struct nl_pending *p, int err, const uint8_t *msg,
 	uint64_t cookie = p->cookie;
 
 	p->live = false;
-	n->npending--;
+	n->stats.pending--;
 	advance(n);
 	n->cb(n->arg, cookie, err, msg, len);
 }
@@ -147,7 +146,7 @@ on_timer(struct loop_timer *t)
 		if (p->live) {
 			n->stats.timeouts++;
 			p->live = false;
-			n->npending--;
+			n->stats.pending--;
 			n->tail++;
 			n->cb(n->arg, p->cookie, -ETIMEDOUT, NULL, 0);
 			continue;
@@ -176,14 +175,16 @@ nl_request(struct nl *n, uint8_t *req, size_t len, uint64_t cookie)
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
 	if (n->fd != -1 && sendto(n->fd, req, len, 0, (struct sockaddr *)&sa,
-	    sizeof(sa)) == -1)
+	    sizeof(sa)) == -1) {
+		n->stats.send_errors++;
 		return -errno;
+	}
 	p = slot(n, n->head);
 	p->seq = n->head++;
 	p->live = true;
 	p->cookie = cookie;
 	p->deadline_ms = loop_now(n->loop) + n->timeout_ms;
-	n->npending++;
+	n->stats.pending++;
 	n->stats.requests++;
 	if (!loop_timer_armed(&n->timer))
 		loop_timer_set(n->loop, &n->timer, p->deadline_ms);
@@ -250,7 +251,7 @@ nl_close(struct nl *n)
 size_t
 nl_pending(const struct nl *n)
 {
-	return n->npending;
+	return (size_t)n->stats.pending;
 }
 
 const struct nl_stats *

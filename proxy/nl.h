@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct loop;
 struct nl;
 
@@ -31,13 +33,48 @@ typedef void	(*nl_reply_fn)(void *arg, uint64_t cookie, int err,
 		    const uint8_t *msg, size_t len);
 
 struct nl_stats {
-	uint64_t	requests;
-	uint64_t	replies;
+	uint64_t	requests;	/* sent, waiting or done */
+	uint64_t	replies;	/* matched to a pending request */
 	uint64_t	timeouts;
 	uint64_t	stale;		/* replies for no pending request */
 	uint64_t	busy;		/* refused: NL_MAX_PENDING in flight */
+	uint64_t	send_errors;	/* refused: sendto failed */
 	uint64_t	overruns;	/* ENOBUFS: the kernel dropped replies */
+	uint64_t	pending;	/* gauge: requests waiting for a reply */
 };
+
+/*
+ * The rows describing one socket's struct nl_stats, labelled by the kind
+ * of lookup it carries (a label value, quoted): ct.c and nl_diag.c each
+ * export a table of these for their socket, and metrics.c renders both
+ * under the same series.
+ */
+#define NL_STAT_ROW(name, kind, type, field, help) \
+	STAT_ROW(name, "lookup=\"" kind "\"", type, struct nl_stats, field, help)
+#define NL_STAT_ROWS(kind) \
+	NL_STAT_ROW("dotproxy_netlink_requests_total", kind, STAT_COUNTER, \
+	    requests, "Netlink lookups sent, by kind: conntrack (the original " \
+	    "destination of a local-zone UDP query), sock_diag (the owner of " \
+	    "a transparent TCP client)."), \
+	NL_STAT_ROW("dotproxy_netlink_replies_total", kind, STAT_COUNTER, \
+	    replies, "Netlink replies matched to a pending lookup (answers " \
+	    "and kernel errors alike)."), \
+	NL_STAT_ROW("dotproxy_netlink_timeouts_total", kind, STAT_COUNTER, \
+	    timeouts, "Netlink lookups that got no reply in time; the query " \
+	    "goes on without the answer."), \
+	NL_STAT_ROW("dotproxy_netlink_stale_replies_total", kind, \
+	    STAT_COUNTER, stale, "Netlink replies dropped: no pending lookup " \
+	    "has their sequence number (late, duplicate or never asked)."), \
+	NL_STAT_ROW("dotproxy_netlink_busy_total", kind, STAT_COUNTER, busy, \
+	    "Netlink lookups not sent: too many already waiting for a reply."), \
+	NL_STAT_ROW("dotproxy_netlink_send_errors_total", kind, STAT_COUNTER, \
+	    send_errors, "Netlink lookups not sent: the socket refused the " \
+	    "request."), \
+	NL_STAT_ROW("dotproxy_netlink_overruns_total", kind, STAT_COUNTER, \
+	    overruns, "Netlink receive buffer overruns: the kernel dropped " \
+	    "replies, whose lookups then time out."), \
+	NL_STAT_ROW("dotproxy_netlink_pending_lookups", kind, STAT_GAUGE, \
+	    pending, "Netlink lookups waiting for a reply.")
 
 /* Opens a netlink socket of protocol proto. NULL with errno set. */
 struct nl	*nl_open(struct loop *, int proto, unsigned timeout_ms,

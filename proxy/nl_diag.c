@@ -77,3 +77,12 @@ diag_pending(const struct diag *d)
 {
 	return nl_pending(d->nl);
 }
+
+const struct nl_stats *
+diag_stats(const struct diag *d)
+{
+	return nl_stats(d->nl);
+}
+
+static const struct stat_desc diag_rows[] = { NL_STAT_ROWS("sock_diag") };
+const struct stat_table diag_stat_table = STAT_TABLE(diag_rows);

@@ -12,8 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct diag;
 struct loop;
+struct nl_stats;
 
 #define DIAG_TIMEOUT_MS	200
 
@@ -32,5 +35,8 @@ void		 diag_close(struct diag *);
 int		 diag_lookup(struct diag *, const struct sockaddr *local,
 		    const struct sockaddr *peer, uint64_t cookie);
 size_t		 diag_pending(const struct diag *);
+/* The netlink socket's counters; diag_stat_table describes them. */
+const struct nl_stats *diag_stats(const struct diag *);
+extern const struct stat_table diag_stat_table;
 
 #endif

@@ -1315,3 +1315,9 @@ query_cache_stats(const struct query_table *qt)
 {
 	return qt->cache != NULL ? cache_stats(qt->cache) : NULL;
 }
+
+const struct nl_stats *
+query_ct_stats(const struct query_table *qt)
+{
+	return qt->ct != NULL ? ct_stats(qt->ct) : NULL;
+}

@@ -26,6 +26,7 @@ struct loop;
 struct query_table;
 struct resolv;
 struct tls_ctx;
+struct nl_stats;
 struct plain_stats;
 struct up_pool;
 
@@ -123,5 +124,7 @@ extern const struct stat_table query_stat_table;
 const struct plain_stats *query_plain_stats(const struct query_table *);
 /* The cache's counters, or NULL when the cache is off. */
 const struct cache_stats *query_cache_stats(const struct query_table *);
+/* The conntrack lookups' counters, or NULL when they are not in use. */
+const struct nl_stats *query_ct_stats(const struct query_table *);
 
 #endif

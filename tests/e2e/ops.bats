@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The operations side of dotproxy, over real HTTP and real signals:
-# /metrics (promtool-clean, counters that move by what was sent), /livez,
+# /metrics (promtool-clean, counters that move by what was sent, the
+# netlink lookups by kind), /livez,
 # /readyz and lameduck on SIGTERM, `dotproxy healthcheck`, SIGHUP reload
 # of the upstream set, slow HTTP clients against DNS latency, JSON logs
 # and the effective configuration logged at start.
@@ -169,6 +170,61 @@ some_traffic() {
 	echo "connection_reuse_total: $u0 -> $u1"
 	[ -n "$u1" ] && [ "$((u1 - u0))" -ge 90 ] ||
 		w_fail "connection_reuse_total moved by $((u1 - u0)) over 100 queries, want >= 90"
+}
+
+# The netlink lookups of transparent use, without a capture: a local-zone
+# UDP query asks conntrack for its original destination (the proxy has no
+# CAP_NET_ADMIN, so the kernel's answer is an EPERM error, a reply all the
+# same, and later queries go to resolv.conf without asking), and a TCP
+# client is looked up in sock_diag. Each lookup kind has its own series.
+@test "/metrics: netlink lookups (conntrack, sock_diag) are counted by kind" {
+	local d=$W_DIR k s
+	echo "nameserver 192.0.2.2" >"$d/nl-resolv.conf"
+	ops_start_proxy --transparent --local-zone cluster.local \
+		--resolv-conf "$d/nl-resolv.conf"
+	scrape "$d/n0" || w_fail "no scrape"
+	for k in conntrack sock_diag; do
+		for s in requests_total replies_total timeouts_total \
+			stale_replies_total busy_total send_errors_total overruns_total \
+			pending_lookups; do
+			[ "$(mval "$d/n0" "dotproxy_netlink_$s{lookup=\"$k\"}")" = 0 ] ||
+				w_fail "dotproxy_netlink_$s{lookup=\"$k\"} is not 0 at start" ||
+				return 1
+		done
+	done
+	grep -qx '# TYPE dotproxy_netlink_timeouts_total counter' "$d/n0" ||
+		w_fail "no TYPE line for dotproxy_netlink_timeouts_total"
+	grep -q '^# HELP dotproxy_netlink_stale_replies_total .' "$d/n0" ||
+		w_fail "no HELP for dotproxy_netlink_stale_replies_total"
+	grep -qx '# TYPE dotproxy_netlink_pending_lookups gauge' "$d/n0" ||
+		w_fail "no gauge TYPE line for dotproxy_netlink_pending_lookups"
+
+	# One local-zone query over UDP: one conntrack lookup, one reply.
+	run q web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status for a local-zone name"
+	scrape "$d/n1" || w_fail "no scrape"
+	assert_delta "$d/n0" "$d/n1" 'dotproxy_netlink_requests_total{lookup="conntrack"}' 1
+	assert_delta "$d/n0" "$d/n1" 'dotproxy_netlink_replies_total{lookup="conntrack"}' 1
+	assert_delta "$d/n0" "$d/n1" 'dotproxy_netlink_requests_total{lookup="sock_diag"}' 0
+
+	# Two TCP clients: one sock_diag lookup each; a DoT name over UDP: none.
+	run q +tcp whoami.test A
+	assert_dot_answer
+	run q +tcp whoami.test A
+	assert_dot_answer
+	run q whoami.test A
+	assert_dot_answer
+	scrape "$d/n2" || w_fail "no scrape"
+	assert_delta "$d/n1" "$d/n2" 'dotproxy_netlink_requests_total{lookup="sock_diag"}' 2
+	assert_delta "$d/n1" "$d/n2" 'dotproxy_netlink_replies_total{lookup="sock_diag"}' 2
+	assert_delta "$d/n1" "$d/n2" 'dotproxy_netlink_requests_total{lookup="conntrack"}' 0
+	for k in conntrack sock_diag; do
+		for s in timeouts_total stale_replies_total busy_total \
+			send_errors_total overruns_total pending_lookups; do
+			assert_delta "$d/n0" "$d/n2" "dotproxy_netlink_$s{lookup=\"$k\"}" 0 ||
+				return 1
+		done
+	done
 }
 
 @test "/livez and /readyz answer 200, ?verbose lists the checks, unknown paths 404" {

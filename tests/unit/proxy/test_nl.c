@@ -5,9 +5,14 @@
  * of order, a late reply after a timeout, a duplicate, a reply to nothing,
  * an error reply, truncated and malformed messages. The desynchronisation
  * of the old blocking code (a late reply read as the next lookup's answer)
- * must not happen.
+ * must not happen. The counters move as the matcher sees each case, and
+ * the tables that export them (ct_stat_table, diag_stat_table) read them
+ * back under their series names; a real sock_diag socket shows a kernel
+ * reply and a refused send counted the same way.
  */
 #include "proxy/nl.h"
+#include "proxy/ct.h"
+#include "proxy/nl_diag.h"
 #include "proxy/nl_parse.h"
 
 #include <netinet/in.h>
@@ -18,6 +23,7 @@
 #include <linux/sock_diag.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libmnl/libmnl.h>
@@ -84,6 +90,25 @@ sent_seq(const uint8_t *req)
 	return h.nlmsg_seq;
 }
 
+/* The value the table exports for series name over st; ~0 if no row. */
+static uint64_t
+series(const struct stat_table *t, const char *name, const struct nl_stats *st)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->rows[i].name, name) == 0)
+			return stat_value(&t->rows[i], st);
+	return ~(uint64_t)0;
+}
+
+/* The conntrack table's reading of n's counters. */
+static uint64_t
+ctv(const struct nl *n, const char *name)
+{
+	return series(&ct_stat_table, name, nl_stats(n));
+}
+
 static void
 run_until(struct loop *l, uint64_t t)
 {
@@ -117,6 +142,10 @@ test_matcher(void)
 	s2 = sent_seq(r2.b);
 	ok(s1 != s2, "each request has its own sequence number");
 	is(ngot, 0, "no callback from inside nl_request");
+	is(ctv(n, "dotproxy_netlink_requests_total"), 2, "requests_total 2");
+	is(ctv(n, "dotproxy_netlink_pending_lookups"), 2, "pending_lookups 2");
+	is(ctv(n, "dotproxy_netlink_stale_replies_total"), 0, "stale 0");
+	is(ctv(n, "dotproxy_netlink_timeouts_total"), 0, "timeouts 0");
 
 	/* Out of order: 2's reply first. */
 	k = reply(in.b, s2);
@@ -124,12 +153,19 @@ test_matcher(void)
 	is(ngot, 1, "reply 2 ends request 2");
 	is(got[0].cookie, 22, "with request 2's cookie");
 	is(got[0].seq, s2, "and its message");
+	is(ctv(n, "dotproxy_netlink_replies_total"), 1, "replies_total 1");
+	is(ctv(n, "dotproxy_netlink_pending_lookups"), 1, "pending_lookups 1");
 	nl_input(n, in.b, k);
 	is(ngot, 1, "a duplicate of reply 2 is dropped");
 	is(nl_stats(n)->stale, 1, "and counted stale");
+	is(ctv(n, "dotproxy_netlink_stale_replies_total"), 1,
+	    "stale_replies_total 1 after the duplicate");
+	is(ctv(n, "dotproxy_netlink_replies_total"), 1, "replies_total still 1");
 	k = reply(in.b, s2 + 1000);
 	nl_input(n, in.b, k);
 	is(ngot, 1, "a reply to a request never sent is dropped");
+	is(ctv(n, "dotproxy_netlink_stale_replies_total"), 2,
+	    "stale_replies_total 2 after a reply to nothing");
 
 	/* Request 1 times out; its late reply must not answer request 3. */
 	run_until(l, 1199);
@@ -139,6 +175,8 @@ test_matcher(void)
 	is(got[1].cookie, 11, "request 1's cookie");
 	is(got[1].err, -ETIMEDOUT, "with -ETIMEDOUT");
 	is(nl_pending(n), 0, "nothing pending");
+	is(ctv(n, "dotproxy_netlink_timeouts_total"), 1, "timeouts_total 1");
+	is(ctv(n, "dotproxy_netlink_pending_lookups"), 0, "pending_lookups 0");
 	is(nl_request(n, r3.b, sizeof(r3.a), 33), 0, "request 3");
 	s3 = sent_seq(r3.b);
 	/* One datagram: the late reply 1, then reply 3. */
@@ -149,6 +187,9 @@ test_matcher(void)
 	is(got[2].cookie, 33, "request 3 gets reply 3, not the late reply 1");
 	is(got[2].seq, s3, "reply 3's message");
 	is(nl_stats(n)->timeouts, 1, "one timeout counted");
+	is(ctv(n, "dotproxy_netlink_stale_replies_total"), 3,
+	    "the late reply 1 counted stale (3)");
+	is(ctv(n, "dotproxy_netlink_replies_total"), 2, "replies_total 2");
 
 	/* A broken length stops the datagram, nothing is misread. */
 	is(nl_request(n, r1.b, sizeof(r1.a), 44), 0, "request 4");
@@ -164,10 +205,132 @@ test_matcher(void)
 		if (nl_request(n, r1.b, sizeof(r1.a), 100 + i) != 0)
 			break;
 	is(i, NL_MAX_PENDING - 1, "fills to NL_MAX_PENDING");
+	is(ctv(n, "dotproxy_netlink_busy_total"), 0, "busy_total 0 while full");
 	is(nl_request(n, r1.b, sizeof(r1.a), 999), -EBUSY, "then -EBUSY");
+	is(ctv(n, "dotproxy_netlink_busy_total"), 1, "busy_total 1");
+	is(ctv(n, "dotproxy_netlink_pending_lookups"), NL_MAX_PENDING,
+	    "pending_lookups at the cap");
 	run_until(l, 5000);
 	is(nl_pending(n), 0, "all of them time out");
+	is(ctv(n, "dotproxy_netlink_timeouts_total"), 1 + NL_MAX_PENDING,
+	    "timeouts_total counts each of them");
+	is(ctv(n, "dotproxy_netlink_requests_total"), 3 + NL_MAX_PENDING,
+	    "requests_total: the refused one is not a request");
 	is(nl_request(n, r1.b, sizeof(r1.a), 999), 0, "and the ring takes more");
+	nl_close(n);
+	loop_free(l);
+}
+
+/*
+ * Both tables: every field of struct nl_stats is exported by exactly one
+ * row, under the Prometheus naming rules, with the lookup's label.
+ */
+static void
+test_tables(void)
+{
+	const struct stat_table *tabs[2] = { &ct_stat_table, &diag_stat_table };
+	const char *labels[2] = { "lookup=\"conntrack\"", "lookup=\"sock_diag\"" };
+	const size_t nfields = sizeof(struct nl_stats) / sizeof(uint64_t);
+	struct nl_stats st;
+	uint64_t v[sizeof(struct nl_stats) / sizeof(uint64_t)];
+	unsigned seen, bad;
+	size_t t, i, j, len;
+
+	for (i = 0; i < nfields; i++)
+		v[i] = 100 + i;
+	memcpy(&st, v, sizeof(st));
+	for (t = 0; t < 2; t++) {
+		const struct stat_table *tab = tabs[t];
+
+		is(tab->n, nfields, "table %zu: one row per field", t);
+		seen = bad = 0;
+		for (i = 0; i < tab->n; i++) {
+			const struct stat_desc *d = &tab->rows[i];
+			uint64_t x = stat_value(d, &st);
+
+			len = strlen(d->name);
+			if (x < 100 || x >= 100 + nfields || (seen >> (x - 100)) & 1)
+				bad++;
+			else
+				seen |= 1u << (x - 100);
+			if (strncmp(d->name, "dotproxy_netlink_", 17) != 0 ||
+			    d->labels == NULL || strcmp(d->labels, labels[t]) != 0 ||
+			    d->help == NULL || d->help[0] == '\0')
+				bad++;
+			if ((d->type == STAT_COUNTER) != (len > 6 &&
+			    strcmp(d->name + len - 6, "_total") == 0))
+				bad++;
+			for (j = 0; j < i; j++)
+				if (strcmp(tab->rows[j].name, d->name) == 0)
+					bad++;
+		}
+		is(bad, 0, "table %zu: names, labels, help and types", t);
+		is(seen, (1u << nfields) - 1, "table %zu: every field read once", t);
+	}
+	for (i = 0; i < ct_stat_table.n; i++)
+		if (strcmp(ct_stat_table.rows[i].name,
+		    diag_stat_table.rows[i].name) != 0)
+			break;
+	is(i, ct_stat_table.n, "both tables export the same series");
+}
+
+/*
+ * A real sock_diag socket: a lookup of a socket that does not exist gets
+ * the kernel's NLMSG_ERROR, which ends the request as a reply; a request
+ * the socket refuses (larger than its send buffer) is counted as a send
+ * error, not as a request.
+ */
+static void
+test_kernel(void)
+{
+	union { struct nlmsghdr a; uint8_t b[256]; } m;
+	struct sockaddr_in lo = { 0 }, peer = { 0 };
+	struct loop *l = loop_new(clock_fn, NULL);
+	const size_t huge = 8u << 20;
+	uint8_t *big;
+	struct nl *n;
+	size_t len;
+	int k;
+
+	fake_now = 1000;
+	loop_update_now(l);
+	ngot = 0;
+	n = nl_open(l, NETLINK_SOCK_DIAG, 200, on_reply, NULL);
+	ok(n != NULL, "nl_open NETLINK_SOCK_DIAG");
+	if (n == NULL) {
+		loop_free(l);
+		return;
+	}
+	lo.sin_family = peer.sin_family = AF_INET;
+	lo.sin_port = htons(9);
+	peer.sin_port = htons(9);
+	inet_pton(AF_INET, "127.0.0.1", &lo.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &peer.sin_addr);
+	is(diag_build_request(m.b, sizeof(m.b), (struct sockaddr *)&lo,
+	    (struct sockaddr *)&peer, &len), 0, "a lookup of no socket");
+	is(nl_request(n, m.b, len, 7), 0, "sent to the kernel");
+	for (k = 0; k < 50 && ngot == 0; k++)
+		(void)loop_run_once(l, 100);
+	is(ngot, 1, "the kernel's reply ends it");
+	is(got[0].cookie, 7, "its cookie");
+	is(ctv(n, "dotproxy_netlink_replies_total"), 1, "replies_total 1");
+	is(ctv(n, "dotproxy_netlink_pending_lookups"), 0, "pending_lookups 0");
+
+	if ((big = calloc(1, huge)) == NULL) {
+		ok(0, "no memory for the large request");
+	} else {
+		memcpy(big, m.b, sizeof(struct nlmsghdr));
+		((struct nlmsghdr *)(void *)big)->nlmsg_len = (uint32_t)huge;
+		ok(nl_request(n, big, huge, 8) < 0, "a request larger than the "
+		    "send buffer is refused");
+		is(ctv(n, "dotproxy_netlink_send_errors_total"), 1,
+		    "send_errors_total 1");
+		is(ctv(n, "dotproxy_netlink_requests_total"), 1,
+		    "requests_total still 1");
+		is(ctv(n, "dotproxy_netlink_pending_lookups"), 0,
+		    "nothing pending");
+		free(big);
+	}
 	nl_close(n);
 	loop_free(l);
 }
@@ -310,6 +473,8 @@ int
 main(void)
 {
 	test_matcher();
+	test_tables();
+	test_kernel();
 	test_ct();
 	test_diag();
 	return tap_done();
