@@ -60,7 +60,7 @@ TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all clean deps test check check-unit check-fuzz check-e2e check-headers check-docker \
-        check-banned bench demo fuzz install FORCE
+        check-banned bench bench-localzone demo fuzz install FORCE
 
 all: $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni
 
@@ -136,6 +136,10 @@ check-docker:
 bench: deps all
 	@bash scripts/deps.sh bench
 	@bash tests/bench/bench.sh $(BENCH_ARGS)
+
+bench-localzone: deps all
+	@bash scripts/deps.sh bench
+	@bash tests/bench/localzone.sh $(BENCH_ARGS)
 
 # Real fuzzing (clang libFuzzer + ASan/UBSan, niced, one target at a time):
 # FUZZ_SECONDS per target (default 60); FUZZ_PLATEAU=S runs each target until
