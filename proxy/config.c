@@ -1444,3 +1444,29 @@ config_usage(FILE *fp)
 	    "  1  runtime failure\n"
 	    "  2  bad usage or configuration (one line on stderr says what)\n");
 }
+
+int
+config_fd_budget(const struct config *cfg, uint64_t limit,
+    unsigned http_clients, struct fd_budget *b)
+{
+	uint64_t fixed, avail;
+	unsigned plain = cfg->max_plain, clients = cfg->max_clients;
+
+	fixed = 3 + 2 + 2 * (uint64_t)cfg->nlisten +
+	    2 * (uint64_t)cfg->nupstream * cfg->connections + 2 +
+	    CONFIG_FD_MARGIN + (cfg->has_metrics ? 1 + (uint64_t)http_clients :
+	    0);
+	if (limit < fixed + 1 + CONFIG_FD_MIN_CLIENTS)
+		return -E_TOOBIG;
+	avail = limit - fixed;
+	if (plain + CONFIG_FD_MIN_CLIENTS > avail)
+		plain = (unsigned)((avail - CONFIG_FD_MIN_CLIENTS) / 2 > 0 ?
+		    (avail - CONFIG_FD_MIN_CLIENTS) / 2 : 1);
+	avail -= plain;
+	if (clients > avail)
+		clients = (unsigned)avail;
+	b->reserved = fixed;
+	b->max_plain = plain;
+	b->max_clients = clients;
+	return 0;
+}

@@ -160,4 +160,29 @@ void	config_usage(FILE *);
 /* Formats an address as "192.0.2.1:853" or "[2001:db8::1]:853". */
 void	config_addr_text(const struct cfg_addr *, char *out, size_t cap);
 
+/*
+ * The descriptor budget. Everything but TCP clients has a known most:
+ * stdio, the epoll and signal fds, two sockets per listen address, the
+ * upstream connections twice over (a reload drains the old pool while the
+ * new one connects), the plain local-zone sockets, the metrics listener and
+ * http_clients, the two netlink sockets, and a margin for files read at
+ * reload and /proc reads (CONFIG_FD_MARGIN). TCP clients get what is left,
+ * whatever --max-clients says, so an upstream connection or a plain query
+ * never loses a descriptor to a client. If even the fixed part does not fit
+ * with room for a few clients (CONFIG_FD_MIN_CLIENTS), the plain cap
+ * shrinks first. limit is the soft RLIMIT_NOFILE. Fills *b (cfg is not
+ * changed) and returns 0, or -E_TOOBIG when the limit is too low to run.
+ */
+#define CONFIG_FD_MARGIN	32
+#define CONFIG_FD_MIN_CLIENTS	8
+
+struct fd_budget {
+	uint64_t	reserved;	/* descriptors kept for all but clients */
+	unsigned	max_clients;	/* --max-clients, capped */
+	unsigned	max_plain;	/* --max-plain, capped */
+};
+
+int	config_fd_budget(const struct config *cfg, uint64_t limit,
+	    unsigned http_clients, struct fd_budget *b);
+
 #endif

@@ -235,51 +235,29 @@ log_config(const struct config *cfg, const char *what)
 		    cfg->upstream[i].npins);
 }
 
-/*
- * The descriptor budget. Everything but TCP clients has a known most:
- * stdio, the epoll and signal fds, two sockets per listen address, the
- * upstream connections twice over (a reload drains the old pool while the
- * new one connects), the plain local-zone sockets, the metrics listener and
- * its clients, the two netlink sockets, and a margin for files read at
- * reload and /proc reads. TCP clients get what is left, whatever
- * --max-clients says, so an upstream connection or a plain query never
- * loses a descriptor to a client. If even the fixed part does not fit with
- * room for a few clients, the plain cap shrinks first. limit is the soft
- * RLIMIT_NOFILE. Returns 0, or -EMFILE when the limit is too low to run.
- */
-#define FD_MARGIN	32
-#define FD_MIN_CLIENTS	8
-
+/* Applies the descriptor budget (config_fd_budget) to cfg and logs it.
+ * Returns 0, or -EMFILE when the limit is too low to run. */
 static int
 apply_fd_budget(struct config *cfg, uint64_t limit, bool quiet)
 {
-	uint64_t fixed, avail;
-	unsigned plain = cfg->max_plain, clients = cfg->max_clients;
+	struct fd_budget b;
 
-	fixed = 3 + 2 + 2 * (uint64_t)cfg->nlisten +
-	    2 * (uint64_t)cfg->nupstream * cfg->connections + 2 + FD_MARGIN +
-	    (cfg->has_metrics ? 1 + http_max_clients() : 0);
-	if (limit < fixed + 1 + FD_MIN_CLIENTS)
+	if (config_fd_budget(cfg, limit, cfg->has_metrics ?
+	    http_max_clients() : 0, &b) < 0)
 		return -EMFILE;
-	avail = limit - fixed;
-	if (plain + FD_MIN_CLIENTS > avail)
-		plain = (unsigned)((avail - FD_MIN_CLIENTS) / 2 > 0 ?
-		    (avail - FD_MIN_CLIENTS) / 2 : 1);
-	avail -= plain;
-	if (clients > avail)
-		clients = (unsigned)avail;
-	if (!quiet && (plain != cfg->max_plain || clients != cfg->max_clients))
+	if (!quiet && (b.max_plain != cfg->max_plain ||
+	    b.max_clients != cfg->max_clients))
 		log_warn("descriptor budget: caps lowered", "nofile=%llu "
 		    "reserved=%llu max_clients=%u (asked %u) max_plain=%u "
 		    "(asked %u)", (unsigned long long)limit,
-		    (unsigned long long)fixed, clients, cfg->max_clients, plain,
-		    cfg->max_plain);
+		    (unsigned long long)b.reserved, b.max_clients,
+		    cfg->max_clients, b.max_plain, cfg->max_plain);
 	else if (!quiet)
 		log_info("descriptor budget", "nofile=%llu reserved=%llu "
 		    "max_clients=%u max_plain=%u", (unsigned long long)limit,
-		    (unsigned long long)fixed, clients, plain);
-	cfg->max_plain = plain;
-	cfg->max_clients = clients;
+		    (unsigned long long)b.reserved, b.max_clients, b.max_plain);
+	cfg->max_plain = b.max_plain;
+	cfg->max_clients = b.max_clients;
 	return 0;
 }
 

@@ -790,6 +790,52 @@ test_usage(void)
 	free(text);
 }
 
+/*
+ * The descriptor budget: TCP clients get what the fixed part leaves, the
+ * plain cap shrinks only when not even that leaves room for a few clients,
+ * and a limit too low to run is refused. The fixed part is counted here
+ * from its parts, not from the code.
+ */
+static void
+test_fd_budget(void)
+{
+	char *av[] = { (char *)(uintptr_t)"dotproxy",
+	    (char *)(uintptr_t)"--listen", (char *)(uintptr_t)"127.0.0.1:53",
+	    (char *)(uintptr_t)"--upstream",
+	    (char *)(uintptr_t)"192.0.2.1#a.test,192.0.2.2#a.test",
+	    (char *)(uintptr_t)"--connections", (char *)(uintptr_t)"3",
+	    (char *)(uintptr_t)"--max-clients", (char *)(uintptr_t)"1000",
+	    (char *)(uintptr_t)"--max-plain", (char *)(uintptr_t)"100", NULL };
+	struct fd_budget b;
+	uint64_t fixed;
+
+	is(parse(av, NULL), 0, "budget: a config with 2 upstreams x 3 connections");
+	/* stdio 3, epoll + signalfd 2, 2 per listen address, upstream
+	 * connections twice over, 2 netlink sockets, the margin. */
+	fixed = 3 + 2 + 2 * 1 + 2 * 2 * 3 + 2 + CONFIG_FD_MARGIN;
+	is(config_fd_budget(&cfg, 1 << 20, 0, &b), 0, "a large limit fits");
+	is(b.reserved, fixed, "reserved: %llu", (unsigned long long)fixed);
+	is(b.max_clients, 1000, "clients as asked");
+	is(b.max_plain, 100, "plain as asked");
+	is(cfg.max_clients, 1000, "the config itself is not changed");
+	is(config_fd_budget(&cfg, 1024, 0, &b), 0, "the usual 1024 fits");
+	is(b.max_clients, 1024 - fixed - 100, "clients get what is left");
+	is(b.max_plain, 100, "plain keeps its cap");
+	is(config_fd_budget(&cfg, fixed + 1 + CONFIG_FD_MIN_CLIENTS + 10, 0, &b),
+	    0, "a tight limit fits");
+	is(b.max_plain, (1 + CONFIG_FD_MIN_CLIENTS + 10 - CONFIG_FD_MIN_CLIENTS) / 2,
+	    "plain shrinks to half of what the minimum clients leave");
+	is(b.max_clients, 1 + CONFIG_FD_MIN_CLIENTS + 10 - b.max_plain,
+	    "clients get the rest (at least the minimum)");
+	ok(b.max_clients >= CONFIG_FD_MIN_CLIENTS, "never below the minimum");
+	is(config_fd_budget(&cfg, fixed + CONFIG_FD_MIN_CLIENTS, 0, &b),
+	    -E_TOOBIG, "a limit with no room for the minimum is refused");
+	cfg.has_metrics = true;
+	is(config_fd_budget(&cfg, 1024, 5, &b), 0, "with the metrics endpoint");
+	is(b.reserved, fixed + 1 + 5, "its listener and clients are reserved");
+	is(b.max_clients, 1024 - fixed - 6 - 100, "and taken from the clients");
+}
+
 int
 main(void)
 {
@@ -802,5 +848,6 @@ main(void)
 	test_errors();
 	test_actions();
 	test_usage();
+	test_fd_budget();
 	return tap_done();
 }
