@@ -140,8 +140,8 @@ cri_arch() {
 }
 
 # The primary network's list, as a node's primary CNI writes it: bridge
-# with host-local on a documentation range. EXTRA is a jq filter applied
-# to it (a "rewrite" by the primary CNI).
+# with host-local on a documentation range, then the jq filter EDIT (a
+# rewrite by the primary CNI; "." for none).
 cri_primary_conflist() {
 	jq -n --arg name "$CRI_NET" --arg ipam "$CRI_DIR/ipam" '{
 		cniVersion: "1.0.0",
@@ -153,7 +153,7 @@ cri_primary_conflist() {
 				ranges: [[{subnet: "198.51.100.0/24"}]],
 				routes: [{dst: "0.0.0.0/0"}]}}
 		]
-	}' | jq "${1:-.}"
+	}' | jq "$1"
 }
 
 # cri_rootfs_libs DIR BINARY...: copies the shared libraries (and the
@@ -347,7 +347,7 @@ cri_setup() {
 	# A private copy: a concurrent relink of build/ cannot change it.
 	mkdir -p "$CRI_DIR/src"
 	cp "$DOTPROXY_CNI" "$CRI_DIR/src/dotproxy-cni" || return 1
-	cri_primary_conflist >"$CRI_DIR/net.d/$CRI_LIST"
+	cri_primary_conflist . >"$CRI_DIR/net.d/$CRI_LIST"
 	cri_installer_start || return 1
 
 	cri_containerd_conf
@@ -382,7 +382,10 @@ cri_pod() {
 	jq -r '.info.info.runtimeSpec.linux.namespaces[] | select(.type == "network") | .path // empty' \
 		<<<"$st" >>"$CRI_DIR/netns-made"
 	pid=$(jq -r '.info.info.pid' <<<"$st")
-	[ -n "$pid" ] && [ "$pid" != null ] || { echo "no pid in the sandbox status" >&2; return 1; }
+	if [ -z "$pid" ] || [ "$pid" = null ]; then
+		echo "no pid in the sandbox status" >&2
+		return 1
+	fi
 	echo "$pid" >"$p.pid"
 	jq -r '.ip' <<<"$st" >"$p.ip"
 
@@ -473,6 +476,11 @@ cri_pod_down() {
 cri_loaded_types() {
 	cri status | jq -r --arg n "$CRI_NET" '.cniconfig | fromjson | .Networks[]
 		| select(.Config.Name == $n) | [.Config.Plugins[].Network.type] | join(",")'
+}
+
+# containerd's CRI has loaded our list with the plugin last.
+cri_loaded_ours() {
+	[ "$(cri_loaded_types)" = bridge,dotproxy-cni ]
 }
 
 # The first plugin's configuration as containerd's CRI has loaded it.
