@@ -326,6 +326,9 @@ cri_setup() {
 	export CRI_DIR CRI_NODE CRI_CG
 	mkdir -p "$CRI_DIR"/{cni-bin,net.d,ipam,pods,logs,runc}
 	: >"$CRI_DIR/netns-made"
+	# The shims put their sockets in /run/containerd/s (fixed in
+	# containerd 1.6); the directories go again if this run made them.
+	[ -e /run/containerd ] || touch "$CRI_DIR/made-run-containerd"
 
 	ip netns add "$CRI_NODE" || return 1
 	echo "$CRI_NODE" >>"$W_DIR/netns"
@@ -554,6 +557,9 @@ cri_teardown() {
 		/run/containerd/s/*) rm -f "$sock" ;;
 		esac
 	done 2>/dev/null <"$CRI_DIR/shim-sockets"
+	if [ -e "$CRI_DIR/made-run-containerd" ]; then
+		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+	fi
 	# The pods' network namespaces: mounted only in containerd's mount
 	# namespace, but their mount points are files the host sees.
 	while read -r f; do
