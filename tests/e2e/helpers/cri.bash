@@ -358,7 +358,7 @@ cri_setup() {
 	cri_images || return 1
 }
 
-# cri_pod NAME CAPTURE [RANGE-CHECK]: runs a pod sandbox as the kubelet
+# cri_pod NAME CAPTURE: runs a pod sandbox as the kubelet
 # does (namespace "apps", the pod's DNS config, cgroup parent /$CRI_CG),
 # with the annotation dotproxy/capture: "true" when CAPTURE is true, and
 # in it the proxy (the project's image, its CA mounted read-only) and an
