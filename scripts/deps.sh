@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-dev openssl ca-certificates
 	bats unbound dnsutils knot-dnsutils dnsperf iproute2 nftables procps psmisc
 	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus python3
-	libjansson-dev containernetworking-plugins)
+	libjansson-dev containernetworking-plugins
+	containerd runc python3-grpcio)
 # "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
 [ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
 # "deps.sh fuzz": clang and its libFuzzer runtime, for make fuzz.
