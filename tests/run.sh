@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites and ends with one line: "N passed, N failed".
-#   tests/run.sh unit   C unit tests, fuzz corpus replay, header and ban lint
+#   tests/run.sh unit   C unit tests, fuzz corpus replay, header, ban and licence lint
 #   tests/run.sh e2e    the bats end-to-end suite (root, network namespaces)
 #   tests/run.sh all    both
 # BUILD (default build) names the build directory. E2E_FILTER limits bats
@@ -150,6 +150,8 @@ run_unit() {
 	echo "# lint"
 	single "headers compile alone" make -s check-headers
 	single "no banned functions" make -s check-banned
+	single "licence labels and README match what each binary links" \
+		bash tests/licences.sh
 	single "shellcheck: every script and bats file" shellcheck_all
 }
 
