@@ -1,7 +1,8 @@
 /*
  * dotproxy-init: the one-shot init-container program (top of init/). Owns
  * the command line and its DOTPROXY_INIT_* environment twins, the exit
- * statuses, the --validate probe, and turning results from rules.c and
+ * statuses, the --validate probe, the refusal of the node's namespace
+ * (the checks are hostnet.c's), and turning results from rules.c and
  * nl.c into one-line messages (err(3) style). It builds no rules itself
  * and never runs the nft binary.
  */
