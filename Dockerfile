@@ -1,4 +1,4 @@
-# dotproxy container image: both programs, built from source, on an empty base.
+# dotproxy container image: the three programs, built from source, on an empty base.
 #
 #   docker build -t dotproxy .
 #   docker run --rm dotproxy --version
@@ -47,10 +47,19 @@ FROM scratch
 # VERSION, REVISION: pass --build-arg VERSION="$(cat VERSION)" and the git revision.
 ARG VERSION=0.0.0
 ARG REVISION=unknown
+# Licences: our code is MIT; each binary adds what it links (README,
+# "Licence"): dotproxy OpenSSL (Apache-2.0), libmnl (LGPL-2.1-or-later),
+# libseccomp (LGPL-2.1-only); dotproxy-init libnftnl (GPL-2.0-or-later) and
+# libmnl; dotproxy-cni libnftnl and jansson (MIT) linked in, and libmnl;
+# all of them glibc (LGPL-2.1-or-later). The image adds the CA bundle
+# (MPL-2.0).
 LABEL org.opencontainers.image.title="dotproxy" \
-      org.opencontainers.image.description="Transparent DNS to DNS-over-TLS sidecar: dotproxy (the proxy) and dotproxy-init (the one-shot nftables redirect)" \
+      org.opencontainers.image.description="Transparent DNS to DNS-over-TLS sidecar: dotproxy (the proxy), dotproxy-init (the one-shot nftables redirect) and dotproxy-cni (the same redirect as a chained CNI plugin)" \
       org.opencontainers.image.source="https://github.com/dotproxy/dotproxy" \
-      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.licenses="MIT AND Apache-2.0 AND LGPL-2.1-or-later AND LGPL-2.1-only AND GPL-2.0-or-later AND MPL-2.0" \
+      io.github.dotproxy.licenses.dotproxy="MIT AND Apache-2.0 AND LGPL-2.1-or-later AND LGPL-2.1-only" \
+      io.github.dotproxy.licenses.dotproxy-init="MIT AND GPL-2.0-or-later AND LGPL-2.1-or-later" \
+      io.github.dotproxy.licenses.dotproxy-cni="MIT AND GPL-2.0-or-later AND LGPL-2.1-or-later" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /out/ /

@@ -1,7 +1,8 @@
 /*
  * dotproxy-init: the one-shot init-container program (top of init/). Owns
  * the command line and its DOTPROXY_INIT_* environment twins, the exit
- * statuses, the --validate probe, and turning results from rules.c and
+ * statuses, the --validate probe, the refusal of the node's namespace
+ * (the checks are hostnet.c's), and turning results from rules.c and
  * nl.c into one-line messages (err(3) style). It builds no rules itself
  * and never runs the nft binary.
  */
@@ -29,11 +30,15 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
 
+#include "init/hostnet.h"
 #include "init/nl.h"
 #include "init/rules.h"
 
 #ifndef DOTPROXY_VERSION
 #define DOTPROXY_VERSION "0.0.0"
+#endif
+#ifndef DOTPROXY_REVISION
+#define DOTPROXY_REVISION "unknown"
 #endif
 
 /* Exit statuses; --help lists them. */
@@ -45,6 +50,7 @@
 #define INIT_EXIT_NOKERNEL	5
 #define INIT_EXIT_NETLINK	6
 #define INIT_EXIT_VALIDATE	7
+#define INIT_EXIT_HOSTNET	8	/* the node's namespace: refused */
 
 #define INIT_ENV_PREFIX		"DOTPROXY_INIT_"
 #define INIT_MAX_VALUES		64	/* flag occurrences per option */
@@ -56,7 +62,8 @@
 enum opt_id {
 	O_PROXY_PORT = 0, O_PROXY_UID, O_EXCLUDE_UID, O_EXCLUDE_GID,
 	O_EXCLUDE_CIDR, O_IPV6, O_DRY_RUN, O_CHECK, O_CLEANUP, O_VALIDATE,
-	O_VALIDATE_ADDR, O_VALIDATE_TIMEOUT, O_HELP, O_VERSION, O_COUNT
+	O_VALIDATE_ADDR, O_VALIDATE_TIMEOUT, O_POD_IP, O_HOST_IP,
+	O_ALLOW_HOST_NETWORK, O_HELP, O_VERSION, O_COUNT
 };
 
 struct opt_def {
@@ -78,6 +85,9 @@ static const struct opt_def opt_defs[O_COUNT] = {
 	[O_VALIDATE] = { "validate", false, false },
 	[O_VALIDATE_ADDR] = { "validate-addr", true, false },
 	[O_VALIDATE_TIMEOUT] = { "validate-timeout", true, false },
+	[O_POD_IP] = { "pod-ip", true, true },
+	[O_HOST_IP] = { "host-ip", true, true },
+	[O_ALLOW_HOST_NETWORK] = { "allow-host-network", false, false },
 	[O_HELP] = { "help", false, false },
 	[O_VERSION] = { "version", false, false },
 };
@@ -93,6 +103,8 @@ struct init_conf {
 	struct sockaddr_storage	vaddr;		/* --validate-addr, port 53 */
 	socklen_t		vaddr_len;
 	int			vtimeout_ms;
+	struct hostnet_in	hn;		/* --pod-ip, --host-ip */
+	bool			allow_hostnet;	/* --allow-host-network */
 };
 
 static const char usage_text[] =
@@ -116,16 +128,25 @@ static const char usage_text[] =
 "                         proxy to answer it\n"
 "  --validate-addr IP     probe destination (default 192.0.2.53, port 53)\n"
 "  --validate-timeout MS  total probe time (default 2000, 3 probes)\n"
-"  --help, --version\n"
+"  --pod-ip IP            the pod's IP(s), status.podIP(s) (repeatable)\n"
+"  --host-ip IP           the node's IP(s), status.hostIP(s) (repeatable)\n"
+"  --allow-host-network   install even in the node's network namespace\n"
+"  -h, --help; -V, --version\n"
 "\n"
-"Every option also reads DOTPROXY_INIT_<NAME> (upper case, '-' -> '_';\n"
-"comma-separated for repeatable ones; switches take 1/0, true/false);\n"
-"a flag beats the environment.\n"
+"Installing refuses the node's own network namespace: a pod IP equal to\n"
+"a host IP (hostNetwork), a host IP on an interface here, or the kernel's\n"
+"initial network namespace.\n"
+"\n"
+"Every option but help and version also reads DOTPROXY_INIT_<NAME> (upper\n"
+"case, '-' -> '_'; comma-separated for repeatable ones; switches take 1/0,\n"
+"true/false); a flag beats the environment. Any other DOTPROXY_INIT_*\n"
+"variable is an error.\n"
 "\n"
 "Exit status: 0 ok; 1 other failure; 2 bad usage or value; 3 --check:\n"
 "table missing or different; 4 no permission (needs CAP_NET_ADMIN);\n"
 "5 no nf_tables support in the kernel; 6 other netlink failure;\n"
-"7 --validate: the probe was not answered by the proxy.\n";
+"7 --validate: the probe was not answered by the proxy; 8 refused: the\n"
+"node's network namespace (see --allow-host-network).\n";
 
 __attribute__((noreturn, format(printf, 1, 2))) static void
 usage_err(const char *fmt, ...)
@@ -219,6 +240,17 @@ parse_vaddr(const char *src, const char *val, struct init_conf *cf)
 		usage_err("%s '%s': not an IPv4 or IPv6 address", src, val);
 }
 
+static void
+parse_ip(const char *src, const char *val, struct hostnet_ip *list,
+    size_t *n)
+{
+	if (*n >= HOSTNET_MAX_IPS)
+		usage_err("%s: more than %d addresses", src, HOSTNET_MAX_IPS);
+	if (hostnet_ip_parse(val, &list[*n]) != 0)
+		usage_err("%s '%s': not an IPv4 or IPv6 address", src, val);
+	(*n)++;
+}
+
 /* Applies one value of option id, from src (a flag or variable name). */
 static void
 apply(struct init_conf *cf, enum opt_id id, const char *src, const char *val)
@@ -285,6 +317,15 @@ apply(struct init_conf *cf, enum opt_id id, const char *src, const char *val)
 			    val);
 		cf->vtimeout_ms = (int)v;
 		break;
+	case O_POD_IP:
+		parse_ip(src, val, cf->hn.pod, &cf->hn.npod);
+		break;
+	case O_HOST_IP:
+		parse_ip(src, val, cf->hn.host, &cf->hn.nhost);
+		break;
+	case O_ALLOW_HOST_NETWORK:
+		cf->allow_hostnet = parse_switch(src, val);
+		break;
 	case O_HELP:
 	case O_VERSION:
 	case O_COUNT:
@@ -330,6 +371,39 @@ env_name(enum opt_id id, char *buf, size_t cap)
 	buf[n + i] = '\0';
 }
 
+/*
+ * A misspelt twin (DOTPROXY_INIT_EXCLUDE_UIDS) would otherwise be ignored
+ * without a word and the pod would run with the default: every variable
+ * under our prefix must name an option.
+ */
+static void
+check_env(void)
+{
+	extern char **environ;
+	char envn[64];
+	const char *eq;
+	size_t len;
+	char **e;
+	int j;
+
+	for (e = environ; *e != NULL; e++) {
+		if (strncmp(*e, INIT_ENV_PREFIX, strlen(INIT_ENV_PREFIX)) != 0)
+			continue;
+		eq = strchr(*e, '=');
+		len = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+		for (j = 0; j < O_COUNT; j++) {
+			if (j == O_HELP || j == O_VERSION)
+				continue;
+			env_name((enum opt_id)j, envn, sizeof(envn));
+			if (strlen(envn) == len && memcmp(envn, *e, len) == 0)
+				break;
+		}
+		if (j == O_COUNT)
+			usage_err("unknown variable %.*s: no option has this "
+			    "name (see --help)", (int)len, *e);
+	}
+}
+
 static void
 parse_args(int argc, char **argv, struct init_conf *cf)
 {
@@ -349,9 +423,11 @@ parse_args(int argc, char **argv, struct init_conf *cf)
 		longopts[i].val = 256 + i;
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		if (c == 'h')
 			c = 256 + O_HELP;
+		else if (c == 'V')
+			c = 256 + O_VERSION;
 		if (c < 256 || c >= 256 + O_COUNT) {
 			if (optopt >= 256 && optopt < 256 + O_COUNT)
 				usage_err("--%s needs a value (see --help)",
@@ -365,7 +441,8 @@ parse_args(int argc, char **argv, struct init_conf *cf)
 			exit(INIT_EXIT_OK);
 		}
 		if (i == O_VERSION) {
-			printf("dotproxy-init %s\n", DOTPROXY_VERSION);
+			printf("dotproxy-init %s (%s)\n", DOTPROXY_VERSION,
+			    DOTPROXY_REVISION);
 			exit(INIT_EXIT_OK);
 		}
 		if (nvals[i] >= INIT_MAX_VALUES)
@@ -374,6 +451,7 @@ parse_args(int argc, char **argv, struct init_conf *cf)
 	}
 	if (optind < argc)
 		usage_err("unexpected argument '%s' (see --help)", argv[optind]);
+	check_env();
 
 	/* Defaults, then per option: the flags if any, else the variable. */
 	cf->spec.proxy_port = 15353;
@@ -457,6 +535,32 @@ spec_rules(const struct rules_spec *spec)
 		n = 0;
 	free(plan);
 	return n;
+}
+
+/*
+ * Before anything reaches netlink: refuses the node's own network
+ * namespace (hostnet.c says what is checked and why) unless allowed, and
+ * then says so. Only installing is guarded: --dry-run, --check and
+ * --validate change nothing, and --cleanup is how a table a hostNetwork
+ * pod once left on a node is removed.
+ */
+static void
+hostnet_guard(const struct init_conf *cf)
+{
+	char why[256];
+
+	if (!hostnet_same_ip(&cf->hn, why, sizeof(why)) &&
+	    !hostnet_host_ip_local(&cf->hn, why, sizeof(why)) &&
+	    !hostnet_initial_netns("/proc", why, sizeof(why)))
+		return;
+	if (cf->allow_hostnet) {
+		warnx("installing in the node's network namespace as "
+		    "--allow-host-network says: %s", why);
+		return;
+	}
+	errx(INIT_EXIT_HOSTNET, "refusing to install in the node's network "
+	    "namespace: %s; the table would redirect the node's own DNS and "
+	    "outlive the pod (--allow-host-network overrides)", why);
 }
 
 static int
@@ -776,5 +880,6 @@ main(int argc, char **argv)
 	case MODE_INSTALL:
 		break;
 	}
+	hostnet_guard(&cf);
 	return do_install(&cf);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites and ends with one line: "N passed, N failed".
-#   tests/run.sh unit   C unit tests, fuzz corpus replay, header and ban lint
+#   tests/run.sh unit   C unit tests, fuzz corpus replay, header, ban and licence lint
 #   tests/run.sh e2e    the bats end-to-end suite (root, network namespaces)
 #   tests/run.sh all    both
 # BUILD (default build) names the build directory. E2E_FILTER limits bats
@@ -13,6 +13,11 @@
 # results; the bats plan must equal the number of @test lines in the files
 # given to it; a command's non-zero exit without a failing result is a
 # failure too. Any difference is counted as a failure and named.
+#
+# Nothing passes by skipping either, where it counts: in the release round
+# (CI=1 or CI=true as CI services set it, or DOTPROXY_RELEASE=1 as .ci/run
+# does) a skipped test is a failure unless tests/allowed-skips names it and
+# its reason. Every skip is listed at the end, allowed or not.
 set -u
 shopt -s lastpipe nullglob
 cd "$(dirname "$0")/.." || exit 2
@@ -20,11 +25,29 @@ BUILD=${BUILD:-build}
 what=${1:-all}
 passed=0 failed=0 skipped=0
 failures=()
+skips=()	# "KEY|REASON" of each skipped test
+ALLOWED_SKIPS=${ALLOWED_SKIPS:-tests/allowed-skips}
+release=0
+case ${DOTPROXY_RELEASE:-}:${CI:-} in
+1:* | *:1 | *:[Tt]rue | *:TRUE) release=1 ;;
+esac
 
 # Counts one failure that is not a TAP result of its own.
 fail() {
 	failed=$((failed + 1)); failures+=("$1")
 	echo "not ok - $1"
+}
+
+# Remembers one skipped result of suite $1 (TAP line $2) for judge_skips,
+# keyed "SUITE: DESCRIPTION" ("SUITE" alone when it has none).
+note_skip() {
+	local re='^ok[[:space:]]+[0-9]+[[:space:]]*-?[[:space:]]*(.*)#[[:space:]]*[Ss][Kk][Ii][Pp][A-Za-z]*[[:space:]]*(.*)$'
+	local desc='' reason=''
+	if [[ $2 =~ $re ]]; then
+		desc=${BASH_REMATCH[1]} reason=${BASH_REMATCH[2]}
+	fi
+	desc=${desc%"${desc##*[![:space:]]}"}
+	skips+=("$1${desc:+: $desc}|$reason")
 }
 
 # Reads TAP on stdin, echoes it, and adds its results to the totals. Then
@@ -36,7 +59,8 @@ tally() {
 		printf '%s\n' "$line"
 		case $line in
 		"not ok "*) f=$((f + 1)); failures+=("$name: ${line#not ok }") ;;
-		"ok "*"# skip"*|"ok "*"# SKIP"*) s=$((s + 1)) ;;
+		"ok "*"# skip"*|"ok "*"# SKIP"*)
+			s=$((s + 1)); note_skip "$name" "$line" ;;
 		"ok "*) p=$((p + 1)) ;;
 		1..*)
 			if [ -n "$plan" ]; then
@@ -126,6 +150,8 @@ run_unit() {
 	echo "# lint"
 	single "headers compile alone" make -s check-headers
 	single "no banned functions" make -s check-banned
+	single "licence labels and README match what each binary links" \
+		bash tests/licences.sh
 	single "shellcheck: every script and bats file" shellcheck_all
 }
 
@@ -181,12 +207,59 @@ run_fuzz_build() {
 	rm -rf "$out"
 }
 
+# Lists every skip with its verdict. In the release round a skip that no
+# line of $ALLOWED_SKIPS matches (TEST glob over the key, REASON glob over
+# the reason) is a failure; elsewhere it is only named.
+judge_skips() {
+	local sk key reason line t r why ok said='' entries=()
+	[ "${#skips[@]}" -gt 0 ] || return 0
+	if [ -f "$ALLOWED_SKIPS" ]; then
+		while IFS= read -r line; do
+			case $line in '#'* | '') continue ;; esac
+			if [[ $line != *" | "*" | "?* ]]; then
+				fail "$ALLOWED_SKIPS: not TEST | REASON | WHY: $line"
+				continue
+			fi
+			entries+=("$line")
+		done <"$ALLOWED_SKIPS"
+	elif [ "$release" -eq 1 ]; then
+		fail "release round: $ALLOWED_SKIPS is missing"
+	fi
+	if [ "$release" -eq 1 ]; then
+		echo "# skipped (release round: only what $ALLOWED_SKIPS names may skip):"
+	else
+		echo "# skipped (not the release round, so none fails):"
+	fi
+	for sk in "${skips[@]}"; do
+		key=${sk%%|*} reason=${sk#*|} ok=
+		for line in "${entries[@]}"; do
+			t=${line%% | *} r=${line#* | } why=${r#* | } r=${r%% | *}
+			# shellcheck disable=SC2053 # globs on purpose
+			if [[ $key == $t && $reason == $r ]]; then
+				ok=$why
+				break
+			fi
+		done
+		if [ -n "$ok" ] && [[ $said == *"|$ok|"* ]]; then
+			echo "#   $key (skip: $reason): allowed (as above)"
+		elif [ -n "$ok" ]; then
+			echo "#   $key (skip: $reason): allowed: $ok"
+			said+="|$ok|"
+		elif [ "$release" -eq 1 ]; then
+			fail "skipped in the release round, not on $ALLOWED_SKIPS: $key (skip: $reason)"
+		else
+			echo "#   $key (skip: $reason): not allowed in the release round"
+		fi
+	done
+}
+
 case $what in
 unit) run_unit ;;
 e2e) run_e2e ;;
 all) run_unit; run_fuzz_build; run_e2e ;;
 *) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
 esac
+judge_skips
 
 if [ "$failed" -gt 0 ]; then
 	echo "# failed:"

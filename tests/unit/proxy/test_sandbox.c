@@ -3,7 +3,9 @@
  * it, what the proxy does keeps working (UDP and TCP sockets over IPv4 and
  * IPv6, read-only opens, reads, the clock, randomness) and the rest fails
  * with EPERM: exec, fork, Unix, netlink and packet sockets, bind (so no
- * new listener), opening a file for writing or creating one.
+ * new listener), opening a file for writing or creating one. The exec
+ * check execs this binary, which would exit 42: only execve's own EPERM
+ * passes, and a control shows the same exec runs without the filter.
  */
 #include "proxy/sandbox.h"
 
@@ -29,9 +31,14 @@
 #define SANITIZED 0
 #endif
 
-/* Runs f in a child that installed the filter; returns its exit code. */
+/* What this binary exits with when it is exec'd with EXEC_PROBE. */
+#define EXEC_PROBE	"exec-probe"
+#define EXEC_RAN	42
+
+/* Runs f in a child, which installed the filter if filtered; returns its
+ * exit code (-2 if it died from a signal). */
 static int
-in_sandbox(int (*f)(void))
+in_child(int (*f)(void), int filtered)
 {
 	pid_t pid;
 	int st;
@@ -40,13 +47,19 @@ in_sandbox(int (*f)(void))
 	if ((pid = fork()) == -1)
 		return -1;
 	if (pid == 0) {
-		if (sandbox_install() != 0)
+		if (filtered && sandbox_install() != 0)
 			_exit(100);
 		_exit(f());
 	}
 	if (waitpid(pid, &st, 0) == -1 || !WIFEXITED(st))
 		return -2;
 	return WEXITSTATUS(st);
+}
+
+static int
+in_sandbox(int (*f)(void))
+{
+	return in_child(f, 1);
 }
 
 static int
@@ -81,13 +94,19 @@ allowed_calls(void)
 	return 0;
 }
 
+/*
+ * Execs this very test binary, which then exits EXEC_RAN: 0 only if execve
+ * itself failed with EPERM, 1 on another error. An exec that went through
+ * ends as the new image does (EXEC_RAN, or a signal or another status if
+ * the inherited filter stops it later), never as 0.
+ */
 static int
-exec_refused(void)
+exec_self(void)
 {
-	static char arg0[] = "/bin/true";
-	char *argv[] = { arg0, NULL };
+	static char arg0[] = "test_sandbox", arg1[] = EXEC_PROBE;
+	char *argv[] = { arg0, arg1, NULL };
 
-	execv("/bin/true", argv);
+	execv("/proc/self/exe", argv);
 	return errno == EPERM ? 0 : 1;
 }
 
@@ -138,10 +157,15 @@ fork_refused(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], EXEC_PROBE) == 0)
+		return EXEC_RAN;
 	is(in_sandbox(allowed_calls), 0, "what the proxy uses keeps working");
-	is(in_sandbox(exec_refused), 0, "exec: EPERM");
+	is(in_child(exec_self, 0), EXEC_RAN,
+	    "control: without the filter the same exec runs (exit %d)",
+	    EXEC_RAN);
+	is(in_sandbox(exec_self), 0, "exec: execve fails with EPERM");
 	is(in_sandbox(unix_socket_refused), 0, "Unix socket: EPERM");
 	is(in_sandbox(netlink_socket_refused), 0, "new netlink socket: EPERM");
 	is(in_sandbox(raw_socket_refused), 0, "packet socket: EPERM");
