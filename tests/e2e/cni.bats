@@ -341,7 +341,7 @@ inst_ours_last() {
 	[ "$(jq -S 'del(.plugins[-1])' "$f")" = "$(jq -S . "$d/original")" ] ||
 		w_fail "the rest of the list changed"
 	[ "$(jq -c '.plugins[-1]' "$f")" = \
-		'{"type":"dotproxy-cni","capabilities":{"io.kubernetes.cri.pod-annotations":true},"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}' ] ||
+		'{"type":"dotproxy-cni","capabilities":{"io.kubernetes.cri.pod-annotations":true,"dns":true},"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}' ] ||
 		w_fail "our entry: $(jq -c '.plugins[-1]' "$f")"
 	[ "$(jq '[.plugins[] | select(.type == "dotproxy-cni")] | length' "$f")" = 1 ] ||
 		w_fail "more than one entry"
