@@ -126,8 +126,18 @@ cni_list() {
 cni_pod_add() {
 	ip netns add "$1" || return 1
 	echo "$1" >>"$W_DIR/netns"
+	cni_pod_resolv "$1" || return 1
 	cni_exec ADD loopback "/var/run/netns/$1" "$1" "" \
 		<<<'{"cniVersion":"1.0.0","name":"lo","type":"loopback"}' >/dev/null
+}
+
+# cni_pod_resolv NS: the pod NS gets CNI_RESOLV_CONF as its resolv.conf
+# (what `ip netns exec` shows its processes), the list the runtime's dns
+# capability passes: dotproxy-init run there then builds the same table.
+# pod_teardown removes it.
+cni_pod_resolv() {
+	mkdir -p "/etc/netns/$1" || return 1
+	printf '%s\n' "$CNI_RESOLV_CONF" >"/etc/netns/$1/resolv.conf"
 }
 
 # Everything pod.bash's pod_setup does but dotproxy-init, then the node, the
