@@ -260,6 +260,28 @@ options ndots:5' || w_fail "cannot set resolv.conf"
 	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
 }
 
+@test "a resolv.conf changed after the rules were installed: its marks are never mapped onto the new list, and that is said once" {
+	stop_proxy || w_fail "default proxy did not stop cleanly"
+	# The same servers in another order, the rules left as they were:
+	# slot 2 (192.0.2.3 when installed) is 192.0.2.2 in the new file.
+	printf 'nameserver 192.0.2.3\nnameserver 192.0.2.2\nsearch ns.svc.cluster.local\n' \
+		>"/etc/netns/$W_POD/resolv.conf"
+	touch "$BATS_FILE_TMPDIR/resolv-changed"
+	pod_start_proxy --metrics "$TP_METRICS"
+	local _
+	for _ in 1 2; do
+		run adig @192.0.2.3 web.ns.svc.cluster.local A
+		[ "$status" -eq 0 ] || w_fail "dig exit $status"
+		assert_a web.ns.svc.cluster.local 198.51.100.11
+	done
+	! grep -q 'to=192\.0\.2\.2:53' "$(proxy_log)" ||
+		w_fail "a stale slot was mapped onto the new list"
+	[ "$(grep -c 'msg="UDP packet mark made for other nameservers"' "$(proxy_log)")" = 1 ] ||
+		w_fail "want the stale marks logged exactly once"
+	[ "$(tp_metric 'dotproxy_udp_marks_total{mark="stale"}')" = 2 ] ||
+		w_fail "want 2 stale marks counted"
+}
+
 @test "UDP local-zone query without CAP_NET_ADMIN and without the mark falls back to resolv.conf, and says so once" {
 	local h
 	# A table without its mark rules (as an older dotproxy-init made it).
