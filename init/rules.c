@@ -234,8 +234,9 @@ rules_ns_add(struct rules_spec *spec, const char *s)
 		spec->nns++;
 		return 0;
 	}
-	len = strcspn(s, "%");	/* a scope id is dropped, as the proxy does */
-	if (len >= sizeof(host))
+	/* As proxy/resolv.c: at most 63 bytes, a scope id dropped. */
+	len = strcspn(s, "%");
+	if (strlen(s) >= 64 || len >= sizeof(host))
 		return -EINVAL;
 	memcpy(host, s, len);
 	host[len] = '\0';
@@ -246,7 +247,11 @@ rules_ns_add(struct rules_spec *spec, const char *s)
 	return 0;
 }
 
-/* Copies the blank-separated word at p (before end) to w; returns its end. */
+/*
+ * Copies the blank-separated word at p (before end) to w, truncated to
+ * cap - 1; returns its end. The same words as proxy/resolv.c, so that both
+ * sides keep the same list (a CR stays part of the word there too).
+ */
 static const char *
 ns_word(const char *p, const char *end, char *w, size_t cap)
 {
@@ -254,7 +259,7 @@ ns_word(const char *p, const char *end, char *w, size_t cap)
 
 	while (p < end && (*p == ' ' || *p == '\t'))
 		p++;
-	while (p < end && *p != ' ' && *p != '\t' && *p != '\r') {
+	while (p < end && *p != ' ' && *p != '\t') {
 		if (n + 1 < cap)
 			w[n++] = *p;
 		p++;
@@ -267,7 +272,7 @@ void
 rules_ns_from_resolv(struct rules_spec *spec, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len, *eol, *q;
-	char key[16], w[80];
+	char key[16], w[258];	/* as proxy/resolv.c reads a word */
 
 	spec->nns = 0;
 	while (p < end) {

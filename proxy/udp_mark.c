@@ -61,6 +61,12 @@ udp_mark_dst(int family, uint32_t mark, const struct resolv *rc,
 	    (family != AF_INET && family != AF_INET6)) {
 		k = UDP_MARK_NONE;
 		r = -ENOENT;
+	} else if (slot == 0 && (uint8_t)(mark >> UDP_MARK_SUM_SHIFT) ==
+	    udp_mark_sum(NULL)) {
+		/* Rules that knew no nameserver (a runtime without the dns
+		 * capability): nothing stale, the destination is unknown. */
+		k = UDP_MARK_OTHER;
+		r = -ENXIO;
 	} else if ((uint8_t)(mark >> UDP_MARK_SUM_SHIFT) != udp_mark_sum(rc)) {
 		k = UDP_MARK_STALE;
 		r = -ESTALE;

@@ -53,7 +53,8 @@ uint8_t	udp_mark_sum(const struct resolv *rc);
  * against rc (the proxy's resolv.conf; NULL is an empty one). Returns 0
  * with out (port 53) and *len set: the query went to that nameserver.
  * -ENOENT: no mark of ours (none, or another component's). -ENXIO: ours,
- * and the destination is none of the listed nameservers. -ESTALE: ours,
+ * and the destination is none of the listed nameservers (or the rules
+ * were given no list at all). -ESTALE: ours,
  * but made for another nameserver list (resolv.conf changed since the
  * rules were installed), or a slot that does not fit rc or family.
  * *kind (may be NULL) gets the enum udp_mark_kind of the answer.

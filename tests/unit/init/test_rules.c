@@ -601,7 +601,8 @@ test_nameservers(void)
 	    "# kubelet\nsearch ns.svc.cluster.local\n"
 	    "nameserver 192.0.2.2\n"
 	    "nameserver\tnot-an-address\n"
-	    "  nameserver 2001:db8::3%eth0\r\n"
+	    "  nameserver 2001:db8::3%eth0\n"
+	    "nameserver 192.0.2.8\r\n"
 	    "nameserverx 192.0.2.7\n"
 	    "nameserver 192.0.2.3\n"
 	    "nameserver 192.0.2.4\n";
@@ -615,9 +616,12 @@ test_nameservers(void)
 	    a, sizeof(a)), "192.0.2.2") == 0, "first: 192.0.2.2");
 	ok(s.ns[1].family == AF_INET6 && strcmp(inet_ntop(AF_INET6,
 	    s.ns[1].addr, a, sizeof(a)), "2001:db8::3") == 0,
-	    "second: 2001:db8::3, scope id and CR dropped, bad line skipped");
+	    "second: 2001:db8::3, scope id dropped, bad lines skipped (a CR "
+	    "too, as the proxy skips it)");
 	ok(s.ns[2].family == AF_INET && strcmp(inet_ntop(AF_INET, s.ns[2].addr,
 	    a, sizeof(a)), "192.0.2.3") == 0, "third: 192.0.2.3");
+	is(rules_mark_sum(&s), 0x62, "its digest (test_udp_mark.c: the same text, "
+	    "the same digest from proxy/resolv.c)");
 	is(rules_ns_add(&s, "192.0.2.5"), -ENOSPC, "a fourth: -ENOSPC");
 	spec_default(&s);
 	is(rules_ns_add(&s, "192.0.2.999"), -EINVAL, "a bad address: -EINVAL");

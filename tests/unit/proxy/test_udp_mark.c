@@ -84,6 +84,17 @@ test_digest(void)
 	is(udp_mark_sum(&rc), 0xed, "digest of the issue's two IPv6 servers");
 	parse("nameserver 2001:db8:213::1\nnameserver 2001:db8:213::53\n", &rc);
 	is(udp_mark_sum(&rc), 0xdd, "order matters (slots are positions)");
+	/* test_rules.c parses the same text with init/rules.c. */
+	parse("# kubelet\nsearch ns.svc.cluster.local\n"
+	    "nameserver 192.0.2.2\n"
+	    "nameserver\tnot-an-address\n"
+	    "  nameserver 2001:db8::3%eth0\n"
+	    "nameserver 192.0.2.8\r\n"
+	    "nameserverx 192.0.2.7\n"
+	    "nameserver 192.0.2.3\n"
+	    "nameserver 192.0.2.4\n", &rc);
+	is(udp_mark_sum(&rc), 0x62, "a messy resolv.conf: the digest init/ "
+	    "computes from the same text");
 }
 
 static void
@@ -114,6 +125,11 @@ test_decode(void)
 	dst(AF_INET, mk(0x91, 1), &rc, &r, &kind);
 	ok(r == -ESTALE && kind == UDP_MARK_STALE,
 	    "a mark made for another list: -ESTALE, never its slot");
+	dst(AF_INET, mk(0xc5, 0), &rc, &r, &kind);
+	ok(r == -ENXIO && kind == UDP_MARK_OTHER, "slot 0 from rules given no "
+	    "list (no dns capability): unknown destination, not stale");
+	dst(AF_INET, mk(0xc5, 1), &rc, &r, &kind);
+	ok(r == -ESTALE, "slot 1 from rules given no list: -ESTALE");
 	dst(AF_UNIX, mk(0xf0, 1), &rc, &r, &kind);
 	ok(r == -ENOENT && kind == UDP_MARK_NONE, "other family: -ENOENT");
 	dst(AF_INET, mk(0xc5, 0), NULL, &r, &kind);
