@@ -79,11 +79,11 @@ cni_exec() {
 # container id is the pod's name; the ADD result is cached in $W_DIR.
 cni_list() {
 	local cmd=$1 pod=$2 k8sns=$3 ann=${4:-null} list n i idx conf out rc=0
-	local prev=null cache=$W_DIR/cache/$pod.json kargs dns
+	local prev=null cache=$W_DIR/cache/$pod.json kargs dnscap
 	list=$W_DIR/net.d/10-$CNI_LIST_NAME.conflist
 	# The "dns" capability, as containerd fills it from the pod's DNS
 	# config (the nameservers of its resolv.conf), on every command.
-	dns=$(awk '$1 == "nameserver" { print $2 }' <<<"$CNI_RESOLV_CONF" |
+	dnscap=$(awk '$1 == "nameserver" { print $2 }' <<<"$CNI_RESOLV_CONF" |
 		jq -Rsc 'split("\n") | map(select(. != "")) | {servers: .}')
 	kargs="IgnoreUnknown=1;K8S_POD_NAMESPACE=$k8sns;K8S_POD_NAME=$pod;K8S_POD_INFRA_CONTAINER_ID=$pod;K8S_POD_UID=uid-$pod"
 	n=$(jq '.plugins | length' "$list")
@@ -92,7 +92,7 @@ cni_list() {
 		idx=$i
 		[ "$cmd" != DEL ] || idx=$((n - 1 - i))
 		conf=$(jq -c --argjson i "$idx" --argjson prev "$prev" \
-			--argjson ann "$ann" --argjson dns "$dns" '
+			--argjson ann "$ann" --argjson dnscap "$dnscap" '
 			.plugins[$i] as $p
 			| $p + {cniVersion: .cniVersion, name: .name}
 			| del(.capabilities)
@@ -101,7 +101,7 @@ cni_list() {
 			  then .runtimeConfig = {"io.kubernetes.cri.pod-annotations": $ann}
 			  else . end
 			| if $p.capabilities.dns == true
-			  then .runtimeConfig = ((.runtimeConfig // {}) + {dns: $dns})
+			  then .runtimeConfig = ((.runtimeConfig // {}) + {dns: $dnscap})
 			  else . end
 			| if $prev != null then .prevResult = $prev else . end' "$list")
 		out=$(cni_exec "$cmd" "$(jq -r --argjson i "$idx" '.plugins[$i].type' "$list")" \
