@@ -64,10 +64,18 @@
  * writes its slot. Exact for every listed nameserver, IPv4 and IPv6; any
  * other destination is reported as such, never as a server that shares
  * some bits with it. The proxy accepts only marks with our tag and its own
- * list's digest; a later chain's mark, or a resolv.conf that changed since
- * the rules were built, reads as "no mark" (rules.c cannot see the first:
- * nftables has no way to claim a mark). Excluded traffic keeps its mark.
- * Only redirected udp/53 is marked; nothing leaving the pod is.
+ * list's digest. A chain that runs after ours (between -300 and the
+ * redirect) can still overwrite the mark, since nftables lets no table own
+ * the mark; that mark lacks our tag and reads as "no mark", never as an
+ * address. A resolv.conf changed since the rules were built gives another
+ * digest and reads as an unknown destination, never as another slot. The
+ * CNI plugin without the dns capability knows no list: every mark is slot
+ * 0 of the empty list, an unknown destination. Excluded traffic keeps its
+ * mark. Only redirected udp/53 is marked; nothing leaving the pod is.
+ *
+ * Why not an nftables map (ip6 daddr map { ... : mark }): the same lookup,
+ * but one set object more to build, dump and compare in --check, for at
+ * most three addresses.
  */
 #include "init/rules.h"
 
