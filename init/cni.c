@@ -264,6 +264,7 @@ table_remove(bool *was, struct cni_err *err)
 	struct nftnl_chain_list *chains = NULL;
 	struct nftnl_rule_list *rules = NULL;
 	uint8_t *buf = NULL;
+	uint32_t tflags;
 	struct nl *nl;
 	int rc;
 
@@ -275,7 +276,8 @@ table_remove(bool *was, struct cni_err *err)
 	    (chains = nftnl_chain_list_alloc()) == NULL ||
 	    (rules = nftnl_rule_list_alloc()) == NULL)
 		rc = cni_fail(err, CNI_ERR_IO, "out of memory");
-	else if ((rc = nl_read_table(nl, RULES_TABLE, was, chains, rules)) != 0)
+	else if ((rc = nl_read_table(nl, RULES_TABLE, was, &tflags, chains,
+	    rules)) != 0)
 		rc = cni_fail(err, CNI_ERR_NFT, "cannot read nftables: %s",
 		    strerror(-rc));
 	else if (!*was)
@@ -301,6 +303,7 @@ table_check(const struct rules_spec *spec, struct cni_err *err)
 	struct nftnl_chain_list *chains = NULL;
 	struct nftnl_rule_list *rules = NULL;
 	bool present = false;
+	uint32_t tflags;
 	char why[512];
 	struct nl *nl;
 	int rc;
@@ -311,14 +314,14 @@ table_check(const struct rules_spec *spec, struct cni_err *err)
 	if ((chains = nftnl_chain_list_alloc()) == NULL ||
 	    (rules = nftnl_rule_list_alloc()) == NULL)
 		rc = cni_fail(err, CNI_ERR_IO, "out of memory");
-	else if ((rc = nl_read_table(nl, RULES_TABLE, &present, chains,
-	    rules)) != 0)
+	else if ((rc = nl_read_table(nl, RULES_TABLE, &present, &tflags,
+	    chains, rules)) != 0)
 		rc = cni_fail(err, CNI_ERR_NFT, "cannot read nftables: %s",
 		    strerror(-rc));
 	else if (!present)
 		rc = cni_fail(err, CNI_ERR_TABLE, "table inet %s is missing",
 		    RULES_TABLE);
-	else if (!rules_check(spec, chains, rules, why, sizeof(why)))
+	else if (!rules_check(spec, tflags, chains, rules, why, sizeof(why)))
 		rc = cni_fail(err, CNI_ERR_TABLE, "table inet %s differs from "
 		    "the configuration: %s", RULES_TABLE, why);
 	else

@@ -175,16 +175,45 @@ parse_namespaces(const json_t *v, struct cni_conf *c, struct cni_err *err)
 	return 0;
 }
 
-/* runtimeConfig: only the pod annotations matter here. */
+/*
+ * runtimeConfig.dns.servers (the "dns" capability): the pod's nameservers,
+ * in the order kubelet writes them to its resolv.conf. The UDP marks name
+ * them (init/rules.c). Addresses that do not parse are skipped, as the C
+ * library skips them in resolv.conf; beyond RULES_MAX_NS are ignored.
+ */
+static int
+parse_dns(const json_t *dns, struct cni_conf *c, struct cni_err *err)
+{
+	const json_t *servers, *sv;
+	const char *s;
+	size_t i;
+
+	if (dns == NULL || json_is_null(dns))
+		return 0;
+	servers = json_object_get(dns, "servers");
+	if (!json_is_object(dns) || (servers != NULL && !json_is_null(servers) &&
+	    !json_is_array(servers)))
+		return cni_fail(err, CNI_ERR_CONFIG, "runtimeConfig.dns: want "
+		    "an object with an array of servers");
+	json_array_foreach(servers, i, sv)
+		if ((s = json_string_value(sv)) != NULL)
+			(void)rules_ns_add(&c->spec, s);
+	return 0;
+}
+
+/* runtimeConfig: the pod annotations and its DNS servers. */
 static int
 parse_runtime(const json_t *v, struct cni_conf *c, struct cni_err *err)
 {
 	const json_t *ann, *val;
 	const char *s;
+	int rc;
 
 	if (!json_is_object(v))
 		return cni_fail(err, CNI_ERR_CONFIG, "runtimeConfig: want an "
 		    "object");
+	if ((rc = parse_dns(json_object_get(v, "dns"), c, err)) != 0)
+		return rc;
 	if ((ann = json_object_get(v, CNI_CAP_ANNOTATIONS)) == NULL ||
 	    json_is_null(ann))
 		return 0;

@@ -124,8 +124,9 @@ cni_install_entry(json_t *config)
 	if (config != NULL && json_object_get(config, "type") != NULL &&
 	    !is_ours(config))
 		return NULL;
-	e = json_pack("{s:s, s:{s:b}}", "type", CNI_PLUGIN_TYPE,
-	    "capabilities", CNI_CAP_ANNOTATIONS, 1);
+	/* dns: the pod's nameservers, which the UDP marks name. */
+	e = json_pack("{s:s, s:{s:b, s:b}}", "type", CNI_PLUGIN_TYPE,
+	    "capabilities", CNI_CAP_ANNOTATIONS, 1, "dns", 1);
 	if (e == NULL || config == NULL)
 		return e;
 	json_object_foreach(config, key, v)

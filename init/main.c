@@ -595,6 +595,7 @@ do_cleanup(void)
 	struct nftnl_chain_list *chains;
 	struct nftnl_rule_list *rules;
 	bool present = false;
+	uint32_t tflags;
 	uint8_t *buf;
 	struct nl *nl;
 	int rc;
@@ -605,7 +606,8 @@ do_cleanup(void)
 	    (rules = nftnl_rule_list_alloc()) == NULL)
 		err(INIT_EXIT_FAIL, "malloc");
 	/* Only to say what happened; the batch is safe either way. */
-	if ((rc = nl_read_table(nl, RULES_TABLE, &present, chains, rules)) != 0)
+	if ((rc = nl_read_table(nl, RULES_TABLE, &present, &tflags, chains,
+	    rules)) != 0)
 		nl_fail("read", rc, NULL);
 	if ((rc = rules_batch_cleanup(nl_seq(nl), buf, RULES_BATCH_CAP,
 	    &batch)) != 0)
@@ -626,6 +628,7 @@ do_check(const struct init_conf *cf)
 	struct nftnl_chain_list *chains;
 	struct nftnl_rule_list *rules;
 	bool present = false, same;
+	uint32_t tflags;
 	char why[512];
 	struct nl *nl;
 	int rc;
@@ -634,12 +637,13 @@ do_check(const struct init_conf *cf)
 	if ((chains = nftnl_chain_list_alloc()) == NULL ||
 	    (rules = nftnl_rule_list_alloc()) == NULL)
 		err(INIT_EXIT_FAIL, "malloc");
-	if ((rc = nl_read_table(nl, RULES_TABLE, &present, chains, rules)) != 0)
+	if ((rc = nl_read_table(nl, RULES_TABLE, &present, &tflags, chains,
+	    rules)) != 0)
 		nl_fail("read", rc, NULL);
 	if (!present)
 		errx(INIT_EXIT_MISMATCH, "check: table inet %s is not installed",
 		    RULES_TABLE);
-	same = rules_check(&cf->spec, chains, rules, why, sizeof(why));
+	same = rules_check(&cf->spec, tflags, chains, rules, why, sizeof(why));
 	nftnl_rule_list_free(rules);
 	nftnl_chain_list_free(chains);
 	nl_close(nl);
@@ -867,6 +871,8 @@ main(int argc, char **argv)
 		    "each other");
 	cf.spec.ipv6 = cf.ipv6 == IPV6_ON ||
 	    (cf.ipv6 == IPV6_AUTO && nl_ipv6_enabled());
+	/* The nameservers the UDP marks name (see init/rules.c). */
+	nl_read_nameservers(NL_RESOLV_CONF, &cf.spec);
 
 	switch (mode) {
 	case MODE_DRY_RUN:

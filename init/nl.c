@@ -218,6 +218,7 @@ nl_talk(struct nl *nl, const void *buf, const struct rules_batch *b,
 struct dump {
 	const char		*table;		/* borrowed */
 	bool			*present;	/* borrowed */
+	uint32_t		*flags;		/* borrowed: the table's */
 	struct nftnl_chain_list	*chains;	/* borrowed */
 	struct nftnl_rule_list	*rules;		/* borrowed */
 };
@@ -239,8 +240,11 @@ table_cb(const struct nlmsghdr *nlh, void *arg)
 		return MNL_CB_ERROR;
 	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
 	    is_ours(d, nftnl_table_get_str(t, NFTNL_TABLE_NAME),
-	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY)))
+	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY))) {
 		*d->present = true;
+		*d->flags = nftnl_table_is_set(t, NFTNL_TABLE_FLAGS) ?
+		    nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) : 0;
+	}
 	nftnl_table_free(t);
 	return MNL_CB_OK;
 }
@@ -325,12 +329,14 @@ nl_dump(struct nl *nl, uint16_t type, const char *table, mnl_cb_t cb,
 
 int
 nl_read_table(struct nl *nl, const char *table, bool *present,
-    struct nftnl_chain_list *chains, struct nftnl_rule_list *rules)
+    uint32_t *flags, struct nftnl_chain_list *chains,
+    struct nftnl_rule_list *rules)
 {
-	struct dump d = { table, present, chains, rules };
+	struct dump d = { table, present, flags, chains, rules };
 	int rc;
 
 	*present = false;
+	*flags = 0;
 	if ((rc = nl_dump(nl, NFT_MSG_GETTABLE, table, table_cb, &d)) != 0)
 		return rc;
 	if (!*present)
@@ -354,4 +360,18 @@ nl_ipv6_enabled(void)
 		v = 1;
 	fclose(f);
 	return v == 0 && access("/proc/net/if_inet6", F_OK) == 0;
+}
+
+void
+nl_read_nameservers(const char *path, struct rules_spec *spec)
+{
+	char text[8192];	/* the proxy reads as much (proxy/main.c) */
+	size_t n = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) != NULL) {
+		n = fread(text, 1, sizeof(text), f);
+		fclose(f);
+	}
+	rules_ns_from_resolv(spec, text, n);
 }

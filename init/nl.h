@@ -47,11 +47,13 @@ int		 nl_talk(struct nl *nl, const void *buf,
 
 /*
  * Reads back table inet <table>: *present says whether it exists, and
- * when it does its chains and rules (in kernel order) are appended to the
- * caller's lists, which own them afterwards. Returns 0 or -errno.
+ * when it does *flags has its flags (NFT_TABLE_F_DORMANT ...: what
+ * rules_check compares) and its chains and rules (in kernel order) are
+ * appended to the caller's lists, which own them afterwards. Returns 0 or
+ * -errno.
  */
 int		 nl_read_table(struct nl *nl, const char *table, bool *present,
-		    struct nftnl_chain_list *chains,
+		    uint32_t *flags, struct nftnl_chain_list *chains,
 		    struct nftnl_rule_list *rules);
 
 /*
@@ -59,5 +61,14 @@ int		 nl_read_table(struct nl *nl, const char *table, bool *present,
  * /proc/net/if_inet6 present): what --ipv6 auto and ipv6 "auto" mean.
  */
 bool		 nl_ipv6_enabled(void);
+
+#define NL_RESOLV_CONF	"/etc/resolv.conf"
+
+/*
+ * Reads the nameservers of the resolv.conf at path into spec (see
+ * rules_ns_from_resolv). A missing or unreadable file leaves the list
+ * empty: every captured packet is then marked "no listed nameserver".
+ */
+void		 nl_read_nameservers(const char *path, struct rules_spec *spec);
 
 #endif

@@ -43,13 +43,39 @@
  * never rides an old entry the way a UDP datagram does.
  *
  * The original destination without conntrack. Reading conntrack needs
- * CAP_NET_ADMIN, which the proxy does not have. So the raw chain, which
- * sees every packet of a flow (the nat chain sees only the first), also
- * copies four bytes of the destination address into the packet mark:
- * `meta mark set @nh,128,32` (all of an IPv4 daddr) or `@nh,288,32` (the
- * last 32 bits of an IPv6 daddr). The mark survives the redirect over lo
- * and any socket reads it with SO_RCVMARK, no capability needed. A packet
- * leaving the pod is never marked: only redirected udp/53 is.
+ * CAP_NET_ADMIN, which the proxy does not have; the packet mark survives
+ * the redirect over lo and the proxy reads it per datagram with
+ * SO_RCVMARK, no capability needed. The raw chain sees every packet of a
+ * flow (the nat chain only the first), so it writes the mark. Two
+ * constraints shape what it writes. A mark has 32 bits: an IPv6 address
+ * does not fit, and the low 32 bits of one are ambiguous (fd00:213::53 and
+ * fd00:214::53, ::1 and fd00:213::1). And other components mark packets
+ * too (0x539, 0x4000): a mark that is all address bits cannot be told from
+ * theirs, so IPv4 cannot keep all 32 bits of its address either.
+ *
+ * So the mark names a nameserver instead of carrying an address: a 16-bit
+ * tag, the digest of the nameserver list, and a slot (rules.h). The list
+ * is the pod's resolv.conf (dotproxy-init reads it; the CNI plugin gets it
+ * from the runtime's "dns" capability, which kubelet fills from the same
+ * DNS config it writes resolv.conf from). Per family the chain first
+ * writes slot 0 ("captured, no listed nameserver") on every captured
+ * udp/53 packet, overwriting whatever mark it had, then one rule per
+ * listed nameserver of that family (`ip6 daddr X/128 udp dport 53`)
+ * writes its slot. Exact for every listed nameserver, IPv4 and IPv6; any
+ * other destination is reported as such, never as a server that shares
+ * some bits with it. The proxy accepts only marks with our tag and its own
+ * list's digest. A chain that runs after ours (between -300 and the
+ * redirect) can still overwrite the mark, since nftables lets no table own
+ * the mark; that mark lacks our tag and reads as "no mark", never as an
+ * address. A resolv.conf changed since the rules were built gives another
+ * digest and reads as an unknown destination, never as another slot. The
+ * CNI plugin without the dns capability knows no list: every mark is slot
+ * 0 of the empty list, an unknown destination. Excluded traffic keeps its
+ * mark. Only redirected udp/53 is marked; nothing leaving the pod is.
+ *
+ * Why not an nftables map (ip6 daddr map { ... : mark }): the same lookup,
+ * but one set object more to build, dump and compare in --check, for at
+ * most three addresses.
  */
 #include "init/rules.h"
 
@@ -166,6 +192,134 @@ plan_one(struct rules_rule *rules, size_t cap, size_t *n, const char *chain,
 	return 0;
 }
 
+/*
+ * The mark rules of one family: slot 0 on every captured udp/53 packet,
+ * then each listed nameserver of the family its own slot (a later rule
+ * overwrites the earlier mark).
+ */
+static int
+plan_marks(const struct rules_spec *spec, uint8_t nfproto,
+    struct rules_rule *rules, size_t cap, size_t *n)
+{
+	int family = nfproto == NFPROTO_IPV6 ? AF_INET6 : AF_INET;
+	struct rules_rule *r;
+	size_t i;
+	int rc;
+
+	if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, nfproto,
+	    IPPROTO_UDP, RULES_MARK, 0)) != 0)
+		return rc;
+	rules[*n - 1].mark = rules_mark(spec, 0);
+	for (i = 0; i < spec->nns && i < RULES_MAX_NS; i++) {
+		if (spec->ns[i].family != family)
+			continue;
+		if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, nfproto,
+		    IPPROTO_UDP, RULES_MARK, 0)) != 0)
+			return rc;
+		r = &rules[*n - 1];
+		r->has_daddr = true;
+		r->daddr.family = family;
+		memcpy(r->daddr.addr, spec->ns[i].addr, sizeof(r->daddr.addr));
+		r->daddr.prefix = family == AF_INET6 ? 128 : 32;
+		r->mark = rules_mark(spec, (unsigned)i + 1);
+	}
+	return 0;
+}
+
+int
+rules_ns_add(struct rules_spec *spec, const char *s)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	struct rules_ns *ns;
+	size_t len;
+
+	if (spec->nns >= RULES_MAX_NS)
+		return -ENOSPC;
+	ns = &spec->ns[spec->nns];
+	memset(ns, 0, sizeof(*ns));
+	if (inet_pton(AF_INET, s, ns->addr) == 1) {
+		ns->family = AF_INET;
+		spec->nns++;
+		return 0;
+	}
+	/* As proxy/resolv.c: at most 63 bytes, a scope id dropped. */
+	len = strcspn(s, "%");
+	if (strlen(s) >= 64 || len >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET6, host, ns->addr) != 1)
+		return -EINVAL;
+	ns->family = AF_INET6;
+	spec->nns++;
+	return 0;
+}
+
+/*
+ * Copies the blank-separated word at p (before end) to w, truncated to
+ * cap - 1; returns its end. The same words as proxy/resolv.c, so that both
+ * sides keep the same list (a CR stays part of the word there too).
+ */
+static const char *
+ns_word(const char *p, const char *end, char *w, size_t cap)
+{
+	size_t n = 0;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (p < end && *p != ' ' && *p != '\t') {
+		if (n + 1 < cap)
+			w[n++] = *p;
+		p++;
+	}
+	w[n] = '\0';
+	return p;
+}
+
+void
+rules_ns_from_resolv(struct rules_spec *spec, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len, *eol, *q;
+	char key[16], w[258];	/* as proxy/resolv.c reads a word */
+
+	spec->nns = 0;
+	while (p < end) {
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		q = ns_word(p, eol, key, sizeof(key));
+		if (strcmp(key, "nameserver") == 0) {
+			(void)ns_word(q, eol, w, sizeof(w));
+			(void)rules_ns_add(spec, w);	/* bad ones skipped */
+		}
+		p = eol + 1;
+	}
+}
+
+uint8_t
+rules_mark_sum(const struct rules_spec *spec)
+{
+	uint32_t h = 2166136261u;
+	size_t i, k, alen;
+	uint8_t tag;
+
+	for (i = 0; i < spec->nns && i < RULES_MAX_NS; i++) {
+		tag = spec->ns[i].family == AF_INET6 ? 6 : 4;
+		alen = tag == 6 ? 16 : 4;
+		h = (h ^ tag) * 16777619u;
+		for (k = 0; k < alen; k++)
+			h = (h ^ spec->ns[i].addr[k]) * 16777619u;
+	}
+	return (uint8_t)(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
+}
+
+uint32_t
+rules_mark(const struct rules_spec *spec, unsigned slot)
+{
+	return RULES_MARK_TAG |
+	    (uint32_t)rules_mark_sum(spec) << RULES_MARK_SUM_SHIFT |
+	    (slot & 0xff);
+}
+
 int
 rules_plan(const struct rules_spec *spec, struct rules_rule *rules,
     size_t cap, size_t *n)
@@ -198,8 +352,7 @@ rules_plan(const struct rules_spec *spec, struct rules_rule *rules,
 	if ((rc = plan_returns(spec, RULES_CHAIN_ZONE, rules, cap, n)) != 0)
 		return rc;
 	for (i = 0; i < nfam; i++)
-		if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, families[i],
-		    IPPROTO_UDP, RULES_MARK, 0)) != 0)
+		if ((rc = plan_marks(spec, families[i], rules, cap, n)) != 0)
 			return rc;
 	for (i = 0; i < nfam; i++)
 		if ((rc = plan_one(rules, cap, n, RULES_CHAIN_ZONE, families[i],
@@ -300,10 +453,8 @@ rules_rule_text(const struct rules_rule *r, char *buf, size_t cap)
 		text_add(buf, cap, &off, &err, "redirect to :%u", r->arg);
 		break;
 	case RULES_MARK:
-		/* nft wants a raw payload: a mark is no address type. */
-		text_add(buf, cap, &off, &err, "meta mark set @nh,%u,32",
-		    (r->nfproto == NFPROTO_IPV6 ? RULES_MARK_OFF_IP6 :
-		    RULES_MARK_OFF_IP) * 8);
+		text_add(buf, cap, &off, &err, "meta mark set 0x%08x",
+		    (unsigned int)r->mark);
 		break;
 	}
 	return err;
@@ -463,7 +614,7 @@ add_immediate(struct nftnl_rule *r, const void *data, uint32_t len)
 
 static int
 add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
-    uint8_t nfproto)
+    uint32_t mark)
 {
 	struct nftnl_expr *e;
 	uint16_t be;
@@ -502,10 +653,8 @@ add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
 		    NF_NAT_RANGE_PROTO_SPECIFIED);
 		return expr_add(r, e);
 	case RULES_MARK:
-		/* The address bytes go to the mark as they are, as nft does. */
-		if ((rc = add_payload(r, NFT_PAYLOAD_NETWORK_HEADER,
-		    nfproto == NFPROTO_IPV6 ? RULES_MARK_OFF_IP6 :
-		    RULES_MARK_OFF_IP, 4)) != 0)
+		/* A host-order u32 in the register, as nft puts it there. */
+		if ((rc = add_immediate(r, &mark, sizeof(mark))) != 0)
 			return rc;
 		if ((e = nftnl_expr_alloc("meta")) == NULL)
 			return -ENOMEM;
@@ -548,7 +697,7 @@ rules_rule_nftnl(const struct rules_rule *rr)
 	if (rc == 0)
 		rc = expr_add(r, nftnl_expr_alloc("counter"));
 	if (rc == 0)
-		rc = add_action(r, rr->action, rr->arg, rr->nfproto);
+		rc = add_action(r, rr->action, rr->arg, rr->mark);
 	if (rc != 0) {
 		nftnl_rule_free(r);
 		errno = -rc;
@@ -943,18 +1092,46 @@ check_chain_rules(const char *chain, const struct rules_rule *plan,
 	return true;
 }
 
+/* Names the table flags set in flags, for --check's one line. */
+static void
+flags_text(uint32_t flags, char *buf, size_t cap)
+{
+	static const struct {
+		uint32_t	 bit;
+		const char	*name;
+	} names[] = { { 0x1, "dormant" }, { 0x2, "owner" }, { 0x4, "persist" } };
+	size_t off = 0, i;
+	int err = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & names[i].bit)
+			text_add(buf, cap, &off, &err, "%s%s", off > 0 ? "," :
+			    "", names[i].name);
+	text_add(buf, cap, &off, &err, "%s0x%x", off > 0 ? " " : "",
+	    (unsigned int)flags);
+}
+
 bool
-rules_check(const struct rules_spec *spec,
+rules_check(const struct rules_spec *spec, uint32_t table_flags,
     const struct nftnl_chain_list *chains,
     const struct nftnl_rule_list *rules, char *why, size_t cap)
 {
 	struct rules_rule plan[RULES_MAX_RULES];
+	char ftext[64];
 	size_t nplan, k;
 
 	if (cap > 0)
 		why[0] = '\0';
 	if (rules_plan(spec, plan, RULES_MAX_RULES, &nplan) != 0) {
 		snprintf(why, cap, "too many rules");
+		return false;
+	}
+	/* A dormant table keeps its rules but runs none of them. */
+	if (table_flags != 0) {
+		flags_text(table_flags, ftext, sizeof(ftext));
+		snprintf(why, cap, "table inet %s has flags %s; want none",
+		    RULES_TABLE, ftext);
 		return false;
 	}
 	if (!check_chains(chains, why, cap))

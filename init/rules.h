@@ -29,18 +29,27 @@ struct nftnl_rule_list;
 #define RULES_CT_ZONE		2
 #define RULES_DNS_PORT		53
 /*
- * The packet mark of a redirected UDP query carries its original
- * destination, for a proxy without any capability (SO_RCVMARK): the four
- * bytes of the IPv4 destination address, or the last four bytes of the
- * IPv6 one, copied as they are (the mark holds them in host order).
+ * The packet mark of a captured udp/53 packet says where it was going, for
+ * a proxy without any capability (SO_RCVMARK). Layout, argued in rules.c:
+ *   bits 31-16  RULES_MARK_TAG, so that no other component's mark is ever
+ *               read as a destination;
+ *   bits 15-8   the digest of the nameserver list the rules were built
+ *               from (rules_mark_sum), so that a proxy whose resolv.conf
+ *               lists other servers never maps a slot to the wrong one;
+ *   bits 7-0    the slot: 0 = captured, but the destination is none of
+ *               the listed nameservers; i + 1 = nameserver i of the list.
+ * proxy/udp_mark.c decodes the same layout; the two must agree.
  */
-#define RULES_MARK_OFF_IP	16	/* ip header: daddr */
-#define RULES_MARK_OFF_IP6	36	/* ip6 header: daddr + 12 */
+#define RULES_MARK_TAG		0xd07d0000u
+#define RULES_MARK_TAG_MASK	0xffff0000u
+#define RULES_MARK_SUM_SHIFT	8
+#define RULES_MAX_NS		3	/* resolv.conf servers glibc uses */
 
 #define RULES_MAX_EXCLUDES	32	/* per kind: uid, gid, cidr */
 /* Per chain: reply zone rule, proxy uid, excludes, 4 redirects (or 2
- * marks and 2 zones). */
-#define RULES_MAX_RULES		(2 * (2 + 3 * RULES_MAX_EXCLUDES + 4))
+ * marks and 2 zones); plus one mark rule per listed nameserver. */
+#define RULES_MAX_RULES		(2 * (2 + 3 * RULES_MAX_EXCLUDES + 4) + \
+				    RULES_MAX_NS)
 #define RULES_MAX_MSGS		(3 + 2 + RULES_MAX_RULES)
 #define RULES_TEXT_MAX		128	/* one rule as nft text */
 #define RULES_WHAT_MAX		192	/* one command as nft text */
@@ -51,6 +60,12 @@ struct rules_cidr {
 	int		family;		/* AF_INET or AF_INET6 */
 	uint8_t		addr[16];	/* network order, host bits zero */
 	unsigned int	prefix;		/* 0..32 or 0..128 */
+};
+
+/* One nameserver of the pod (an address, no port). */
+struct rules_ns {
+	int		family;		/* AF_INET or AF_INET6 */
+	uint8_t		addr[16];	/* network order */
 };
 
 /* What the flags ask for; filled by main, read-only here. */
@@ -64,6 +79,9 @@ struct rules_spec {
 	struct rules_cidr exclude_cidr[RULES_MAX_EXCLUDES];
 	size_t		nexclude_cidr;
 	bool		ipv6;		/* also redirect IPv6 (auto resolved) */
+	struct rules_ns	ns[RULES_MAX_NS];	/* the pod's nameservers, in
+						 * resolv.conf order */
+	size_t		nns;
 };
 
 struct rules_chain {
@@ -81,7 +99,7 @@ enum rules_action {
 	RULES_RETURN = 0,	/* leave the chain: not captured */
 	RULES_ZONE,		/* ct zone set <arg> */
 	RULES_REDIRECT,		/* redirect to :<arg> */
-	RULES_MARK,		/* meta mark set (4 bytes of the daddr) */
+	RULES_MARK,		/* meta mark set <mark> */
 };
 
 /* One planned rule; all matches present are ANDed, counter always added. */
@@ -99,6 +117,7 @@ struct rules_rule {
 	uint16_t	 dport;		/* 0 any, else with l4proto */
 	enum rules_action action;
 	uint16_t	 arg;		/* zone id or redirect port */
+	uint32_t	 mark;		/* RULES_MARK: the value */
 };
 
 /* One message of a batch that asked for an ACK, for error reports. */
@@ -120,6 +139,31 @@ struct rules_batch {
  * -EDOM (host bits set after the prefix).
  */
 int	rules_cidr_parse(const char *s, struct rules_cidr *c);
+
+/*
+ * Adds the nameserver s (an IPv4 or IPv6 address; an IPv6 scope id
+ * "%eth0" is dropped, as the proxy does) to spec's list. Returns 0,
+ * -EINVAL (not an address) or -ENOSPC (RULES_MAX_NS already listed).
+ */
+int	rules_ns_add(struct rules_spec *spec, const char *s);
+
+/*
+ * Fills spec's nameserver list from resolv.conf text (need not be
+ * NUL-terminated): the first RULES_MAX_NS "nameserver" lines whose address
+ * parses, in order, exactly the list proxy/resolv.c keeps. Never fails.
+ */
+void	rules_ns_from_resolv(struct rules_spec *spec, const char *text,
+	    size_t len);
+
+/*
+ * The 8-bit digest of spec's nameserver list: FNV-1a (32 bits) over, per
+ * server, one byte 4 or 6 and its 4 or 16 address bytes, folded by XOR of
+ * its four bytes. proxy/udp_mark.c computes the same from resolv.conf.
+ */
+uint8_t	rules_mark_sum(const struct rules_spec *spec);
+
+/* The mark of a packet to nameserver slot - 1 (slot 0: none of them). */
+uint32_t rules_mark(const struct rules_spec *spec, unsigned slot);
 
 /*
  * Fills rules[0..*n) with the ordered rules of both chains for spec (cap
@@ -168,12 +212,13 @@ int	rules_text(const struct rules_spec *spec, char *buf, size_t cap);
 int	rules_rule_digest(const struct nftnl_rule *r, char *buf, size_t cap);
 
 /*
- * Compares what the kernel reports for table inet dotproxy (its chains and
- * rules, in kernel order) with what spec asks for, ignoring handles and
- * counter values. True when equal; otherwise false with one line in why
- * saying what differs.
+ * Compares what the kernel reports for table inet dotproxy (its flags, its
+ * chains and rules in kernel order) with what spec asks for, ignoring
+ * handles and counter values. Our table has no flags: any (dormant, whose
+ * rules do nothing; owner; persist) is a difference. True when equal;
+ * otherwise false with one line in why saying what differs.
  */
-bool	rules_check(const struct rules_spec *spec,
+bool	rules_check(const struct rules_spec *spec, uint32_t table_flags,
 	    const struct nftnl_chain_list *chains,
 	    const struct nftnl_rule_list *rules, char *why, size_t cap);
 

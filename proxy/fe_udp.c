@@ -4,10 +4,12 @@
  * read escapes a callback; the query layer copies what it keeps) and one
  * batch of outgoing answers per listener, flushed before the loop sleeps.
  * Each listener asks for the packet mark (SO_RCVMARK, no capability
- * needed): the redirect rules put a query's original destination there,
+ * needed): the redirect rules name the query's original nameserver there,
  * and udp_mark.c turns it into origin.orig, which the query layer uses for
- * a local-zone query. Without a usable mark, origin.orig stays empty and
- * the query layer falls back to conntrack, then to resolv.conf.
+ * a local-zone query. Without a usable mark (none, another component's,
+ * one for a destination that is no nameserver of resolv.conf, or one made
+ * for another resolv.conf), origin.orig stays empty and the query layer
+ * falls back to conntrack, then to resolv.conf's first nameserver.
  */
 #include "fe_udp.h"
 
@@ -159,6 +161,42 @@ fe_udp_deliver(void *arg, const struct query_origin *o, const uint8_t *msg,
 	loop_hook_queue(fe->loop, &l->flush);
 }
 
+/*
+ * Sets o->orig from the datagram's mark, or leaves it empty; counts what
+ * the mark said. A mark for another nameserver list means resolv.conf
+ * changed after the rules were made: said once, as the fix is to re-run
+ * dotproxy-init (or re-create the pod).
+ */
+static void
+fe_udp_orig(struct fe_udp *fe, const struct fe_udp_listener *l,
+    struct msghdr *mh, struct query_origin *o)
+{
+	enum udp_mark_kind kind = UDP_MARK_NONE;
+
+	if (udp_mark_dst(l->addr.ss_family, fe_udp_mark(mh), fe->rc,
+	    &o->orig, &o->orig_len, &kind) != 0)
+		o->orig_len = 0;
+	switch (kind) {
+	case UDP_MARK_NAMESERVER:
+		fe->stats.mark_ns++;
+		break;
+	case UDP_MARK_OTHER:
+		fe->stats.mark_other++;
+		break;
+	case UDP_MARK_STALE:
+		if (fe->stats.mark_stale++ == 0)
+			log_warn("UDP packet mark made for other nameservers",
+			    "reason=\"resolv.conf differs from the one the "
+			    "rules were installed with\" fallback=unknown_"
+			    "destination");
+		break;
+	case UDP_MARK_NONE:
+	case UDP_MARK_NKINDS:
+		fe->stats.mark_none++;
+		break;
+	}
+}
+
 static void
 fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 {
@@ -207,10 +245,8 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 			memcpy(&o.peer, &fe->peers[i], msgs[i].msg_hdr.msg_namelen);
 			o.peer_len = msgs[i].msg_hdr.msg_namelen;
 			o.orig_len = 0;
-			if (l->marks && udp_mark_dst(l->addr.ss_family,
-			    fe_udp_mark(&msgs[i].msg_hdr), fe->rc, &o.orig,
-			    &o.orig_len) != 0)
-				o.orig_len = 0;
+			if (l->marks)
+				fe_udp_orig(fe, l, &msgs[i].msg_hdr, &o);
 			(void)query_submit(fe->qt, fe->in[i], msgs[i].msg_len, &o);
 		}
 		if (n < FE_UDP_BATCH)
@@ -350,5 +386,12 @@ static const struct stat_desc fe_udp_rows[] = {
 	    NULL),
 	UROW("dotproxy_dropped_total", "reason=\"udp_send\"", send_errors,
 	    NULL),
+	UROW("dotproxy_udp_marks_total", "mark=\"nameserver\"", mark_ns,
+	    "UDP queries by what their packet mark said of the original "
+	    "destination."),
+	UROW("dotproxy_udp_marks_total", "mark=\"other_destination\"",
+	    mark_other, NULL),
+	UROW("dotproxy_udp_marks_total", "mark=\"stale\"", mark_stale, NULL),
+	UROW("dotproxy_udp_marks_total", "mark=\"none\"", mark_none, NULL),
 };
 const struct stat_table fe_udp_stat_table = STAT_TABLE(fe_udp_rows);

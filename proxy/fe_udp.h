@@ -21,12 +21,18 @@ struct fe_udp_stats {
 	uint64_t	sent;		/* answers sent */
 	uint64_t	send_errors;	/* answers the kernel refused */
 	uint64_t	oversize;	/* queries larger than our buffer */
+	/* Marks of queries read on listeners with SO_RCVMARK, by what they
+	 * said (udp_mark.h): */
+	uint64_t	mark_ns;	/* a resolv.conf nameserver */
+	uint64_t	mark_other;	/* ours: no listed nameserver */
+	uint64_t	mark_stale;	/* ours, for another nameserver list */
+	uint64_t	mark_none;	/* none, or another component's */
 };
 
 /* NULL on allocation failure. Registers itself with the query table. */
 struct fe_udp	*fe_udp_new(struct loop *, struct query_table *);
 /*
- * The nameservers an IPv6 packet mark is matched against (see udp_mark.h),
+ * The nameservers a packet mark's slot names (see udp_mark.h),
  * borrowed until the next call or fe_udp_free; NULL goes back to the
  * /etc/resolv.conf that fe_udp_new read.
  */

@@ -500,7 +500,7 @@ main(int argc, char *argv[])
 		log_error("out of memory at start", "%s", "");
 		goto out;
 	}
-	/* IPv6 marks carry 32 bits: matched against --resolv-conf's servers. */
+	/* A UDP mark names a nameserver of --resolv-conf (udp_mark.h). */
 	fe_udp_set_resolv(a->udp, &a->rc);
 	if ((r = setup_signals(a)) < 0) {
 		log_error("cannot set up signals", "error=\"%s\"", proxy_strerror(r));

@@ -67,6 +67,7 @@ assert_cni_error() {
 	# Byte for byte what dotproxy-init installs (counters left out).
 	ip netns add "${W_POD}x"
 	echo "${W_POD}x" >>"$W_DIR/netns"
+	cni_pod_resolv "${W_POD}x"
 	ip netns exec "${W_POD}x" "$DOTPROXY_INIT" >/dev/null
 	[ "$(ip netns exec "${W_POD}x" nft -s list table inet dotproxy)" = \
 		"$(pod nft -s list table inet dotproxy)" ] ||
@@ -193,7 +194,7 @@ assert_cni_error() {
 	[ -z "$(pod_tables "${p}c")" ] || w_fail "an opted-out pod got a table"
 }
 
-@test "listed namespace: table on ADD, CHECK passes, fails once the table is flushed, DEL removes it, a second DEL succeeds" {
+@test "listed namespace: table on ADD, CHECK passes, fails once the table is dormant or flushed, DEL removes it, a second DEL succeeds" {
 	local p=${W_POD}4
 	cni_pod_add "$p"
 	run cni_list ADD "$p" "$CNI_CAPTURED_NS" '{}'
@@ -203,6 +204,11 @@ assert_cni_error() {
 	[ "$status" -eq 0 ] || w_fail "not dotproxy-init's table"
 	run cni_list CHECK "$p" "$CNI_CAPTURED_NS" '{}'
 	[ "$status" -eq 0 ] || w_fail "CHECK right after ADD failed"
+
+	# A dormant table keeps its rules and runs none of them.
+	ip netns exec "$p" nft add table inet dotproxy '{ flags dormant; }'
+	run --separate-stderr cni_list CHECK "$p" "$CNI_CAPTURED_NS" '{}'
+	assert_cni_error 100 "table inet dotproxy has flags dormant 0x1; want none"
 
 	ip netns exec "$p" nft flush table inet dotproxy
 	run --separate-stderr cni_list CHECK "$p" "$CNI_CAPTURED_NS" '{}'
@@ -341,7 +347,7 @@ inst_ours_last() {
 	[ "$(jq -S 'del(.plugins[-1])' "$f")" = "$(jq -S . "$d/original")" ] ||
 		w_fail "the rest of the list changed"
 	[ "$(jq -c '.plugins[-1]' "$f")" = \
-		'{"type":"dotproxy-cni","capabilities":{"io.kubernetes.cri.pod-annotations":true},"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}' ] ||
+		'{"type":"dotproxy-cni","capabilities":{"io.kubernetes.cri.pod-annotations":true,"dns":true},"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}' ] ||
 		w_fail "our entry: $(jq -c '.plugins[-1]' "$f")"
 	[ "$(jq '[.plugins[] | select(.type == "dotproxy-cni")] | length' "$f")" = 1 ] ||
 		w_fail "more than one entry"

@@ -34,6 +34,10 @@ setup() {
 
 teardown() {
 	init_ns_teardown
+	# The resolv.conf a test gave its pod namespace, and /etc/netns if
+	# the test made it (and nobody else uses it now).
+	[ -z "${POD:-}" ] || rm -rf "/etc/netns/$POD"
+	[ ! -f "$BATS_TEST_TMPDIR/made-etc-netns" ] || rmdir /etc/netns 2>/dev/null || true
 }
 
 @test "init installs table inet dotproxy in the pod namespace only" {
@@ -111,6 +115,48 @@ teardown() {
 	[ "$status" -eq 3 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ $output == *"chain output rule 3"* ]]
+}
+
+@test "--check is 3 on a dormant table (its rules do nothing); a re-run makes it active again" {
+	in_pod "$INIT_BIN" >/dev/null
+	run in_pod "$INIT_BIN" --check
+	[ "$status" -eq 0 ]
+	# The nft CLI can set the flag on the table in place: same chains,
+	# same rules, none of them run.
+	in_pod nft add table inet dotproxy '{ flags dormant; }'
+	in_pod nft list table inet dotproxy | grep -q 'flags dormant'
+	run in_pod "$INIT_BIN" --check
+	[ "$status" -eq 3 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == *"has flags dormant 0x1; want none"* ]]
+	# Installing again replaces the table: no flags, check passes.
+	in_pod "$INIT_BIN" >/dev/null
+	run in_pod nft list table inet dotproxy
+	[ "$status" -eq 0 ]
+	[[ $output != *flags* ]]
+	run in_pod "$INIT_BIN" --check
+	[ "$status" -eq 0 ]
+}
+
+@test "the UDP mark rules name the namespace's resolv.conf nameservers; --check sees another list" {
+	local etc=/etc/netns/$POD
+	[ -d /etc/netns ] || { mkdir /etc/netns && touch "$BATS_TEST_TMPDIR/made-etc-netns"; }
+	mkdir -p "$etc"
+	printf 'nameserver 192.0.2.1\nnameserver 2001:db8::1\nnameserver 2001:db8::53%%vp\n' \
+		>"$etc/resolv.conf"
+	run in_pod "$INIT_BIN" --ipv6 on --dry-run
+	[ "$status" -eq 0 ]
+	[[ $output == *"ip daddr 192.0.2.1/32 udp dport 53 counter meta mark set 0xd07d"*01* ]]
+	[[ $output == *"ip6 daddr 2001:db8::1/128 udp dport 53 counter meta mark set 0xd07d"*02* ]]
+	[[ $output == *"ip6 daddr 2001:db8::53/128 udp dport 53 counter meta mark set 0xd07d"*03* ]]
+	in_pod "$INIT_BIN" --ipv6 on >/dev/null
+	run in_pod "$INIT_BIN" --ipv6 on --check
+	[ "$status" -eq 0 ]
+	# The pod's resolv.conf changed since: the table names other servers.
+	printf 'nameserver 192.0.2.1\n' >"$etc/resolv.conf"
+	run in_pod "$INIT_BIN" --ipv6 on --check
+	[ "$status" -eq 3 ]
+	[[ $output == *"differs"* ]]
 }
 
 @test "UDP and TCP to port 53 go to the proxy port; --cleanup makes DNS direct again" {

@@ -17,7 +17,35 @@ load helpers/pod
 
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
 
-setup_file() { pod_file_setup; }
+# The pod's resolv.conf in this file: three nameservers (a dnsConfig), so
+# a UDP query to 192.0.2.3 or 2001:db8::3, not the first, is named
+# exactly by its packet mark.
+TP_RESOLV='nameserver 192.0.2.2
+nameserver 192.0.2.3
+nameserver 2001:db8::3
+search ns.svc.cluster.local svc.cluster.local cluster.local
+options ndots:5'
+TP_METRICS=127.0.0.1:9153
+
+# tp_resolv TEXT: gives the pod this resolv.conf and installs the rules
+# again (their marks name its nameservers). The proxy reads it when it
+# starts: callers restart it. teardown puts TP_RESOLV back.
+tp_resolv() {
+	printf '%s\n' "$1" >"/etc/netns/$W_POD/resolv.conf" || return 1
+	[ "$1" = "$TP_RESOLV" ] || touch "$BATS_FILE_TMPDIR/resolv-changed"
+	pod "$DOTPROXY_INIT" >/dev/null
+}
+
+# metric NAME{LABELS}: its value on the proxy's /metrics (0 when absent).
+tp_metric() {
+	pod curl -sS --max-time 5 "http://$TP_METRICS/metrics" |
+		awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+setup_file() {
+	pod_file_setup || return 1
+	tp_resolv "$TP_RESOLV"
+}
 
 teardown_file() {
 	local pod=${W_POD:-} up=${W_UP:-}
@@ -29,7 +57,18 @@ teardown_file() {
 }
 
 setup() { pod_start_proxy; }
-teardown() { proxy_test_teardown; }
+teardown() {
+	local rc=0
+	proxy_test_teardown || rc=$?
+	pod nft delete table inet tp_foreign 2>/dev/null || true
+	pod ip -6 route del 2001:db8:1::/64 2>/dev/null || true
+	pod ip -6 route del 2001:db8:2::/64 2>/dev/null || true
+	if [ -f "$BATS_FILE_TMPDIR/resolv-changed" ]; then
+		rm -f "$BATS_FILE_TMPDIR/resolv-changed"
+		tp_resolv "$TP_RESOLV" || rc=1
+	fi
+	return "$rc"
+}
 
 @test "app UDP and TCP to the pod's resolver over IPv4: answered over DoT, from 192.0.2.2" {
 	run adig @192.0.2.2 whoami.test A
@@ -125,13 +164,122 @@ teardown() { proxy_test_teardown; }
 }
 
 @test "UDP local-zone query without CAP_NET_ADMIN goes to its original destination (the packet mark)" {
+	# Nameservers 2 and 3 of resolv.conf, IPv4 and IPv6: exact.
 	run adig @192.0.2.3 web.ns.svc.cluster.local A
 	[ "$status" -eq 0 ] || w_fail "dig exit $status"
 	assert_a web.ns.svc.cluster.local 198.51.100.11
 	assert_server 192.0.2.3 UDP
 	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
+	run adig @2001:db8::3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig -6 exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.11
+	assert_server 2001:db8::3 UDP
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=[2001:db8::3]:53"
 	! grep -q 'UDP original destination unavailable' "$(proxy_log)" ||
 		w_fail "the conntrack path was tried"
+}
+
+@test "issue 15: IPv6 nameservers are named by their whole address; an unlisted address or ::1 sharing a server's last 32 bits never goes to that server" {
+	stop_proxy || w_fail "default proxy did not stop cleanly"
+	# As the issue's fd00:213::53 and fd00:213::1: 2001:db8::3 shares its
+	# last 32 bits with 2001:db8:1::3, and 2001:db8:2::1 (listed, nobody
+	# there) with ::1.
+	tp_resolv 'nameserver 2001:db8::2
+nameserver 2001:db8::3
+nameserver 2001:db8:2::1
+search ns.svc.cluster.local svc.cluster.local cluster.local
+options ndots:5' || w_fail "cannot set resolv.conf"
+	# Only so that the app's datagrams leave its socket (the redirect
+	# catches them before they go anywhere).
+	pod ip -6 route add 2001:db8:1::/64 via 2001:db8::2
+	pod ip -6 route add 2001:db8:2::/64 via 2001:db8::2
+	pod_start_proxy --metrics "$TP_METRICS"
+
+	run adig @2001:db8::3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig @2001:db8::3 exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.11
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=[2001:db8::3]:53"
+
+	# Not a nameserver of resolv.conf: an unknown destination, so the
+	# documented rule (the first nameserver, 2001:db8::2: .10), not the
+	# listed server ending in the same bits (2001:db8::3: .11).
+	run adig @2001:db8:1::3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig @2001:db8:1::3 exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.10
+	assert_server 2001:db8:1::3 UDP
+	run adig @::1 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig @::1 exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.10
+	assert_server ::1 UDP
+	[ "$(grep -c 'msg="query" name=web\.ns\.svc\.cluster\.local\. .* to=\[2001:db8::2\]:53' "$(proxy_log)")" -eq 2 ] ||
+		w_fail "want both unknown destinations sent to the first nameserver"
+	! grep -q 'to=\[2001:db8:2::1\]' "$(proxy_log)" ||
+		w_fail "a query went to the listed server ending in ::1"
+	[ "$(tp_metric 'dotproxy_udp_marks_total{mark="nameserver"}')" = 1 ] ||
+		w_fail "want 1 mark naming a nameserver"
+	[ "$(tp_metric 'dotproxy_udp_marks_total{mark="other_destination"}')" = 2 ] ||
+		w_fail "want 2 marks saying: no listed nameserver"
+	[ "$(tp_metric 'dotproxy_local_queries_total{resolver="resolv_conf"}')" = 2 ] ||
+		w_fail "want the 2 fallbacks counted as such"
+}
+
+@test "issue 15: a mark another chain writes after ours (0x539) is never read as an address; one written before ours is replaced" {
+	# Another component's chain in the pod, after our raw chain (-300)
+	# and before the redirect (-110), where udp dport is still 53: the
+	# mangle priority.
+	pod nft -f - <<-'EOF' || w_fail "cannot add the other table"
+		table inet tp_foreign {
+			chain late {
+				type filter hook output priority -150; policy accept;
+				udp dport 53 meta mark set 0x539
+			}
+		}
+	EOF
+	run adig @192.0.2.3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	# No usable mark: the documented fallback, the first nameserver.
+	assert_a web.ns.svc.cluster.local 198.51.100.10
+	assert_server 192.0.2.3 UDP
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.2:53"
+	! grep -q '57\.5\.0\.0' "$(proxy_log)" ||
+		w_fail "the mark 0x539 was read as the address 57.5.0.0"
+
+	# The same mark written before our chain: ours replaces it.
+	pod nft delete table inet tp_foreign
+	pod nft -f - <<-'EOF' || w_fail "cannot add the other table"
+		table inet tp_foreign {
+			chain early {
+				type filter hook output priority -400; policy accept;
+				udp dport 53 meta mark set 0x539
+			}
+		}
+	EOF
+	run adig @192.0.2.3 web.ns.svc.cluster.local A
+	[ "$status" -eq 0 ] || w_fail "dig exit $status"
+	assert_a web.ns.svc.cluster.local 198.51.100.11
+	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
+}
+
+@test "a resolv.conf changed after the rules were installed: its marks are never mapped onto the new list, and that is said once" {
+	stop_proxy || w_fail "default proxy did not stop cleanly"
+	# The same servers in another order, the rules left as they were:
+	# slot 2 (192.0.2.3 when installed) is 192.0.2.2 in the new file.
+	printf 'nameserver 192.0.2.3\nnameserver 192.0.2.2\nsearch ns.svc.cluster.local\n' \
+		>"/etc/netns/$W_POD/resolv.conf"
+	touch "$BATS_FILE_TMPDIR/resolv-changed"
+	pod_start_proxy --metrics "$TP_METRICS"
+	local _
+	for _ in 1 2; do
+		run adig @192.0.2.3 web.ns.svc.cluster.local A
+		[ "$status" -eq 0 ] || w_fail "dig exit $status"
+		assert_a web.ns.svc.cluster.local 198.51.100.11
+	done
+	! grep -q 'to=192\.0\.2\.2:53' "$(proxy_log)" ||
+		w_fail "a stale slot was mapped onto the new list"
+	[ "$(grep -c 'msg="UDP packet mark made for other nameservers"' "$(proxy_log)")" = 1 ] ||
+		w_fail "want the stale marks logged exactly once"
+	[ "$(tp_metric 'dotproxy_udp_marks_total{mark="stale"}')" = 2 ] ||
+		w_fail "want 2 stale marks counted"
 }
 
 @test "UDP local-zone query without CAP_NET_ADMIN and without the mark falls back to resolv.conf, and says so once" {
@@ -159,7 +307,12 @@ teardown() { proxy_test_teardown; }
 
 @test "UDP local-zone query with ambient CAP_NET_ADMIN goes to its original destination (conntrack)" {
 	stop_proxy || w_fail "default proxy did not stop cleanly"
-	pod_start_proxy_netadmin
+	# One nameserver: the marks say "no listed nameserver" for
+	# 192.0.2.3 and 2001:db8::3, and conntrack names them.
+	tp_resolv 'nameserver 192.0.2.2
+search ns.svc.cluster.local svc.cluster.local cluster.local
+options ndots:5' || w_fail "cannot set resolv.conf"
+	pod_start_proxy_netadmin --metrics "$TP_METRICS"
 	run adig @192.0.2.3 web.ns.svc.cluster.local A
 	[ "$status" -eq 0 ] || w_fail "dig exit $status"
 	assert_a web.ns.svc.cluster.local 198.51.100.11
@@ -177,6 +330,8 @@ teardown() { proxy_test_teardown; }
 	assert_a web.ns.svc.cluster.local 198.51.100.10
 	! grep -q 'UDP original destination unavailable' "$(proxy_log)" ||
 		w_fail "conntrack lookup failed despite CAP_NET_ADMIN"
+	[ "$(tp_metric 'dotproxy_udp_marks_total{mark="other_destination"}')" = 2 ] ||
+		w_fail "want 2 marks saying: no listed nameserver"
 }
 
 @test "the proxy's own UID is not captured: it reaches the plain resolver" {

@@ -55,7 +55,8 @@ cni_write_conflist() {
 			 ipam: {type: "host-local", dataDir: $ipam,
 				ranges: [[{subnet: "198.51.100.0/24"}]]}},
 			{type: "dotproxy-cni",
-			 capabilities: {"io.kubernetes.cri.pod-annotations": true},
+			 capabilities: {"io.kubernetes.cri.pod-annotations": true,
+				dns: true},
 			 namespaces: [$ns], logFile: $log}
 		]
 	}' >"$W_DIR/net.d/10-$CNI_LIST_NAME.conflist"
@@ -78,8 +79,12 @@ cni_exec() {
 # container id is the pod's name; the ADD result is cached in $W_DIR.
 cni_list() {
 	local cmd=$1 pod=$2 k8sns=$3 ann=${4:-null} list n i idx conf out rc=0
-	local prev=null cache=$W_DIR/cache/$pod.json kargs
+	local prev=null cache=$W_DIR/cache/$pod.json kargs dnscap
 	list=$W_DIR/net.d/10-$CNI_LIST_NAME.conflist
+	# The "dns" capability, as containerd fills it from the pod's DNS
+	# config (the nameservers of its resolv.conf), on every command.
+	dnscap=$(awk '$1 == "nameserver" { print $2 }' <<<"$CNI_RESOLV_CONF" |
+		jq -Rsc 'split("\n") | map(select(. != "")) | {servers: .}')
 	kargs="IgnoreUnknown=1;K8S_POD_NAMESPACE=$k8sns;K8S_POD_NAME=$pod;K8S_POD_INFRA_CONTAINER_ID=$pod;K8S_POD_UID=uid-$pod"
 	n=$(jq '.plugins | length' "$list")
 	[ "$cmd" = ADD ] || prev=$(cat "$cache" 2>/dev/null || echo null)
@@ -87,13 +92,16 @@ cni_list() {
 		idx=$i
 		[ "$cmd" != DEL ] || idx=$((n - 1 - i))
 		conf=$(jq -c --argjson i "$idx" --argjson prev "$prev" \
-			--argjson ann "$ann" '
+			--argjson ann "$ann" --argjson dnscap "$dnscap" '
 			.plugins[$i] as $p
 			| $p + {cniVersion: .cniVersion, name: .name}
 			| del(.capabilities)
 			| if ($p.capabilities["io.kubernetes.cri.pod-annotations"] == true
 			      and $ann != null)
 			  then .runtimeConfig = {"io.kubernetes.cri.pod-annotations": $ann}
+			  else . end
+			| if $p.capabilities.dns == true
+			  then .runtimeConfig = ((.runtimeConfig // {}) + {dns: $dnscap})
 			  else . end
 			| if $prev != null then .prevResult = $prev else . end' "$list")
 		out=$(cni_exec "$cmd" "$(jq -r --argjson i "$idx" '.plugins[$i].type' "$list")" \
@@ -118,8 +126,18 @@ cni_list() {
 cni_pod_add() {
 	ip netns add "$1" || return 1
 	echo "$1" >>"$W_DIR/netns"
+	cni_pod_resolv "$1" || return 1
 	cni_exec ADD loopback "/var/run/netns/$1" "$1" "" \
 		<<<'{"cniVersion":"1.0.0","name":"lo","type":"loopback"}' >/dev/null
+}
+
+# cni_pod_resolv NS: the pod NS gets CNI_RESOLV_CONF as its resolv.conf
+# (what `ip netns exec` shows its processes), the list the runtime's dns
+# capability passes: dotproxy-init run there then builds the same table.
+# pod_teardown removes it.
+cni_pod_resolv() {
+	mkdir -p "/etc/netns/$1" || return 1
+	printf '%s\n' "$CNI_RESOLV_CONF" >"/etc/netns/$1/resolv.conf"
 }
 
 # Everything pod.bash's pod_setup does but dotproxy-init, then the node, the

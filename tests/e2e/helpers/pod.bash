@@ -118,7 +118,7 @@ pod_teardown() {
 	world_teardown
 	for ns in $nss; do
 		case $ns in
-		dpt-*-pod) rm -rf "/etc/netns/$ns" ;;
+		dpt-*-pod | dpt-*-pod?*) rm -rf "/etc/netns/$ns" ;;
 		esac
 	done
 	# Only if we made it and nobody else uses it now.

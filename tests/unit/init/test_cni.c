@@ -330,6 +330,8 @@ test_install_json(void)
 	ok(json_is_true(json_object_get(json_object_get(entry, "capabilities"),
 	    "io.kubernetes.cri.pod-annotations")),
 	    "entry declares the pod-annotations capability");
+	ok(json_is_true(json_object_get(json_object_get(entry, "capabilities"),
+	    "dns")), "entry declares the dns capability (the nameservers)");
 	ok(json_integer_value(json_object_get(entry, "proxyPort")) == 15353 &&
 	    json_is_array(json_object_get(entry, "namespaces")),
 	    "entry carries the configured keys");
@@ -380,6 +382,41 @@ test_install_json(void)
 	json_decref(conf);
 }
 
+/* runtimeConfig.dns (the "dns" capability) fills the nameserver list. */
+static void
+test_runtime_dns(void)
+{
+	static const char text[] =
+	    "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"dotproxy-cni\","
+	    "\"runtimeConfig\":{\"dns\":{\"servers\":[\"192.0.2.2\",\"bad\","
+	    "\"2001:db8::3\",\"192.0.2.3\",\"192.0.2.4\"],"
+	    "\"searches\":[\"ns.svc.cluster.local\"]}}}";
+	struct cni_conf c;
+	struct cni_err e;
+	char a[INET6_ADDRSTRLEN];
+
+	is(parse(text, &c, &e), 0, "runtimeConfig.dns parses");
+	is(c.spec.nns, 3, "three servers kept (a bad one skipped, a fourth "
+	    "ignored)");
+	ok(c.spec.ns[0].family == AF_INET && strcmp(inet_ntop(AF_INET,
+	    c.spec.ns[0].addr, a, sizeof(a)), "192.0.2.2") == 0 &&
+	    c.spec.ns[1].family == AF_INET6 && strcmp(inet_ntop(AF_INET6,
+	    c.spec.ns[1].addr, a, sizeof(a)), "2001:db8::3") == 0 &&
+	    strcmp(inet_ntop(AF_INET, c.spec.ns[2].addr, a, sizeof(a)),
+	    "192.0.2.3") == 0, "in order: 192.0.2.2, 2001:db8::3, 192.0.2.3");
+	cni_conf_fini(&c);
+	is(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+	    "{\"dns\":{\"servers\":\"192.0.2.2\"}}}", &c, &e), CNI_ERR_CONFIG,
+	    "servers not an array: code 7");
+	ok(strstr(e.msg, "runtimeConfig.dns") != NULL, "naming the key: %s",
+	    e.msg);
+	cni_conf_fini(&c);
+	is(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"runtimeConfig\":"
+	    "{\"dns\":{}}}", &c, &e), 0, "dns without servers: none");
+	is(c.spec.nns, 0, "no nameserver");
+	cni_conf_fini(&c);
+}
+
 static void
 test_install_first(void)
 {
@@ -406,5 +443,6 @@ main(void)
 	test_cidr();
 	test_install_json();
 	test_install_first();
+	test_runtime_dns();
 	return tap_done();
 }

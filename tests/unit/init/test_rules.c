@@ -374,16 +374,18 @@ test_rules_order(void)
 			    "action", i + 1);
 		}
 		if (strcmp(act, "mark") == 0) {
+			uint32_t m = 0;
+
 			nmark++;
-			/* [..., counter, payload nh daddr 4 bytes, meta mark] */
+			/* [..., counter, immediate reg1 mark, meta mark] */
 			e = expr_at(p.rule[i], expr_count(p.rule[i]) - 2);
-			ok(expr_is(e, "payload") &&
-			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE) ==
-			    NFT_PAYLOAD_NETWORK_HEADER &&
-			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN) == 4 &&
-			    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET) ==
-			    (has_nfproto(p.rule[i], NFPROTO_IPV6) ? 36u : 16u),
-			    "rule %zu: mark from the daddr's last 4 bytes", i + 1);
+			d = nftnl_expr_get(e, NFTNL_EXPR_IMM_DATA, &len);
+			if (d != NULL && len == 4)
+				memcpy(&m, d, 4);
+			ok(expr_is(e, "immediate") && len == 4 &&
+			    m == (0xd07d0000u | 0xc5u << 8),
+			    "rule %zu: mark 0xd07dc500 (tag, empty list, slot "
+			    "0), got 0x%x", i + 1, (unsigned)m);
 			ok(strcmp(rule_chain(p.rule[i]), "ct_zone") == 0 &&
 			    i + 2 < p.nrule && strcmp(rule_action(p.rule[i + 2]),
 			    "ct") == 0, "rule %zu: marks in the raw chain, "
@@ -450,7 +452,9 @@ static const char want_text[] =
 "add rule inet dotproxy ct_zone meta skgid 2002 counter return\n"
 "add rule inet dotproxy ct_zone ip daddr 198.51.100.0/24 counter return\n"
 "add rule inet dotproxy ct_zone ip6 daddr 2001:db8::/32 counter return\n"
-"add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter meta mark set @nh,128,32\n"
+"add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter meta mark set 0xd07dfe00\n"
+"add rule inet dotproxy ct_zone ip daddr 192.0.2.2/32 udp dport 53 counter meta mark set 0xd07dfe01\n"
+"add rule inet dotproxy ct_zone ip daddr 192.0.2.3/32 udp dport 53 counter meta mark set 0xd07dfe02\n"
 "add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter ct zone set 2\n";
 
 static void
@@ -470,6 +474,8 @@ test_text(void)
 	inet_pton(AF_INET6, "2001:db8::", s.exclude_cidr[1].addr);
 	s.exclude_cidr[1].prefix = 32;
 	s.nexclude_cidr = 2;
+	is(rules_ns_add(&s, "192.0.2.2"), 0, "nameserver 192.0.2.2");
+	is(rules_ns_add(&s, "192.0.2.3"), 0, "nameserver 192.0.2.3");
 	is(rules_text(&s, text, sizeof(text)), 0, "dry-run text renders");
 	ok(strcmp(text, want_text) == 0, "dry-run text is exact");
 	if (strcmp(text, want_text) != 0)
@@ -492,20 +498,20 @@ test_check(void)
 	s.exclude_uid[s.nexclude_uid++] = 1001;
 	is(rules_batch_install(&s, 1, buf, sizeof(buf), &batch), 0, "builds");
 	parse_batch(buf, batch.len, &p);
-	ok(rules_check(&s, p.chains, p.rules, why, sizeof(why)),
+	ok(rules_check(&s, 0, p.chains, p.rules, why, sizeof(why)),
 	    "check: the batch matches its own spec (%s)", why);
 	other = s;
 	other.proxy_port = 5300;
-	ok(!rules_check(&other, p.chains, p.rules, why, sizeof(why)) &&
+	ok(!rules_check(&other, 0, p.chains, p.rules, why, sizeof(why)) &&
 	    strstr(why, "redirect to :5300") != NULL,
 	    "check: another port differs: %s", why);
 	other = s;
 	other.nexclude_uid = 0;
-	ok(!rules_check(&other, p.chains, p.rules, why, sizeof(why)),
+	ok(!rules_check(&other, 0, p.chains, p.rules, why, sizeof(why)),
 	    "check: a missing exclusion differs: %s", why);
 	other = s;
 	other.ipv6 = false;
-	ok(!rules_check(&other, p.chains, p.rules, why, sizeof(why)) &&
+	ok(!rules_check(&other, 0, p.chains, p.rules, why, sizeof(why)) &&
 	    strstr(why, "extra") != NULL,
 	    "check: ipv6 off against on differs: %s", why);
 	/* Counter values do not matter. */
@@ -516,8 +522,26 @@ test_check(void)
 				nftnl_expr_set_u64(expr_at(r, i),
 				    NFTNL_EXPR_CTR_PACKETS, 42);
 	nftnl_rule_list_iter_destroy(it);
-	ok(rules_check(&s, p.chains, p.rules, why, sizeof(why)),
+	ok(rules_check(&s, 0, p.chains, p.rules, why, sizeof(why)),
 	    "check: counter values are ignored (%s)", why);
+	/* Issue 15: a dormant table runs none of its rules. */
+	ok(!rules_check(&s, NFT_TABLE_F_DORMANT, p.chains, p.rules, why,
+	    sizeof(why)) && strcmp(why, "table inet dotproxy has flags "
+	    "dormant 0x1; want none") == 0,
+	    "check: flags dormant differ: %s", why);
+	ok(!rules_check(&s, 0x2, p.chains, p.rules, why, sizeof(why)) &&
+	    strstr(why, "owner 0x2") != NULL, "check: flags owner differ: %s",
+	    why);
+	ok(!rules_check(&s, 0x5, p.chains, p.rules, why, sizeof(why)) &&
+	    strstr(why, "dormant,persist 0x5") != NULL,
+	    "check: several flags are named: %s", why);
+	ok(!rules_check(&s, 0x80, p.chains, p.rules, why, sizeof(why)) &&
+	    strstr(why, "flags 0x80;") != NULL,
+	    "check: an unknown flag differs too: %s", why);
+	other = s;
+	is(rules_ns_add(&other, "192.0.2.2"), 0, "a nameserver");
+	ok(!rules_check(&other, 0, p.chains, p.rules, why, sizeof(why)),
+	    "check: another nameserver list differs: %s", why);
 	/* Remove the third rule. */
 	it = nftnl_rule_list_iter_create(p.rules);
 	nftnl_rule_list_iter_next(it);
@@ -526,7 +550,7 @@ test_check(void)
 	nftnl_rule_list_iter_destroy(it);
 	nftnl_rule_list_del(r);
 	nftnl_rule_free(r);
-	ok(!rules_check(&s, p.chains, p.rules, why, sizeof(why)) &&
+	ok(!rules_check(&s, 0, p.chains, p.rules, why, sizeof(why)) &&
 	    strstr(why, "chain output rule 3") != NULL,
 	    "check: a deleted rule is named: %s", why);
 	parsed_free(&p);
@@ -570,6 +594,129 @@ test_cleanup_and_limits(void)
 	    "a buffer below the slack is refused");
 }
 
+static void
+test_nameservers(void)
+{
+	static const char conf[] =
+	    "# kubelet\nsearch ns.svc.cluster.local\n"
+	    "nameserver 192.0.2.2\n"
+	    "nameserver\tnot-an-address\n"
+	    "  nameserver 2001:db8::3%eth0\n"
+	    "nameserver 192.0.2.8\r\n"
+	    "nameserverx 192.0.2.7\n"
+	    "nameserver 192.0.2.3\n"
+	    "nameserver 192.0.2.4\n";
+	struct rules_spec s;
+	char a[INET6_ADDRSTRLEN];
+
+	spec_default(&s);
+	rules_ns_from_resolv(&s, conf, sizeof(conf) - 1);
+	is(s.nns, 3, "resolv.conf: three nameservers kept (glibc's MAXNS)");
+	ok(s.ns[0].family == AF_INET && strcmp(inet_ntop(AF_INET, s.ns[0].addr,
+	    a, sizeof(a)), "192.0.2.2") == 0, "first: 192.0.2.2");
+	ok(s.ns[1].family == AF_INET6 && strcmp(inet_ntop(AF_INET6,
+	    s.ns[1].addr, a, sizeof(a)), "2001:db8::3") == 0,
+	    "second: 2001:db8::3, scope id dropped, bad lines skipped (a CR "
+	    "too, as the proxy skips it)");
+	ok(s.ns[2].family == AF_INET && strcmp(inet_ntop(AF_INET, s.ns[2].addr,
+	    a, sizeof(a)), "192.0.2.3") == 0, "third: 192.0.2.3");
+	is(rules_mark_sum(&s), 0x62, "its digest (test_udp_mark.c: the same text, "
+	    "the same digest from proxy/resolv.c)");
+	is(rules_ns_add(&s, "192.0.2.5"), -ENOSPC, "a fourth: -ENOSPC");
+	spec_default(&s);
+	is(rules_ns_add(&s, "192.0.2.999"), -EINVAL, "a bad address: -EINVAL");
+	is(s.nns, 0, "and nothing added");
+	rules_ns_from_resolv(&s, "", 0);
+	is(s.nns, 0, "an empty file: no nameserver");
+
+	/* Pinned: tests/unit/proxy/test_udp_mark.c pins the same digests for
+	 * udp_mark_sum, so init/ and proxy/ agree on the encoding. */
+	is(rules_mark_sum(&s), 0xc5, "digest of no nameserver");
+	rules_ns_from_resolv(&s, "nameserver 192.0.2.2\n", 21);
+	is(rules_mark_sum(&s), 0x90, "digest of 192.0.2.2");
+	rules_ns_from_resolv(&s, "nameserver 192.0.2.2\nnameserver 192.0.2.3\n"
+	    "nameserver 2001:db8::3\n", 65);
+	is(rules_mark_sum(&s), 0xf0, "digest of the CNI test's three");
+	spec_default(&s);
+	rules_ns_add(&s, "2001:db8:213::53");
+	rules_ns_add(&s, "2001:db8:213::1");
+	is(rules_mark_sum(&s), 0xed, "digest of the issue's two IPv6 servers");
+	is(rules_mark(&s, 0), 0xd07ded00u, "mark of slot 0");
+	is(rules_mark(&s, 2), 0xd07ded02u, "mark of slot 2");
+}
+
+/* The mark rules' value, or 0 for another rule. */
+static uint32_t
+mark_value(const struct nftnl_rule *r)
+{
+	const uint8_t *d;
+	uint32_t len, m = 0;
+
+	if (strcmp(rule_action(r), "mark") != 0)
+		return 0;
+	d = nftnl_expr_get(expr_at(r, expr_count(r) - 2), NFTNL_EXPR_IMM_DATA,
+	    &len);
+	if (d != NULL && len == 4)
+		memcpy(&m, d, 4);
+	return m;
+}
+
+static void
+test_mark_rules(void)
+{
+	static const char want[] =
+"add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter meta mark set 0xd07ded00\n"
+"add rule inet dotproxy ct_zone meta nfproto ipv6 udp dport 53 counter meta mark set 0xd07ded00\n"
+"add rule inet dotproxy ct_zone ip6 daddr 2001:db8:213::53/128 udp dport 53 counter meta mark set 0xd07ded01\n"
+"add rule inet dotproxy ct_zone ip6 daddr 2001:db8:213::1/128 udp dport 53 counter meta mark set 0xd07ded02\n"
+"add rule inet dotproxy ct_zone meta nfproto ipv4 udp dport 53 counter ct zone set 2\n";
+	struct rules_spec s;
+	struct parsed p;
+	char text[8192], why[256];
+	const struct nftnl_expr *e;
+	const uint8_t *d;
+	uint32_t len;
+	size_t i, n = 0, at = 0;
+
+	/* Issue 15's pod: nameservers fd00:213::53 and fd00:213::1. */
+	spec_default(&s);
+	rules_ns_add(&s, "2001:db8:213::53");
+	rules_ns_add(&s, "2001:db8:213::1");
+	is(rules_text(&s, text, sizeof(text)), 0, "text renders");
+	ok(strstr(text, want) != NULL, "mark rules: slot 0 per family first, "
+	    "then each IPv6 server by its whole address");
+	if (strstr(text, want) == NULL)
+		printf("# got:\n%s", text);
+	is(rules_batch_install(&s, 1, buf, sizeof(buf), &batch), 0, "builds");
+	parse_batch(buf, batch.len, &p);
+	for (i = 0; i < p.nrule; i++) {
+		if (mark_value(p.rule[i]) == 0)
+			continue;
+		n++;
+		if (mark_value(p.rule[i]) != 0xd07ded01u)
+			continue;
+		at = i;
+	}
+	is(n, 4, "four mark rules");
+	/* [nfproto, cmp, payload nh 24 16, cmp addr, l4proto, cmp, payload
+	 * th 2 2, cmp, counter, immediate, meta] */
+	e = expr_at(p.rule[at], 2);
+	ok(has_nfproto(p.rule[at], NFPROTO_IPV6) && expr_is(e, "payload") &&
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET) == 24 &&
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN) == 16,
+	    "slot 1 loads all 16 bytes of the ip6 daddr");
+	d = nftnl_expr_get(expr_at(p.rule[at], 3), NFTNL_EXPR_CMP_DATA, &len);
+	ok(d != NULL && len == 16 && d[0] == 0x20 && d[1] == 0x01 &&
+	    d[4] == 0x02 && d[5] == 0x13 && d[15] == 0x53,
+	    "and compares them with 2001:db8:213::53");
+	ok(strcmp(rule_action(p.rule[at - 1]), "mark") == 0 &&
+	    mark_value(p.rule[at - 1]) == 0xd07ded00u,
+	    "after the slot-0 rule, which it overwrites");
+	ok(rules_check(&s, 0, p.chains, p.rules, why, sizeof(why)),
+	    "check: matches its own batch (%s)", why);
+	parsed_free(&p);
+}
+
 int
 main(void)
 {
@@ -579,6 +726,8 @@ main(void)
 	test_ipv6_off();
 	test_text();
 	test_check();
+	test_nameservers();
+	test_mark_rules();
 	test_cleanup_and_limits();
 	return tap_done();
 }
