@@ -64,6 +64,8 @@ static const char usage_text[] =
 "                                     network configuration on stdin)\n"
 "       dotproxy-cni install [options]  (the node installer; see --help there)\n"
 "       dotproxy-cni uninstall [options] (its entry and the plugin removed)\n"
+"       dotproxy-cni ready [FILE]        (exit 0 once the installer placed its\n"
+"                                     entry: a readinessProbe)\n"
 "       dotproxy-cni --version | --help\n"
 "\n"
 "A chained CNI plugin: for a pod annotated dotproxy/capture: \"true\" (passed\n"
@@ -551,6 +553,8 @@ main(int argc, char **argv)
 	if (argc >= 2 && (strcmp(argv[1], "install") == 0 ||
 	    strcmp(argv[1], "uninstall") == 0))
 		return cni_install_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ready") == 0)
+		return cni_ready_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("dotproxy-cni %s\n", DOTPROXY_VERSION);
 		return 0;

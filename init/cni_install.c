@@ -906,3 +906,23 @@ cni_install_main(int argc, char **argv)
 	free(in.entry_text);
 	return rc == 0 ? 0 : 1;
 }
+
+int
+cni_ready_main(int argc, char **argv)
+{
+	const char *path = argc >= 2 ? argv[1] : getenv(INST_ENV_PREFIX
+	    "READY_FILE");
+	struct stat st;
+
+	if (argc > 2 || path == NULL || path[0] == '\0') {
+		fprintf(stderr, "usage: dotproxy-cni ready [FILE] (default "
+		    "$%sREADY_FILE)\n", INST_ENV_PREFIX);
+		return 2;
+	}
+	if (stat(path, &st) == -1) {
+		fprintf(stderr, "dotproxy-cni: not ready: %s: %s\n", path,
+		    strerror(errno));
+		return 1;
+	}
+	return 0;
+}

@@ -24,6 +24,13 @@
  * exit status. */
 int	cni_install_main(int argc, char **argv);
 
+/*
+ * `dotproxy-cni ready [FILE]`, the DaemonSet's readinessProbe (the image
+ * has no shell): exit 0 when FILE (default $DOTPROXY_CNI_READY_FILE, the
+ * installer's --ready-file) exists, 1 when not, 2 on bad usage.
+ */
+int	cni_ready_main(int argc, char **argv);
+
 /* True when libcni would consider a file of this name: its extension
  * (filepath.Ext) is .conf, .conflist or .json; dot-files included. */
 bool	cni_install_candidate(const char *name);

@@ -276,6 +276,12 @@ mnl_attr_get_type(const struct nlattr *attr)
 }
 
 uint16_t
+mnl_attr_get_len(const struct nlattr *attr)
+{
+	return attr->nla_len;
+}
+
+uint16_t
 mnl_attr_get_payload_len(const struct nlattr *attr)
 {
 	return (uint16_t)(attr->nla_len - MNL_ATTR_HDRLEN);

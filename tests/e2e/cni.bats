@@ -360,6 +360,8 @@ inst_stop() {
 	inst_start "$d" --plugin-config '{"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}'
 	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
 	inst_wait test -e "$d/ready" || w_fail "no ready file with the entry in place"
+	run "$DOTPROXY_CNI" ready "$d/ready"
+	[ "$status" -eq 0 ] || w_fail "ready: exit $status"
 	cmp "$DOTPROXY_CNI" "$d/bin/dotproxy-cni" || w_fail "binary not copied"
 	[ -x "$d/bin/dotproxy-cni" ] || w_fail "binary not executable"
 	# Everything else byte for byte: the file up to the end of the last
@@ -464,6 +466,8 @@ inst_stop() {
 	[[ $output == *"no network configuration list"* ]] || w_fail "no reason given: $output"
 	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "a binary left half-installed"
 	[ ! -e "$d/ready" ] || w_fail "ready without an entry"
+	run env DOTPROXY_CNI_READY_FILE="$d/ready" "$DOTPROXY_CNI" ready
+	[ "$status" -eq 1 ] || w_fail "ready (from the environment) without an entry: exit $status"
 	# A single-plugin file, and a list that is not JSON: left alone.
 	printf '{"cniVersion":"0.3.1","name":"b","type":"bridge"}\n' >"$d/net.d/10-bridge.conf"
 	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
@@ -499,6 +503,13 @@ inst_stop() {
 	f=$d/net.d/10-flannel.conflist
 	h=$d/net.d/.05-hidden.conflist
 	inst_conflist >"$f"
+	# The directory sorts first: skipped.
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 0 ] || w_fail "--once past a directory failed: $output"
+	inst_ours_last "$f" || w_fail "the directory stopped it"
+	"$DOTPROXY_CNI" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	cmp <(inst_conflist) "$f" || w_fail "uninstall did not restore the list"
+	# A dot-file sorts before both ('.' < '0') and libcni loads it.
 	inst_conflist | jq '.name = "hidden"' >"$h"
 	cp "$h" "$d/hidden"
 	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"

@@ -340,6 +340,8 @@ test_install_first(void)
 	const char *odd[] = { "10-b.conflist", "00-dir.conflist",
 	    ".05-hidden.conflist", "07-link-to-dir.conf" };
 	const bool odd_dirs[] = { false, true, false, false };
+	const char *sub[] = { "10-b.conflist", "00-dir.conflist" };
+	const bool sub_dirs[] = { false, true };
 	const char *bare[] = { "zz.json", ".conf" };
 	const bool bare_dirs[] = { false, false };
 
@@ -349,6 +351,8 @@ test_install_first(void)
 	is(cni_install_first(names, dirs, 0), -1, "empty directory");
 	is(cni_install_first(odd, odd_dirs, 4), 2, "directory skipped, "
 	    "dot-file considered (byte order: '.' before digits)");
+	is(cni_install_first(sub, sub_dirs, 2), 0, "a directory named like "
+	    "a list, first by name, is skipped");
 	is(cni_install_first(bare, bare_dirs, 2), 1, "\".conf\" itself is "
 	    "a configuration file to libcni");
 	ok(cni_install_candidate(".x.json") && !cni_install_candidate("x.yaml") &&
