@@ -99,10 +99,11 @@ cni_log(const struct cni_conf *c, const struct cni_run *r, const char *fmt,
 	    r->netns[0] != '\0' ? r->netns : "-");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	/* The last byte stays for the newline: a record cut at the bound
-	 * still ends its line, and the next one starts a new one. */
+	/* The terminating NUL's byte becomes the newline: a record cut at
+	 * the bound (1 KiB with its newline) still ends its line, and the
+	 * next one starts a new one. */
 	va_start(ap, fmt);
-	(void)vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
+	(void)vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if ((fd = open(c->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0640)) == -1)

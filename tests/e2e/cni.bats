@@ -612,7 +612,7 @@ inst_stop() {
 }
 
 @test "VERSION answers the version asked; errors carry the configuration's version; DEL tolerates any namespace error; long log records stay lines" {
-	local p=${W_POD}8 long i
+	local p=${W_POD}8 long kargs i
 	run cni_exec VERSION dotproxy-cni "" "" "" <<<'{"cniVersion":"0.4.0"}'
 	[ "$status" -eq 0 ] || w_fail "VERSION failed"
 	[ "$(jq -r .cniVersion <<<"$output")" = 0.4.0 ] || w_fail "VERSION 0.4.0: $output"
@@ -635,14 +635,18 @@ inst_stop() {
 		<<<'{"cniVersion":"1.0.0","name":"n","type":"dotproxy-cni","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"dotproxy/capture":"true"}},"logFile":"'"$W_DIR"'/long.log"}'
 	[ "$status" -eq 0 ] || w_fail "DEL failed on ENOTDIR: $output"
 
-	# Records longer than 1 KiB: each is cut, and still one line.
+	# Records longer than 1 KiB (long container id, pod names, namespace
+	# path and message): each is cut at the bound, and still one line.
 	long=/var/run/netns/$(printf 'n%.0s' {1..1500})
+	kargs="K8S_POD_NAMESPACE=$(printf 's%.0s' {1..200});K8S_POD_NAME=$(printf 'p%.0s' {1..200})"
 	for i in 1 2; do
-		cni_exec DEL dotproxy-cni "$long" "$p" "" \
+		cni_exec DEL dotproxy-cni "$long" "$(printf 'c%.0s' {1..100})" "$kargs" \
 			<<<'{"cniVersion":"1.0.0","name":"n","type":"dotproxy-cni","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"dotproxy/capture":"true"}},"logFile":"'"$W_DIR"'/long.log"}' >/dev/null ||
 			w_fail "DEL with a long path failed"
 	done
 	[ "$(wc -l <"$W_DIR/long.log")" -eq 3 ] || w_fail "want 3 records: $(cat "$W_DIR/long.log")"
 	[ "$(grep -cE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.* DEL container=' "$W_DIR/long.log")" -eq 3 ] ||
 		w_fail "records merged: $(cat "$W_DIR/long.log")"
+	[ "$(awk '{ print length($0) }' "$W_DIR/long.log" | sort -n | tail -1)" -eq 1023 ] ||
+		w_fail "the long records were not cut at 1 KiB: $(awk '{ print length($0) }' "$W_DIR/long.log")"
 }
