@@ -210,6 +210,7 @@ cni_install_edit(const char *text, size_t len, const char *entry_text,
 	    NULL) {
 		snprintf(why, whycap, "not valid JSON (%s, line %d)",
 		    jerr.text, jerr.line);
+		json_decref(entry);
 		return -EINVAL;
 	}
 	plugins = json_object_get(conf, "plugins");
@@ -521,8 +522,9 @@ release_file(const char *path)
 	size_t len, olen;
 	int rc;
 
+	/* Gone, or a directory with a list's name: nothing of ours. */
 	if ((rc = read_file(path, INST_FILE_MAX, &data, &len)) != 0)
-		return rc == -ENOENT ? 0 : rc;
+		return rc == -ENOENT || rc == -EISDIR ? 0 : rc;
 	rc = cni_install_edit(data, len, NULL, &out, &olen, why, sizeof(why));
 	if (rc < 0) {
 		/* Not a list of ours to edit: nothing of ours in it. */

@@ -252,6 +252,32 @@ test_error_version(void)
 	ok(c.version[0] == '\0', "then no version of its own (ours is used)");
 }
 
+/* Integers beyond int64 anywhere (another plugin's key, the prevResult)
+ * are no reason to fail a pod; ours still must be whole and in range. */
+static void
+test_numbers(void)
+{
+	static const char big[] = "{\"cniVersion\":\"1.0.0\",\"name\":\"n\","
+	    "\"x-other\":-99999999999999999999999,\"proxyPort\":5300,"
+	    "\"prevResult\":{\"n\":123456789012345678901234567890}}";
+	static const char half[] = "{\"cniVersion\":\"1.0.0\","
+	    "\"proxyPort\":5300.5}";
+	static const char huge_uid[] = "{\"cniVersion\":\"1.0.0\","
+	    "\"proxyUID\":1e30}";
+	struct cni_conf c;
+	struct cni_err e;
+
+	is(cni_conf_parse(big, strlen(big), &c, &e), 0, "integers beyond "
+	    "int64 in other keys and the prevResult parse (%s)", e.msg);
+	ok(c.spec.proxy_port == 5300 && c.prev_result != NULL, "and our keys "
+	    "still read");
+	cni_conf_fini(&c);
+	is(cni_conf_parse(half, strlen(half), &c, &e), CNI_ERR_CONFIG,
+	    "a fractional port is refused");
+	is(cni_conf_parse(huge_uid, strlen(huge_uid), &c, &e), CNI_ERR_CONFIG,
+	    "an out-of-range uid is refused");
+}
+
 int
 main(void)
 {
@@ -261,5 +287,6 @@ main(void)
 	test_edit_bad();
 	test_prev_result();
 	test_error_version();
+	test_numbers();
 	return tap_done();
 }
