@@ -5,8 +5,9 @@
  * enters the pod's network namespace and installs exactly the table that
  * dotproxy-init installs, with the same rules (rules.c) and netlink talk
  * (nl.c). Owns the CNI_* environment, stdin and stdout of the protocol,
- * the error objects and the optional log file. `dotproxy-cni install` is
- * the node installer (cni_install.c), a mode of the same binary.
+ * the error objects and the optional log file. `dotproxy-cni install`,
+ * `uninstall` and `ready` are the node installer (cni_install.c), modes of
+ * the same binary, which is linked fully static (cni_mnl.c).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -378,7 +379,9 @@ cmd_add(struct cni_conf *c, struct cni_run *r, const char *text, size_t len,
 	 * previous plugin.
 	 */
 	if ((out = cni_prev_result_text(text, len, c->version, &olen)) == NULL)
-		return cni_fail(err, CNI_ERR_IO, "out of memory");
+		return cni_fail(err, CNI_ERR_DECODE, "cannot pass the prevResult "
+		    "on (out of memory, or more than %d keys around it)",
+		    CJS_MEMBERS_MAX);
 	rc = fwrite(out, 1, olen, stdout) == olen && fputc('\n', stdout) !=
 	    EOF && fflush(stdout) == 0;
 	free(out);

@@ -227,6 +227,19 @@ test_prev_result(void)
 	free(out);
 	ok(cni_prev_result_text("{\"a\":1}", 7, "1.0.0", &n) == NULL,
 	    "no prevResult: NULL");
+	/* More keys than the scanner looks through: refused, not guessed. */
+	{
+		static char many[16384];
+		size_t off, i;
+
+		off = (size_t)snprintf(many, sizeof(many), "{");
+		for (i = 0; i < CJS_MEMBERS_MAX; i++)
+			off += (size_t)snprintf(many + off, sizeof(many) - off,
+			    "\"k%zu\":%zu,", i, i);
+		snprintf(many + off, sizeof(many) - off, "\"prevResult\":{}}");
+		ok(cni_prev_result_text(many, strlen(many), "1.0.0", &n) ==
+		    NULL, "more than %d keys: NULL", CJS_MEMBERS_MAX);
+	}
 }
 
 static void
