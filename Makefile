@@ -46,10 +46,13 @@ INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
 # dotproxy-cni: the same rules and netlink talk, plus its own files.
 CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) $(INIT_LIB)
 CNI_LIB    := $(filter-out $(BUILD)/init/cni.o,$(CNI_OBJS))
-# jansson and libnftnl linked in: the installer copies this binary onto
-# nodes that may lack them; libmnl (no static archive in Debian) and glibc
-# come with every distribution's iproute2.
-CNI_LIBS   = -Wl,-Bstatic -ljansson -lnftnl -Wl,-Bdynamic -lmnl
+# Fully static (glibc -static-pie, no NSS used): the installer copies this
+# binary onto nodes whose loader and libraries are unknown. jansson and
+# libnftnl from Debian's archives; libmnl's API from init/cni_mnl.c (Debian
+# has no libmnl.a). Sanitizer runtimes cannot link statically.
+CNI_LIBS   = -Wl,-Bstatic -ljansson -lnftnl -Wl,-Bdynamic
+CNI_LINK   = $(if $(SANITIZE),$(ALL_LDFLAGS),-static-pie $(filter-out -pie,$(ALL_LDFLAGS)))
+CNI_LINKLIBS = $(if $(SANITIZE),$(CNI_LIBS),-ljansson -lnftnl)
 
 UNIT_PROXY := $(patsubst tests/unit/proxy/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proxy/test_*.c))
 UNIT_INIT  := $(patsubst tests/unit/init/%.c,$(BUILD)/tests/%,$(filter-out tests/unit/init/test_cni%,$(wildcard tests/unit/init/test_*.c)))
@@ -81,7 +84,7 @@ $(BUILD)/dotproxy-init: $(INIT_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIT_LIBS)
 
 $(BUILD)/dotproxy-cni: $(CNI_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LIBS)
+	$(CC) $(CNI_LINK) -o $@ $^ $(CNI_LINKLIBS)
 
 # The unit tests' in-process DoT server (tests/unit/proxy/dotsrv.c).
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/proxy/test_%.o \

@@ -5,8 +5,9 @@
  * enters the pod's network namespace and installs exactly the table that
  * dotproxy-init installs, with the same rules (rules.c) and netlink talk
  * (nl.c). Owns the CNI_* environment, stdin and stdout of the protocol,
- * the error objects and the optional log file. `dotproxy-cni install` is
- * the node installer (cni_install.c), a mode of the same binary.
+ * the error objects and the optional log file. `dotproxy-cni install`,
+ * `uninstall` and `ready` are the node installer (cni_install.c), modes of
+ * the same binary, which is linked fully static (cni_mnl.c).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -28,6 +29,7 @@
 
 #include "init/cni_conf.h"
 #include "init/cni_install.h"
+#include "init/cni_json.h"
 #include "init/nl.h"
 #include "init/rules.h"
 
@@ -62,6 +64,9 @@ static const char usage_text[] =
 "                                     and the other CNI_* variables, the\n"
 "                                     network configuration on stdin)\n"
 "       dotproxy-cni install [options]  (the node installer; see --help there)\n"
+"       dotproxy-cni uninstall [options] (its entry and the plugin removed)\n"
+"       dotproxy-cni ready [FILE]        (exit 0 once the installer placed its\n"
+"                                     entry: a readinessProbe)\n"
 "       dotproxy-cni --version | --help\n"
 "\n"
 "A chained CNI plugin: for a pod annotated dotproxy/capture: \"true\" (passed\n"
@@ -88,13 +93,16 @@ cni_log(const struct cni_conf *c, const struct cni_run *r, const char *fmt,
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		when[0] = '\0';
-	n = snprintf(line, sizeof(line), "%s %s container=%.64s pod=%s/%s "
-	    "netns=%s: ", when, r->command, r->container != NULL ?
+	n = snprintf(line, sizeof(line) - 1, "%s %s container=%.64s "
+	    "pod=%.64s/%.64s netns=%.256s: ", when, r->command, r->container != NULL ?
 	    r->container : "-", r->ns[0] != '\0' ? r->ns : "-",
 	    r->pod[0] != '\0' ? r->pod : "-", r->netns != NULL &&
 	    r->netns[0] != '\0' ? r->netns : "-");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
+	/* The terminating NUL's byte becomes the newline: a record cut at
+	 * the bound (1 KiB with its newline) still ends its line, and the
+	 * next one starts a new one. */
 	va_start(ap, fmt);
 	(void)vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -102,11 +110,9 @@ cni_log(const struct cni_conf *c, const struct cni_run *r, const char *fmt,
 	    0640)) == -1)
 		return;
 	n = (int)strlen(line);
-	if (n > 0 && (size_t)n + 1 < sizeof(line)) {
-		line[n++] = '\n';
-		line[n] = '\0';
-	}
-	/* Best effort: a full disk must not fail the pod. */
+	line[n++] = '\n';
+	/* One write per record, O_APPEND: concurrent plugin runs do not
+	 * interleave. Best effort: a full disk must not fail the pod. */
 	if (write(fd, line, (size_t)n) != n)
 		n = 0;
 	close(fd);
@@ -343,10 +349,12 @@ resolve_ipv6(struct cni_conf *c)
 }
 
 static int
-cmd_add(struct cni_conf *c, struct cni_run *r, struct cni_err *err)
+cmd_add(struct cni_conf *c, struct cni_run *r, const char *text, size_t len,
+    struct cni_err *err)
 {
 	enum cni_pick pick;
-	json_t *out;
+	size_t olen;
+	char *out;
 	bool gone;
 	int rc;
 
@@ -367,13 +375,20 @@ cmd_add(struct cni_conf *c, struct cni_run *r, struct cni_err *err)
 	} else
 		cni_log(c, r, "%s%s", cni_pick_name(pick), c->has_annotations ?
 		    "" : " (the runtime passed no pod annotations)");
-	/* The previous result, unchanged but for the version, is ours. */
-	if ((out = json_deep_copy(c->prev_result)) == NULL ||
-	    json_object_set_new(out, "cniVersion", json_string(c->version)) != 0) {
-		json_decref(out);
-		return cni_fail(err, CNI_ERR_IO, "out of memory");
-	}
-	if (!put_json(out))
+	/*
+	 * The previous result, unchanged but for the version, is ours: its
+	 * text spliced, not re-encoded, so that numbers a double cannot hold
+	 * and fields we do not know reach the runtime as they left the
+	 * previous plugin.
+	 */
+	if ((out = cni_prev_result_text(text, len, c->version, &olen)) == NULL)
+		return cni_fail(err, CNI_ERR_DECODE, "cannot pass the prevResult "
+		    "on (out of memory, or more than %d keys around it)",
+		    CJS_MEMBERS_MAX);
+	rc = fwrite(out, 1, olen, stdout) == olen && fputc('\n', stdout) !=
+	    EOF && fflush(stdout) == 0;
+	free(out);
+	if (!rc)
 		return cni_fail(err, CNI_ERR_IO, "cannot write the result");
 	return 0;
 }
@@ -393,10 +408,15 @@ cmd_del(struct cni_conf *c, struct cni_run *r, struct cni_err *err)
 		cni_log(c, r, "no network namespace: nothing to remove");
 		return 0;
 	}
+	/*
+	 * DEL must succeed when the resources are gone, and a namespace we
+	 * cannot enter is one whose table we cannot reach either: it goes
+	 * with the namespace. Failing here would only stop the runtime's
+	 * teardown (and the other plugins' DEL) for good.
+	 */
 	if ((rc = enter_netns(r->netns, &gone, err)) != 0) {
-		if (!gone)
-			return rc;
-		cni_log(c, r, "network namespace gone: nothing to remove");
+		cni_log(c, r, "%s: nothing to remove", gone ?
+		    "network namespace gone" : err->msg);
 		return 0;
 	}
 	if ((rc = table_remove(&was, err)) != 0)
@@ -424,18 +444,36 @@ cmd_check(struct cni_conf *c, struct cni_run *r, struct cni_err *err)
 	return table_check(&c->spec, err);
 }
 
+/*
+ * VERSION: the version asked for (the cniVersion of the configuration on
+ * stdin) when we speak it, else our newest, and every version we speak.
+ * Without a readable stdin (a person at a terminal) the newest.
+ */
 static int
 cmd_version(void)
 {
-	json_t *o, *list;
-	size_t i;
+	const char *want = cni_versions[cni_nversions - 1], *v;
+	struct cni_err err;
+	json_t *o, *list, *in = NULL;
+	char *text = NULL;
+	size_t i, len;
 
-	if ((list = json_array()) == NULL)
+	if (!isatty(STDIN_FILENO) && read_stdin(&text, &len, &err) == 0) {
+		in = json_loadb(text, len, 0, NULL);
+		if ((v = json_string_value(json_object_get(in, "cniVersion"))) !=
+		    NULL && cni_version_supported(v))
+			want = v;
+	}
+	free(text);
+	if ((list = json_array()) == NULL) {
+		json_decref(in);
 		return 1;
+	}
 	for (i = 0; i < cni_nversions; i++)
 		json_array_append_new(list, json_string(cni_versions[i]));
-	o = json_pack("{s:s, s:o}", "cniVersion", "1.0.0", "supportedVersions",
+	o = json_pack("{s:s, s:o}", "cniVersion", want, "supportedVersions",
 	    list);
+	json_decref(in);
 	return put_json(o) ? 0 : 1;
 }
 
@@ -477,10 +515,12 @@ run_plugin(void)
 
 	if ((rc = read_stdin(&text, &len, &err)) != 0)
 		return fail_out(&err, NULL);
-	rc = cni_conf_parse(text, len, &conf, &err);
-	free(text);
-	if (rc != 0)
-		return fail_out(&err, NULL);
+	/* The configuration's own version when it got that far (parse
+	 * keeps it on a failure), else our newest. */
+	if ((rc = cni_conf_parse(text, len, &conf, &err)) != 0) {
+		free(text);
+		return fail_out(&err, conf.version);
+	}
 
 	switch (cmd) {
 	case CMD_ADD:
@@ -489,7 +529,7 @@ run_plugin(void)
 		    (rc = need_env("CNI_NETNS", &run.netns, &err)) != 0 ||
 		    (rc = need_env("CNI_IFNAME", &args, &err)) != 0)
 			break;
-		rc = cmd == CMD_ADD ? cmd_add(&conf, &run, &err) :
+		rc = cmd == CMD_ADD ? cmd_add(&conf, &run, text, len, &err) :
 		    cmd_check(&conf, &run, &err);
 		break;
 	case CMD_DEL:
@@ -510,14 +550,18 @@ run_plugin(void)
 		rc = fail_out(&err, conf.version);
 	}
 	cni_conf_fini(&conf);
+	free(text);
 	return rc;
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "install") == 0)
+	if (argc >= 2 && (strcmp(argv[1], "install") == 0 ||
+	    strcmp(argv[1], "uninstall") == 0))
 		return cni_install_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ready") == 0)
+		return cni_ready_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("dotproxy-cni %s\n", DOTPROXY_VERSION);
 		return 0;

@@ -12,10 +12,12 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "init/cni_json.h"
 #include "init/rules.h"
 
 const char *const cni_versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0",
@@ -64,14 +66,27 @@ copy_str(char *dst, size_t cap, const char *src)
 	return true;
 }
 
-/* An integer value in [min, max]; false if v is anything else. */
+/*
+ * An integer value in [min, max]; false if v is anything else. Numbers
+ * arrive as reals (the document is decoded with integers as reals, see
+ * cni_conf_parse): a whole one in range is the integer.
+ */
 static bool
 get_int(const json_t *v, json_int_t min, json_int_t max, json_int_t *out)
 {
-	if (!json_is_integer(v))
+	double d;
+
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return *out >= min && *out <= max;
+	}
+	if (!json_is_real(v))
 		return false;
-	*out = json_integer_value(v);
-	return *out >= min && *out <= max;
+	d = json_real_value(v);
+	if (!(d >= (double)min && d <= (double)max) || d != (double)(json_int_t)d)
+		return false;
+	*out = (json_int_t)d;
+	return true;
 }
 
 static int
@@ -298,8 +313,12 @@ cni_conf_parse(const char *text, size_t len, struct cni_conf *c,
 	c->spec.proxy_port = 15353;
 	c->spec.proxy_uid = 15353;
 	c->ipv6 = CNI_IPV6_AUTO;
-	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL)
+	/* Integers as reals: a prevResult or a key of another plugin may
+	 * hold integers beyond int64, which jansson refuses otherwise (Go's
+	 * decoder, libcni's, reads them as doubles). The result passed on is
+	 * the text, not this decoding (cni_prev_result_text). */
+	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES |
+	    JSON_DECODE_INT_AS_REAL, &jerr)) == NULL)
 		return cni_fail(err, CNI_ERR_DECODE, "cannot decode the network "
 		    "configuration: %s (line %d, column %d)", jerr.text,
 		    jerr.line, jerr.column);
@@ -330,6 +349,45 @@ cni_conf_parse(const char *text, size_t len, struct cni_conf *c,
 	if (rc != 0)
 		cni_conf_fini(c);
 	return rc;
+}
+
+char *
+cni_prev_result_text(const char *text, size_t len, const char *version,
+    size_t *outlen)
+{
+	struct cjs_span root, prev, ver, cut;
+	char ins[64], *res, *out;
+	size_t rlen;
+	int n;
+
+	if (!cjs_root(text, len, &root) ||
+	    !cjs_member(text, &root, "prevResult", &prev, NULL) ||
+	    prev.len < 2 || text[prev.off] != '{')
+		return NULL;
+	/* The prevResult alone, as its own document. */
+	if ((res = malloc(prev.len + 1)) == NULL)
+		return NULL;
+	memcpy(res, text + prev.off, prev.len);
+	res[prev.len] = '\0';
+	prev.off = 0;
+	if (cjs_member(res, &prev, "cniVersion", &ver, NULL)) {
+		n = snprintf(ins, sizeof(ins), "\"%s\"", version);
+		cut = ver;
+	} else {
+		/* None: ours goes first, before the other members if any. */
+		cut.off = 1;
+		cut.len = 0;
+		n = snprintf(ins, sizeof(ins), "\"cniVersion\":\"%s\"%s",
+		    version, cjs_members(res, &prev, &ver, &ver, 1, &rlen) &&
+		    rlen == 0 ? "" : ",");
+	}
+	if (n < 0 || (size_t)n >= sizeof(ins)) {
+		free(res);
+		return NULL;
+	}
+	out = cjs_splice(res, prev.len, &cut, ins, (size_t)n, outlen);
+	free(res);
+	return out;
 }
 
 void

@@ -86,11 +86,23 @@ bool	cni_version_has_check(const char *v);
  * into c. Returns 0, or a cni_code with err filled: CNI_ERR_DECODE for
  * bad JSON, CNI_ERR_VERSION for an unknown cniVersion, CNI_ERR_CONFIG for
  * a bad value (err names the key). On success c->prev_result, when set,
- * must be released with cni_conf_fini; on failure nothing is held.
+ * must be released with cni_conf_fini; on failure nothing is held, and
+ * c->version is the configuration's cniVersion when it is one we speak
+ * ("" otherwise), for the error object.
  */
 int	cni_conf_parse(const char *text, size_t len, struct cni_conf *c,
 	    struct cni_err *err);
 void	cni_conf_fini(struct cni_conf *c);
+
+/*
+ * ADD's result: the prevResult of the configuration text (which
+ * cni_conf_parse accepted and found one in) with its cniVersion set to
+ * version, every other byte as the previous plugin wrote it (numbers
+ * beyond double precision, unknown fields). Returns a malloc'd string
+ * (*outlen bytes), or NULL.
+ */
+char	*cni_prev_result_text(const char *text, size_t len,
+	    const char *version, size_t *outlen);
 
 /*
  * Looks key up in a CNI_ARGS string ("K1=V1;K2=V2"). Returns true and

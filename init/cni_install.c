@@ -1,13 +1,16 @@
 /*
  * The node installer of dotproxy-cni (see cni_install.h). Owns the files
- * it writes on the node: the plugin binary in the CNI bin directory and
- * its entry in the first network configuration list. Every write is a
- * temp file (a name libcni skips) renamed over the target, so a runtime
- * never reads half a file. It watches the configuration directory with
- * inotify and re-adds its entry whenever the network plugin rewrites the
- * file; on SIGTERM or SIGINT it removes the entry (restoring the exact
- * original bytes when nobody changed the file since) and the binary.
- * Single-threaded; blocks only in poll.
+ * it writes on the node: the plugin binary in the CNI bin directory, its
+ * entry in the network configuration list the runtime uses, and the ready
+ * file. Every write is a temp file (a name libcni skips) renamed over the
+ * target; a configuration list that is a symbolic link is written through
+ * to the link's target, the link stays. The list is edited as text (see
+ * cni_json.h): only our entry goes in or out, every other byte stays. It
+ * watches the configuration directory with inotify and re-adds its entry
+ * whenever the network plugin rewrites the file. SIGTERM and SIGINT end
+ * it and leave binary and entry in place, as a rolling update needs: pods
+ * started with the entry must still tear down. Only `dotproxy-cni
+ * uninstall` takes them away. Single-threaded; blocks only in poll.
  */
 #include "init/cni_install.h"
 
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,23 +36,26 @@
 #include <jansson.h>
 
 #include "init/cni_conf.h"
+#include "init/cni_json.h"
 
 #define INST_MAX_FILES	1024	/* configuration files considered */
 #define INST_FILE_MAX	(1u << 20)	/* bytes of one configuration file */
+#define INST_BIN_MAX	(64u << 20)	/* bytes of the plugin binary */
+#define INST_MAX_PLUGINS 64	/* plugins of one list */
 #define INST_ENV_PREFIX	"DOTPROXY_CNI_"
 
 struct inst {
 	const char	*bin_dir;	/* borrowed: argv/environment */
 	const char	*conf_dir;	/* borrowed */
+	const char	*conf_file;	/* borrowed: the list to edit, or NULL
+					 * for libcni's first */
 	const char	*source;	/* borrowed: the binary to copy */
+	const char	*ready_file;	/* borrowed: "" = none */
 	json_t		*entry;		/* owned: our plugin entry */
+	char		*entry_text;	/* owned: the same as JSON text */
 	bool		 once;		/* install, then exit */
-	bool		 uninstall;	/* remove, then exit */
-	char		 path[PATH_MAX];	/* the file we edited, "" = none */
-	char		*orig;		/* owned: its bytes before our edit */
-	size_t		 orig_len;
-	char		*mine;		/* owned: the bytes we wrote */
-	size_t		 mine_len;
+	bool		 keep_binary;	/* uninstall: the entry only */
+	char		 path[PATH_MAX];	/* the list we edited, "" = none */
 	char		 last[512];	/* the last complaint, said once */
 };
 
@@ -80,24 +87,30 @@ complain(struct inst *in, const char *fmt, ...)
 	say("%s", msg);
 }
 
+/* filepath.Ext(name) == suf, as libcni compares: ".conf" itself counts. */
 static bool
-has_suffix(const char *s, const char *suf)
+has_ext(const char *s, const char *suf)
 {
 	size_t n = strlen(s), m = strlen(suf);
 
-	return n > m && strcmp(s + n - m, suf) == 0;
+	return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+bool
+cni_install_candidate(const char *name)
+{
+	return has_ext(name, ".conf") || has_ext(name, ".conflist") ||
+	    has_ext(name, ".json");
 }
 
 ssize_t
-cni_install_first(const char *const *names, size_t n)
+cni_install_first(const char *const *names, const bool *is_dir, size_t n)
 {
 	ssize_t best = -1;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (names[i][0] == '.' || !(has_suffix(names[i], ".conf") ||
-		    has_suffix(names[i], ".conflist") ||
-		    has_suffix(names[i], ".json")))
+		if (is_dir[i] || !cni_install_candidate(names[i]))
 			continue;
 		if (best < 0 || strcmp(names[i], names[best]) < 0)
 			best = (ssize_t)i;
@@ -135,61 +148,158 @@ cni_install_entry(json_t *config)
 	return e;
 }
 
-json_t *
-cni_install_remove(const json_t *conf)
+char *
+cni_install_entry_text(const char *config, size_t len)
 {
-	json_t *out, *plugins, *kept, *p;
-	size_t i;
+	struct cjs_span keys[CJS_MEMBERS_MAX], vals[CJS_MEMBERS_MAX], root;
+	static const char lead[] = "{\"type\": \"" CNI_PLUGIN_TYPE "\", "
+	    "\"capabilities\": {\"" CNI_CAP_ANNOTATIONS "\": true}";
+	size_t n, i, cap, used;
+	char *out;
 
-	if (!json_is_object(conf) ||
-	    !json_is_array(json_object_get(conf, "plugins")))
+	if (!cjs_root(config, len, &root) ||
+	    !cjs_members(config, &root, keys, vals, CJS_MEMBERS_MAX, &n))
 		return NULL;
-	if ((out = json_deep_copy(conf)) == NULL)
+	cap = sizeof(lead) + 2 * n + root.len + 2;
+	if ((out = malloc(cap)) == NULL)
 		return NULL;
-	plugins = json_object_get(out, "plugins");
-	if ((kept = json_array()) == NULL) {
-		json_decref(out);
-		return NULL;
+	memcpy(out, lead, sizeof(lead) - 1);
+	used = sizeof(lead) - 1;
+	/* The caller's members as it wrote them: numbers stay its tokens. */
+	for (i = 0; i < n; i++) {
+		if (cjs_key_is(config, &keys[i], "type") ||
+		    cjs_key_is(config, &keys[i], "capabilities"))
+			continue;
+		memcpy(out + used, ", ", 2);
+		used += 2;
+		memcpy(out + used, config + keys[i].off, vals[i].off +
+		    vals[i].len - keys[i].off);
+		used += vals[i].off + vals[i].len - keys[i].off;
 	}
-	json_array_foreach(plugins, i, p)
-		if (!is_ours(p))
-			json_array_append(kept, p);
-	/* Same key, same place in the object: only the array changes. */
-	json_object_set_new(out, "plugins", kept);
+	out[used++] = '}';
+	out[used] = '\0';
 	return out;
 }
 
-json_t *
-cni_install_add(const json_t *conf, const json_t *entry)
+int
+cni_install_edit(const char *text, size_t len, const char *entry_text,
+    char **out, size_t *outlen, char *why, size_t whycap)
 {
-	json_t *out;
+	struct cjs_span root, arr, el[INST_MAX_PLUGINS];
+	json_t *conf, *plugins, *entry = NULL;
+	json_error_t jerr;
+	size_t n, i, nours = 0, cap, used, lws, first = 0;
+	bool kept_any = false, ours[INST_MAX_PLUGINS];
+	const char *sep;
+	char *o;
+	int rc = 0;
 
-	if ((out = cni_install_remove(conf)) == NULL)
-		return NULL;
-	json_array_append_new(json_object_get(out, "plugins"),
-	    json_deep_copy(entry));
-	return out;
-}
-
-bool
-cni_install_has(const json_t *conf, const json_t *entry)
-{
-	const json_t *plugins = json_object_get(conf, "plugins");
-	size_t i, n;
-
-	if (!json_is_array(plugins) || (n = json_array_size(plugins)) == 0 ||
-	    !json_equal(json_array_get(plugins, n - 1), entry))
-		return false;
-	for (i = 0; i + 1 < n; i++)
-		if (is_ours(json_array_get(plugins, i)))
-			return false;
-	return true;
+	*out = NULL;
+	*outlen = 0;
+	/*
+	 * Integers as reals: jansson refuses integers beyond int64, which a
+	 * list may hold (Go reads every number as a double). Only the types
+	 * and our entry are looked at; the text itself is what is kept. Our
+	 * entry is read the same way, so that the two compare.
+	 */
+	if (entry_text != NULL && (entry = json_loads(entry_text,
+	    JSON_DECODE_INT_AS_REAL, NULL)) == NULL) {
+		snprintf(why, whycap, "our entry is not JSON");
+		return -EINVAL;
+	}
+	if ((conf = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr)) ==
+	    NULL) {
+		snprintf(why, whycap, "not valid JSON (%s, line %d)",
+		    jerr.text, jerr.line);
+		json_decref(entry);
+		return -EINVAL;
+	}
+	plugins = json_object_get(conf, "plugins");
+	if (!json_is_object(conf) || !json_is_array(plugins)) {
+		snprintf(why, whycap, "no \"plugins\" array: a single-plugin "
+		    "configuration, not a list (convert it to a .conflist)");
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((n = json_array_size(plugins)) > INST_MAX_PLUGINS ||
+	    !cjs_root(text, len, &root) ||
+	    !cjs_member(text, &root, "plugins", &arr, NULL) ||
+	    !cjs_elements(text, &arr, el, INST_MAX_PLUGINS, &i) || i != n) {
+		snprintf(why, whycap, "cannot edit its \"plugins\" (more than "
+		    "%d, or repeated keys)", INST_MAX_PLUGINS);
+		rc = -EINVAL;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		ours[i] = is_ours(json_array_get(plugins, i));
+		nours += ours[i];
+	}
+	/* In place already: ours, last, alone, equal. Nothing to write. */
+	if (entry != NULL ? nours == 1 && ours[n - 1] &&
+	    json_equal(json_array_get(plugins, n - 1), entry) : nours == 0)
+		goto out;
+	/*
+	 * The array again from its pieces: what precedes each kept element
+	 * in the text (the '[' or its comma, and the blanks), the element,
+	 * the blanks before ']'. Our entry goes last, after the indentation
+	 * of the first element, so that taking it out again gives back the
+	 * very bytes it went into.
+	 */
+	lws = arr.off + 1;	/* the blanks before the first element */
+	cap = len + (entry_text != NULL ? strlen(entry_text) : 0) +
+	    (n > 0 ? el[0].off - lws : 0) + 2;
+	if ((o = malloc(cap)) == NULL) {
+		snprintf(why, whycap, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	used = arr.off + 1;
+	memcpy(o, text, used);
+	for (i = 0; i < n; i++) {
+		if (ours[i])
+			continue;
+		if (!kept_any)	/* the blanks after '[' */
+			first = arr.off + 1;
+		else		/* the comma and blanks before it */
+			first = el[i - 1].off + el[i - 1].len;
+		if (!kept_any && i > 0) {
+			memcpy(o + used, text + lws, el[0].off - lws);
+			used += el[0].off - lws;
+		} else {
+			memcpy(o + used, text + first, el[i].off - first);
+			used += el[i].off - first;
+		}
+		memcpy(o + used, text + el[i].off, el[i].len);
+		used += el[i].len;
+		kept_any = true;
+	}
+	if (entry_text != NULL) {
+		if (kept_any)
+			o[used++] = ',';
+		sep = n > 0 ? text + lws : "";
+		memcpy(o + used, sep, n > 0 ? el[0].off - lws : 0);
+		used += n > 0 ? el[0].off - lws : 0;
+		memcpy(o + used, entry_text, strlen(entry_text));
+		used += strlen(entry_text);
+	}
+	/* From the last element (or '[') on: the blanks, ']' and the rest. */
+	first = n > 0 ? el[n - 1].off + el[n - 1].len : arr.off + 1;
+	memcpy(o + used, text + first, len - first);
+	used += len - first;
+	o[used] = '\0';
+	*out = o;
+	*outlen = used;
+	rc = 1;
+out:
+	json_decref(entry);
+	json_decref(conf);
+	return rc;
 }
 
 /* ---- files ---- */
 
 static int
-read_file(const char *path, char **out, size_t *len)
+read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	size_t cap = 64 * 1024, n = 0;
 	char *buf, *nb;
@@ -204,7 +314,7 @@ read_file(const char *path, char **out, size_t *len)
 	}
 	for (;;) {
 		if (n == cap) {
-			if (cap >= INST_FILE_MAX) {
+			if (cap >= max) {
 				e = EFBIG;
 				goto fail;
 			}
@@ -288,13 +398,13 @@ copy_binary(const struct inst *in)
 	size_t len;
 	int rc;
 
-	if ((rc = read_file(in->source, &data, &len)) != 0 &&
+	if ((rc = read_file(in->source, INST_BIN_MAX, &data, &len)) != 0 &&
 	    rc != -EFBIG) {
 		say("cannot read %s: %s", in->source, strerror(-rc));
 		return rc;
 	}
 	if (rc == -EFBIG) {
-		say("%s is larger than %u bytes", in->source, INST_FILE_MAX);
+		say("%s is larger than %u bytes", in->source, INST_BIN_MAX);
 		return rc;
 	}
 	rc = write_atomic(in->bin_dir, CNI_INSTALL_BIN, data, len, 0755);
@@ -305,216 +415,224 @@ copy_binary(const struct inst *in)
 	return rc;
 }
 
-/* The name of the first configuration file in the directory, or "". */
+/*
+ * The list to edit: --conf-file when given, else the first file of the
+ * directory as libcni's ConfFiles and its callers sort them (os.ReadDir:
+ * by name, byte order; directories skipped, dot-files and symbolic links
+ * considered). path gets "" when there is none.
+ */
 static int
-first_conf(const char *dir, char *name, size_t cap)
+pick_conf(const struct inst *in, char *path, size_t cap)
 {
 	const char *names[INST_MAX_FILES];
+	bool is_dir[INST_MAX_FILES];
 	char *copies[INST_MAX_FILES];
 	struct dirent *de;
+	struct stat st;
 	size_t n = 0, i;
 	ssize_t k;
 	DIR *d;
+	int rc = 0;
 
-	name[0] = '\0';
-	if ((d = opendir(dir)) == NULL)
+	path[0] = '\0';
+	if (in->conf_file != NULL) {
+		if (snprintf(path, cap, "%s%s%s", strchr(in->conf_file, '/') ?
+		    "" : in->conf_dir, strchr(in->conf_file, '/') ? "" : "/",
+		    in->conf_file) >= (int)cap)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	if ((d = opendir(in->conf_dir)) == NULL)
 		return -errno;
-	while ((de = readdir(d)) != NULL && n < INST_MAX_FILES) {
-		if ((copies[n] = strdup(de->d_name)) == NULL)
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == INST_MAX_FILES) {
+			rc = -E2BIG;
 			break;
+		}
+		/* A link to a directory is no directory to libcni (lstat). */
+		if (de->d_type == DT_UNKNOWN)
+			is_dir[n] = fstatat(dirfd(d), de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		else
+			is_dir[n] = de->d_type == DT_DIR;
+		if ((copies[n] = strdup(de->d_name)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
 		names[n] = copies[n];
 		n++;
 	}
 	closedir(d);
-	if ((k = cni_install_first(names, n)) >= 0 &&
-	    strlen(names[k]) < cap)
-		memcpy(name, names[k], strlen(names[k]) + 1);
+	if (rc == 0 && (k = cni_install_first(names, is_dir, n)) >= 0 &&
+	    snprintf(path, cap, "%s/%s", in->conf_dir, names[k]) >= (int)cap)
+		rc = -ENAMETOOLONG;
 	for (i = 0; i < n; i++)
 		free(copies[i]);
-	return 0;
+	return rc;
 }
-
-static char *
-render(const json_t *conf, size_t *len)
-{
-	char *s, *t;
-
-	if ((s = json_dumps(conf, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
-	    NULL)
-		return NULL;
-	*len = strlen(s);
-	if ((t = realloc(s, *len + 2)) == NULL) {
-		free(s);
-		return NULL;
-	}
-	t[(*len)++] = '\n';
-	t[*len] = '\0';
-	return t;
-}
-
-static int	release_file(struct inst *);
 
 /*
- * Makes sure the first configuration list ends with our entry. Returns 0
- * (also when there is no file yet: the watch brings us back), or -errno.
+ * Writes data over the list at path; through a symbolic link, to the
+ * link's target (its directory holds the temp file), so the link stays.
+ */
+static int
+write_conf(const char *path, const char *data, size_t len)
+{
+	char real[PATH_MAX], dir[PATH_MAX], base[PATH_MAX];
+	struct stat st;
+
+	if (realpath(path, real) == NULL)
+		return -errno;
+	if (stat(real, &st) == -1)
+		st.st_mode = 0644;
+	memcpy(dir, real, sizeof(real));
+	memcpy(base, real, sizeof(real));
+	return write_atomic(dirname(dir), basename(base), data, len,
+	    st.st_mode & 07777);
+}
+
+static void
+ready(const struct inst *in, bool yes)
+{
+	int fd;
+
+	if (in->ready_file[0] == '\0')
+		return;
+	if (!yes) {
+		(void)unlink(in->ready_file);
+		return;
+	}
+	if ((fd = open(in->ready_file, O_WRONLY | O_CREAT | O_CLOEXEC,
+	    0644)) == -1)
+		say("cannot create the ready file %s: %s", in->ready_file,
+		    strerror(errno));
+	else
+		close(fd);
+}
+
+/*
+ * Takes our entry out of the list at path, every other byte kept. Returns
+ * 0 (also when there was none, or no file) or -errno.
+ */
+static int
+release_file(const char *path)
+{
+	char *data = NULL, *out = NULL, why[256];
+	size_t len, olen;
+	int rc;
+
+	/* Gone, or a directory with a list's name: nothing of ours. */
+	if ((rc = read_file(path, INST_FILE_MAX, &data, &len)) != 0)
+		return rc == -ENOENT || rc == -EISDIR ? 0 : rc;
+	rc = cni_install_edit(data, len, NULL, &out, &olen, why, sizeof(why));
+	if (rc < 0) {
+		/* Not a list of ours to edit: nothing of ours in it. */
+		rc = 0;
+	} else if (rc > 0 && (rc = write_conf(path, out, olen)) != 0)
+		say("cannot write %s: %s", path, strerror(-rc));
+	else if (out != NULL)
+		say("removed %s from %s", CNI_PLUGIN_TYPE, path);
+	free(out);
+	free(data);
+	return rc;
+}
+
+/*
+ * Makes sure the list the runtime uses ends with our entry. Returns 0
+ * when it does, 1 when there is no list (yet), or -errno; says why.
  */
 static int
 ensure(struct inst *in)
 {
-	char name[NAME_MAX + 1], path[PATH_MAX];
-	char *data = NULL, *out = NULL;
-	json_t *conf = NULL, *next = NULL;
-	json_error_t jerr;
+	char path[PATH_MAX], why[256], *data = NULL, *out = NULL;
 	struct stat st;
 	size_t len, olen;
-	int rc = 0;
+	int rc;
 
 	if (snprintf(path, sizeof(path), "%s/%s", in->bin_dir,
 	    CNI_INSTALL_BIN) < (int)sizeof(path) && stat(path, &st) == -1 &&
 	    (rc = copy_binary(in)) != 0)
 		return rc;
-	if ((rc = first_conf(in->conf_dir, name, sizeof(name))) != 0) {
-		say("cannot list %s: %s", in->conf_dir, strerror(-rc));
+	if ((rc = pick_conf(in, path, sizeof(path))) != 0) {
+		complain(in, "cannot list %s: %s", in->conf_dir, strerror(-rc));
 		return rc;
 	}
-	if (name[0] == '\0')
-		return 0;
-	if (snprintf(path, sizeof(path), "%s/%s", in->conf_dir, name) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
+	if (path[0] == '\0') {
+		complain(in, "no network configuration list in %s (yet)",
+		    in->conf_dir);
+		return 1;
+	}
 	/* Another file comes first now: the runtime no longer reads the old
 	 * one, so it gets its own content back. */
-	if (in->path[0] != '\0' && strcmp(in->path, path) != 0)
-		(void)release_file(in);
-	if ((rc = read_file(path, &data, &len)) != 0) {
-		if (rc != -ENOENT)	/* renamed away meanwhile: next event */
-			say("cannot read %s: %s", path, strerror(-rc));
-		return rc == -ENOENT ? 0 : rc;
+	if (in->path[0] != '\0' && strcmp(in->path, path) != 0) {
+		(void)release_file(in->path);
+		in->path[0] = '\0';
 	}
-	if (stat(path, &st) == -1)
-		st.st_mode = 0644;
-	if ((conf = json_loadb(data, len, 0, &jerr)) == NULL) {
-		/* Half written by someone without a rename: wait for more. */
-		complain(in, "%s is not valid JSON yet (%s); waiting", path,
-		    jerr.text);
+	if ((rc = read_file(path, INST_FILE_MAX, &data, &len)) != 0) {
+		if (rc == -ENOENT) {	/* renamed away meanwhile, or a dangling
+					 * link: the next event */
+			complain(in, "%s is not there (yet)", path);
+			return 1;
+		}
+		complain(in, "cannot read %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	rc = cni_install_edit(data, len, in->entry_text, &out, &olen, why,
+	    sizeof(why));
+	if (rc < 0) {
+		/* Half written by someone without a rename, or not a list:
+		 * wait for the next version of the file. */
+		complain(in, "%s: %s", path, why);
 		goto out;
 	}
-	if (!json_is_array(json_object_get(conf, "plugins"))) {
-		complain(in, "%s is a single-plugin configuration, not a list: "
-		    "not supported (convert it to a .conflist)", path);
-		rc = -EINVAL;
+	if (rc > 0 && (rc = write_conf(path, out, olen)) != 0) {
+		complain(in, "cannot write %s: %s", path, strerror(-rc));
 		goto out;
 	}
+	if (out != NULL)
+		say("added %s to the end of %s", CNI_PLUGIN_TYPE, path);
 	in->last[0] = '\0';
-	if (cni_install_has(conf, in->entry))
-		goto out;
-	if ((next = cni_install_add(conf, in->entry)) == NULL ||
-	    (out = render(next, &olen)) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = write_atomic(in->conf_dir, name, out, olen,
-	    st.st_mode & 07777)) != 0) {
-		say("cannot write %s: %s", path, strerror(-rc));
-		goto out;
-	}
-	/*
-	 * Remember the file as it was, for an exact restore. When the
-	 * network plugin rewrote it, its new text is the original now. A
-	 * file that already held an entry of ours (an earlier run, other
-	 * settings) has no clean original: it is undone through the JSON.
-	 */
-	free(in->orig);
-	in->orig = NULL;
-	in->orig_len = 0;
-	json_decref(next);
-	if ((next = cni_install_remove(conf)) != NULL &&
-	    json_equal(next, conf)) {
-		in->orig = data;
-		in->orig_len = len;
-		data = NULL;
-	}
 	memcpy(in->path, path, strlen(path) + 1);
-	free(in->mine);
-	in->mine = out;
-	in->mine_len = olen;
-	out = NULL;
-	say("added %s to the end of %s", CNI_PLUGIN_TYPE, path);
 out:
 	free(out);
-	json_decref(next);
-	json_decref(conf);
 	free(data);
 	return rc;
 }
 
 /*
- * Takes our entry out of the file we edited (or, when this run edited
- * none, the first one) and forgets it. Returns 0 or -errno.
+ * `dotproxy-cni uninstall`: our entry out of every list in the directory
+ * (and --conf-file), then the binary. Returns 0 or -errno.
  */
 static int
-release_file(struct inst *in)
+uninstall(struct inst *in)
 {
-	char *data = NULL, *out = NULL, *slash;
-	json_t *conf = NULL, *next = NULL;
-	bool changed = false;
-	struct stat st;
-	size_t len, olen;
-	int rc = 0;
-
-	if (in->path[0] == '\0') {
-		char name[NAME_MAX + 1];
-
-		if (first_conf(in->conf_dir, name, sizeof(name)) == 0 &&
-		    name[0] != '\0')
-			snprintf(in->path, sizeof(in->path), "%s/%s",
-			    in->conf_dir, name);
-	}
-	if (in->path[0] != '\0' && read_file(in->path, &data, &len) == 0) {
-		if (stat(in->path, &st) == -1)
-			st.st_mode = 0644;
-		slash = strrchr(in->path, '/');
-		if (in->mine != NULL && in->orig != NULL &&
-		    len == in->mine_len && memcmp(data, in->mine, len) == 0) {
-			/* Nobody touched it since: the original bytes back. */
-			rc = write_atomic(in->conf_dir, slash + 1, in->orig,
-			    in->orig_len, st.st_mode & 07777);
-			changed = true;
-		} else if ((conf = json_loadb(data, len, 0, NULL)) != NULL &&
-		    (next = cni_install_remove(conf)) != NULL &&
-		    !json_equal(conf, next)) {
-			if ((out = render(next, &olen)) == NULL)
-				rc = -ENOMEM;
-			else
-				rc = write_atomic(in->conf_dir, slash + 1, out,
-				    olen, st.st_mode & 07777);
-			changed = true;
-		}
-		if (rc != 0)
-			say("cannot restore %s: %s", in->path, strerror(-rc));
-		else if (changed)
-			say("removed %s from %s", CNI_PLUGIN_TYPE, in->path);
-	}
-	in->path[0] = '\0';
-	free(in->orig);
-	free(in->mine);
-	in->orig = in->mine = NULL;
-	in->orig_len = in->mine_len = 0;
-	free(out);
-	json_decref(next);
-	json_decref(conf);
-	free(data);
-	return rc;
-}
-
-/* Takes our entry out of the configuration, and the binary away. */
-static int
-remove_all(struct inst *in)
-{
+	struct dirent *de;
 	char path[PATH_MAX];
-	int rc, e;
+	int rc = 0, r, e;
+	DIR *d;
 
-	rc = release_file(in);
+	if (in->conf_file != NULL && pick_conf(in, path, sizeof(path)) == 0 &&
+	    (r = release_file(path)) != 0)
+		rc = r;
+	if ((d = opendir(in->conf_dir)) == NULL) {
+		e = errno;
+		say("cannot list %s: %s", in->conf_dir, strerror(e));
+		rc = -e;
+	} else {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_type != DT_DIR &&
+			    cni_install_candidate(de->d_name) &&
+			    snprintf(path, sizeof(path), "%s/%s", in->conf_dir,
+			    de->d_name) < (int)sizeof(path) &&
+			    (r = release_file(path)) != 0)
+				rc = r;
+		closedir(d);
+	}
+	ready(in, false);
+	if (in->keep_binary)
+		return rc;
 	if (snprintf(path, sizeof(path), "%s/%s", in->bin_dir,
 	    CNI_INSTALL_BIN) < (int)sizeof(path) && unlink(path) == -1 &&
 	    errno != ENOENT) {
@@ -525,7 +643,11 @@ remove_all(struct inst *in)
 	return rc;
 }
 
-/* Watches the configuration directory until SIGTERM or SIGINT. */
+/*
+ * Watches the configuration directory until SIGTERM or SIGINT, then
+ * leaves everything in place: a rolling update stops the old installer
+ * while pods started with its entry still need the plugin for DEL.
+ */
 static int
 watch(struct inst *in)
 {
@@ -533,45 +655,50 @@ watch(struct inst *in)
 	struct signalfd_siginfo si;
 	struct pollfd pfd[2];
 	sigset_t set;
-	int ifd, sfd, rc = 0;
+	int ifd, sfd, rc = 0, e;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
 	    (sfd = signalfd(-1, &set, SFD_CLOEXEC)) == -1) {
-		say("signalfd: %s", strerror(errno));
-		return -errno;
+		e = errno;
+		say("signalfd: %s", strerror(e));
+		return -e;
 	}
 	if ((ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) == -1 ||
 	    inotify_add_watch(ifd, in->conf_dir, IN_CLOSE_WRITE | IN_MOVED_TO |
 	    IN_MOVED_FROM | IN_CREATE | IN_DELETE) == -1) {
-		say("cannot watch %s: %s", in->conf_dir, strerror(errno));
+		e = errno;
+		say("cannot watch %s: %s", in->conf_dir, strerror(e));
 		close(sfd);
-		return -errno;
+		return -e;
 	}
-	/* After the watch exists: nothing written before it is missed. */
-	(void)ensure(in);
 	say("watching %s", in->conf_dir);
 	pfd[0].fd = sfd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = ifd;
 	pfd[1].events = POLLIN;
+	/* After the watch exists: nothing written before it is missed. */
+	ready(in, ensure(in) == 0);
 	for (;;) {
-		/* The timeout also brings back a binary someone deleted. */
+		/* The timeout also brings back a binary someone deleted, and
+		 * sees a link's target rewritten in a directory not watched. */
 		if (poll(pfd, 2, 5000) == -1 && errno != EINTR) {
 			rc = -errno;
 			break;
 		}
 		if (pfd[0].revents & POLLIN) {
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				say("signal %u: uninstalling", si.ssi_signo);
+				say("signal %u: stopping; the plugin and its "
+				    "entry stay (dotproxy-cni uninstall removes "
+				    "them)", si.ssi_signo);
 			break;
 		}
 		/* Drain the events; one look at the directory serves them all. */
 		while (read(ifd, evbuf, sizeof(evbuf)) > 0)
 			;
-		(void)ensure(in);
+		ready(in, ensure(in) == 0);
 	}
 	close(ifd);
 	close(sfd);
@@ -580,20 +707,30 @@ watch(struct inst *in)
 
 static const char install_usage[] =
 "usage: dotproxy-cni install [options]\n"
-"Copies the plugin into the CNI bin directory, appends it to the end of\n"
-"the first network configuration list (by name) in the configuration\n"
-"directory, keeps it there when that file is rewritten, and removes both\n"
-"again on SIGTERM or SIGINT.\n"
+"       dotproxy-cni uninstall [options]\n"
+"install copies the plugin into the CNI bin directory, appends it to the\n"
+"end of the network configuration list the runtime uses (libcni's first\n"
+"file by name, or --conf-file), keeps it there when that file is\n"
+"rewritten, and creates the ready file while it is there. SIGTERM or\n"
+"SIGINT stop it and leave plugin and entry in place (a rolling update).\n"
+"uninstall takes the entry out of every list in the directory and the\n"
+"plugin away. Only the entry changes: every other byte stays.\n"
 "\n"
 "  --cni-bin-dir DIR     where the runtime finds plugins\n"
 "                        (default /host/opt/cni/bin)\n"
 "  --cni-conf-dir DIR    the runtime's configuration directory\n"
 "                        (default /host/etc/cni/net.d)\n"
+"  --conf-file NAME      the list to edit (a name in that directory, or a\n"
+"                        path) instead of the runtime's first\n"
 "  --plugin-config JSON  the plugin's keys, e.g. {\"proxyPort\":15353,\n"
 "                        \"namespaces\":[\"apps\"]} (default {})\n"
 "  --source PATH         the binary to copy (default: this one)\n"
-"  --once                install, then exit instead of watching\n"
-"  --uninstall           remove the entry and the binary, then exit\n"
+"  --ready-file PATH     created once the entry is in place, removed while\n"
+"                        it is not (for a readinessProbe)\n"
+"  --once                install, then exit instead of watching; exit\n"
+"                        status 1 when nothing was installed\n"
+"  --keep-binary         uninstall: leave the plugin binary\n"
+"  --uninstall           the same as `dotproxy-cni uninstall`\n"
 "\n"
 "Every option also reads DOTPROXY_CNI_<NAME> (upper case, '-' -> '_').\n"
 "Exit status: 0 ok; 1 failure; 2 bad usage.\n";
@@ -622,21 +759,18 @@ env_switch(const char *env)
 /* The entry must be a configuration the plugin accepts: say so now,
  * not at every pod start. */
 static bool
-entry_valid(const json_t *entry)
+entry_valid(const char *entry_text)
 {
 	struct cni_conf conf;
 	struct cni_err err;
-	json_t *doc;
+	size_t n = strlen(entry_text);
 	char *text;
 	int rc;
 
-	if ((doc = json_deep_copy(entry)) == NULL)
+	/* {"cniVersion": "1.0.0", + the entry's members */
+	if ((text = malloc(n + 32)) == NULL)
 		return false;
-	json_object_set_new(doc, "cniVersion", json_string("1.0.0"));
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (text == NULL)
-		return false;
+	snprintf(text, n + 32, "{\"cniVersion\": \"1.0.0\", %s", entry_text + 1);
 	rc = cni_conf_parse(text, strlen(text), &conf, &err);
 	free(text);
 	if (rc != 0) {
@@ -647,20 +781,52 @@ entry_valid(const json_t *entry)
 	return true;
 }
 
+/* Copies the binary and places the entry once. Nothing is left half
+ * done: a binary this run brought is taken back when the entry could not
+ * be placed. */
+static int
+install_once(struct inst *in)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	bool had;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", in->bin_dir,
+	    CNI_INSTALL_BIN) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	had = stat(path, &st) == 0;
+	if ((rc = copy_binary(in)) != 0)
+		return rc;
+	if ((rc = ensure(in)) == 0) {
+		ready(in, true);
+		return 0;
+	}
+	say("nothing installed");
+	if (!had)
+		(void)unlink(path);
+	return rc;
+}
+
 int
 cni_install_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "cni-bin-dir", required_argument, NULL, 'b' },
 		{ "cni-conf-dir", required_argument, NULL, 'c' },
+		{ "conf-file", required_argument, NULL, 'f' },
 		{ "plugin-config", required_argument, NULL, 'p' },
 		{ "source", required_argument, NULL, 's' },
+		{ "ready-file", required_argument, NULL, 'r' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "keep-binary", no_argument, NULL, 'k' },
 		{ "uninstall", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fb = NULL, *fc = NULL, *fp = NULL, *fs = NULL, *pc;
+	const char *fb = NULL, *fc = NULL, *ff = NULL, *fp = NULL, *fs = NULL;
+	const char *fr = NULL, *pc;
+	bool remove = strcmp(argv[0], "uninstall") == 0;
 	struct inst in;
 	json_error_t jerr;
 	json_t *cfg;
@@ -668,14 +834,18 @@ cni_install_main(int argc, char **argv)
 
 	memset(&in, 0, sizeof(in));
 	opterr = 0;
+	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b': fb = optarg; break;
 		case 'c': fc = optarg; break;
+		case 'f': ff = optarg; break;
 		case 'p': fp = optarg; break;
 		case 's': fs = optarg; break;
+		case 'r': fr = optarg; break;
 		case 'o': in.once = true; break;
-		case 'u': in.uninstall = true; break;
+		case 'k': in.keep_binary = true; break;
+		case 'u': remove = true; break;
 		case 'h':
 			fputs(install_usage, stdout);
 			return 0;
@@ -693,35 +863,69 @@ cni_install_main(int argc, char **argv)
 	    "/host/opt/cni/bin");
 	in.conf_dir = opt_or_env(fc, INST_ENV_PREFIX "CNI_CONF_DIR",
 	    "/host/etc/cni/net.d");
+	in.conf_file = opt_or_env(ff, INST_ENV_PREFIX "CONF_FILE", NULL);
 	in.source = opt_or_env(fs, INST_ENV_PREFIX "SOURCE", "/proc/self/exe");
+	in.ready_file = opt_or_env(fr, INST_ENV_PREFIX "READY_FILE", "");
 	pc = opt_or_env(fp, INST_ENV_PREFIX "PLUGIN_CONFIG", "{}");
 	in.once = in.once || env_switch(INST_ENV_PREFIX "ONCE");
-	in.uninstall = in.uninstall || env_switch(INST_ENV_PREFIX "UNINSTALL");
+	in.keep_binary = in.keep_binary ||
+	    env_switch(INST_ENV_PREFIX "KEEP_BINARY");
+	remove = remove || env_switch(INST_ENV_PREFIX "UNINSTALL");
+	if (in.conf_file != NULL && (in.conf_file[0] == '\0' ||
+	    (strchr(in.conf_file, '/') == NULL &&
+	    !cni_install_candidate(in.conf_file)))) {
+		say("--conf-file '%s': want a .conflist, .conf or .json name "
+		    "in the configuration directory, or a path", in.conf_file);
+		return 2;
+	}
 	if ((cfg = json_loads(pc, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
 		say("--plugin-config: not JSON: %s", jerr.text);
 		return 2;
 	}
 	in.entry = cni_install_entry(cfg);
 	json_decref(cfg);
-	if (in.entry == NULL) {
+	if (in.entry == NULL || (in.entry_text = cni_install_entry_text(pc,
+	    strlen(pc))) == NULL) {
 		say("--plugin-config: want a JSON object of the plugin's keys");
-		return 2;
-	}
-	if (!entry_valid(in.entry)) {
 		json_decref(in.entry);
 		return 2;
 	}
-	if (in.uninstall)
-		rc = remove_all(&in);
-	else if (in.once) {
+	if (!entry_valid(in.entry_text)) {
+		json_decref(in.entry);
+		free(in.entry_text);
+		return 2;
+	}
+	if (remove)
+		rc = uninstall(&in);
+	else if (in.once)
+		rc = install_once(&in);
+	else {
+		ready(&in, false);	/* a stale one from a crashed run */
 		if ((rc = copy_binary(&in)) == 0)
-			rc = ensure(&in);
-	} else if ((rc = copy_binary(&in)) == 0 && (rc = watch(&in)) == 0)
-		rc = remove_all(&in);
-	else
-		(void)remove_all(&in);
+			rc = watch(&in);
+		ready(&in, false);
+	}
 	json_decref(in.entry);
-	free(in.orig);
-	free(in.mine);
+	free(in.entry_text);
 	return rc == 0 ? 0 : 1;
+}
+
+int
+cni_ready_main(int argc, char **argv)
+{
+	const char *path = argc >= 2 ? argv[1] : getenv(INST_ENV_PREFIX
+	    "READY_FILE");
+	struct stat st;
+
+	if (argc > 2 || path == NULL || path[0] == '\0') {
+		fprintf(stderr, "usage: dotproxy-cni ready [FILE] (default "
+		    "$%sREADY_FILE)\n", INST_ENV_PREFIX);
+		return 2;
+	}
+	if (stat(path, &st) == -1) {
+		fprintf(stderr, "dotproxy-cni: not ready: %s: %s\n", path,
+		    strerror(errno));
+		return 1;
+	}
+	return 0;
 }

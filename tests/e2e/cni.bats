@@ -7,8 +7,10 @@
 # DoT, and a local-zone UDP query reaches the nameserver the application
 # asked although the proxy holds no capability (the packet mark). Other
 # pods get nothing. CHECK, DEL (twice, and with the namespace gone),
-# VERSION, the spec's error objects, and the node installer on a copy of
-# a real-shaped configuration directory.
+# VERSION, the spec's error objects, the static binary alone in an empty
+# chroot, the prevResult passed on byte for byte, and the node installer on
+# a copy of a real-shaped configuration directory (rolling update,
+# uninstall, libcni's file choice, symlinked lists, exact bytes).
 
 bats_require_minimum_version 1.5.0
 load helpers/cni
@@ -35,6 +37,11 @@ teardown() {
 		w_wait_gone 50 "$pid" || kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$W_DIR/inst.pid"
+	# The chroot test's bind mount, when it failed before its umount.
+	if [ -f "$W_DIR/chroot-mount" ]; then
+		umount "$(cat "$W_DIR/chroot-mount")" 2>/dev/null || true
+		rm -f "$W_DIR/chroot-mount"
+	fi
 	proxy_test_teardown
 }
 
@@ -326,8 +333,28 @@ inst_ours_last() {
 	[ "$(jq -r '.plugins[-1].type' "$1" 2>/dev/null)" = dotproxy-cni ]
 }
 
-@test "installer: copies the plugin, appends itself to the first list, re-adds itself after a rewrite, removes itself on SIGTERM" {
-	local d=$W_DIR/inst f rc
+# inst_start DIR [OPTIONS...]: the installer on DIR/bin and DIR/net.d, ready
+# file DIR/ready, in the background (PID in $W_DIR/inst.pid), log DIR/inst.log.
+inst_start() {
+	local d=$1
+	shift
+	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--ready-file "$d/ready" "$@" 2>>"$d/inst.log" &
+	echo $! >"$W_DIR/inst.pid"
+}
+
+# inst_stop: SIGTERM, as a rolling update or a node drain sends it; the
+# exit status must be 0.
+inst_stop() {
+	local rc=0
+	kill -TERM "$(cat "$W_DIR/inst.pid")"
+	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
+	rm -f "$W_DIR/inst.pid"
+	[ "$rc" -eq 0 ] || w_fail "installer exit status $rc on SIGTERM"
+}
+
+@test "installer: copies the plugin, appends itself to the first list, re-adds itself after a rewrite, is ready; SIGTERM leaves plugin and entry, uninstall gives back the bytes" {
+	local d=$W_DIR/inst f
 	mkdir -p "$d/bin" "$d/net.d"
 	f=$d/net.d/10-flannel.conflist
 	inst_conflist >"$f"
@@ -336,14 +363,15 @@ inst_ours_last() {
 	inst_conflist >"$d/net.d/20-other.conflist"
 	sha256sum "$d/net.d/99-loopback.conf" "$d/net.d/20-other.conflist" >"$d/others.sum"
 
-	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
-		--plugin-config '{"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}' \
-		2>"$d/inst.log" &
-	echo $! >"$W_DIR/inst.pid"
+	inst_start "$d" --plugin-config '{"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}'
 	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
+	inst_wait test -e "$d/ready" || w_fail "no ready file with the entry in place"
+	run "$DOTPROXY_CNI" ready "$d/ready"
+	[ "$status" -eq 0 ] || w_fail "ready: exit $status"
 	cmp "$DOTPROXY_CNI" "$d/bin/dotproxy-cni" || w_fail "binary not copied"
 	[ -x "$d/bin/dotproxy-cni" ] || w_fail "binary not executable"
-	# Everything else meaningfully equal; our entry as configured.
+	# Everything else byte for byte: the file up to the end of the last
+	# plugin is the original's.
 	[ "$(jq -S 'del(.plugins[-1])' "$f")" = "$(jq -S . "$d/original")" ] ||
 		w_fail "the rest of the list changed"
 	[ "$(jq -c '.plugins[-1]' "$f")" = \
@@ -365,81 +393,266 @@ inst_ours_last() {
 	cat "$d/rewritten" >"$f"
 	inst_wait inst_ours_last "$f" || w_fail "not re-added after an in-place write"
 
-	kill -TERM "$(cat "$W_DIR/inst.pid")"
-	rc=0
-	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
-	rm -f "$W_DIR/inst.pid"
-	[ "$rc" -eq 0 ] || w_fail "installer exit status $rc on SIGTERM: $(cat "$d/inst.log")"
-	# Left as it was: the exact bytes the network plugin last wrote.
+	# A rolling update: the old pod stops, pods started with the entry
+	# must still be able to run DEL.
+	inst_stop
+	inst_ours_last "$f" || w_fail "SIGTERM took the entry out"
+	cmp "$DOTPROXY_CNI" "$d/bin/dotproxy-cni" || w_fail "SIGTERM took the binary away"
+	grep -q "stopping; the plugin and its entry stay" "$d/inst.log" || w_fail "no log line"
+	# The new pod starts: nothing to change, ready at once.
+	cp "$f" "$d/with-entry"
+	inst_start "$d" --plugin-config '{"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}'
+	inst_wait test -e "$d/ready" || w_fail "the new installer is not ready"
+	cmp "$d/with-entry" "$f" || w_fail "the new installer rewrote an entry in place"
+	inst_stop
+
+	run "$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 0 ] || w_fail "uninstall failed: $output"
+	# The exact bytes the network plugin last wrote.
 	cmp "$d/rewritten" "$f" || w_fail "the list was not restored"
 	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "the binary is still there"
 	sha256sum -c --quiet "$d/others.sum" || w_fail "another file changed"
-	grep -q "removed dotproxy-cni from $f" "$d/inst.log" || w_fail "no log line"
+	[[ $output == *"removed dotproxy-cni from $f"* ]] || w_fail "no log line"
 }
 
 @test "installer: when another list comes first, it moves there and gives the old one back its bytes" {
-	local d=$W_DIR/inst3 f g rc
+	local d=$W_DIR/inst3 f g
 	mkdir -p "$d/bin" "$d/net.d"
 	f=$d/net.d/10-flannel.conflist
 	g=$d/net.d/05-calico.conflist
 	inst_conflist >"$f"
 	cp "$f" "$d/flannel"
-	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
-		2>"$d/inst.log" &
-	echo $! >"$W_DIR/inst.pid"
+	inst_start "$d"
 	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
 	inst_conflist | jq '.name = "k8s-pod-network"' >"$d/calico"
 	cp "$d/calico" "$g"
 	inst_wait inst_ours_last "$g" || w_fail "not moved: $(cat "$d/inst.log")"
 	inst_wait cmp -s "$d/flannel" "$f" || w_fail "the old list was not given back"
-	kill -TERM "$(cat "$W_DIR/inst.pid")"
-	rc=0
-	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
-	rm -f "$W_DIR/inst.pid"
-	[ "$rc" -eq 0 ] || w_fail "exit status $rc"
+	inst_stop
+	inst_ours_last "$g" || w_fail "SIGTERM took the entry out"
+	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
 	cmp "$d/calico" "$g" || w_fail "the new list was not restored"
 	cmp "$d/flannel" "$f" || w_fail "the old list changed again"
 }
 
-@test "installer: a stale entry of an earlier run is replaced, and SIGTERM takes it out too" {
-	local d=$W_DIR/inst4 f rc
+@test "installer: a stale entry of an earlier run is replaced; uninstall takes every entry out" {
+	local d=$W_DIR/inst4 f
 	mkdir -p "$d/bin" "$d/net.d"
 	f=$d/net.d/10-flannel.conflist
 	inst_conflist | jq '.plugins |= [.[0], {type: "dotproxy-cni", proxyPort: 1}, .[1]]' >"$f"
-	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
-		--plugin-config '{"proxyPort":15353}' 2>"$d/inst.log" &
-	echo $! >"$W_DIR/inst.pid"
+	inst_start "$d" --plugin-config '{"proxyPort":15353}'
 	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
 	[ "$(jq '[.plugins[] | select(.type == "dotproxy-cni")] | length' "$f")" = 1 ] ||
 		w_fail "the stale entry stayed"
 	[ "$(jq '.plugins[-1].proxyPort' "$f")" = 15353 ] || w_fail "not the new settings"
-	kill -TERM "$(cat "$W_DIR/inst.pid")"
-	rc=0
-	wait "$(cat "$W_DIR/inst.pid")" || rc=$?
-	rm -f "$W_DIR/inst.pid"
-	[ "$rc" -eq 0 ] || w_fail "exit status $rc"
+	inst_stop
+	run "$DOTPROXY_CNI" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 0 ] || w_fail "uninstall failed"
 	[ "$(jq -S . "$f")" = "$(inst_conflist | jq -S .)" ] ||
 		w_fail "an entry of ours is left: $(cat "$f")"
+	[ -x "$d/bin/dotproxy-cni" ] || w_fail "--keep-binary removed the binary"
 }
 
-@test "installer: a bad plugin configuration is refused at once; --once installs and --uninstall removes" {
+@test "installer: bad configuration refused at once; --once fails, leaving nothing, when it installed nothing; --once then uninstall" {
 	local d=$W_DIR/inst2 f
 	mkdir -p "$d/bin" "$d/net.d"
 	f=$d/net.d/10-flannel.conflist
-	inst_conflist >"$f"
 	run "$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--plugin-config '{"proxyPort":"x"}'
 	[ "$status" -eq 2 ] || w_fail "want exit 2"
 	[[ $output == *proxyPort* ]] || w_fail "the message does not name the key"
-	cmp <(inst_conflist) "$f" || w_fail "a refused config changed the file"
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--conf-file 10-x.yaml
+	[ "$status" -eq 2 ] || w_fail "a --conf-file no runtime reads: want exit 2"
 
+	# Nothing to install into: exit 1, one clear line, no binary left.
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--ready-file "$d/ready"
+	[ "$status" -eq 1 ] || w_fail "--once with no list: want exit 1, got $status"
+	[[ $output == *"no network configuration list"* ]] || w_fail "no reason given: $output"
+	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "a binary left half-installed"
+	[ ! -e "$d/ready" ] || w_fail "ready without an entry"
+	run env DOTPROXY_CNI_READY_FILE="$d/ready" "$DOTPROXY_CNI" ready
+	[ "$status" -eq 1 ] || w_fail "ready (from the environment) without an entry: exit $status"
+	# A single-plugin file, and a list that is not JSON: left alone.
+	printf '{"cniVersion":"0.3.1","name":"b","type":"bridge"}\n' >"$d/net.d/10-bridge.conf"
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 1 ] || w_fail "--once on a .conf: want exit 1"
+	[[ $output == *"single-plugin"* ]] || w_fail "no reason given: $output"
+	[ "$(cat "$d/net.d/10-bridge.conf")" = '{"cniVersion":"0.3.1","name":"b","type":"bridge"}' ] ||
+		w_fail "the .conf changed"
+	rm "$d/net.d/10-bridge.conf"
+	printf '{"plugins": [' >"$f"
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 1 ] || w_fail "--once on broken JSON: want exit 1"
+	[ "$(cat "$f")" = '{"plugins": [' ] || w_fail "the broken list changed"
+	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "a binary left half-installed"
+
+	inst_conflist >"$f"
 	run env DOTPROXY_CNI_CNI_BIN_DIR="$d/bin" DOTPROXY_CNI_CNI_CONF_DIR="$d/net.d" \
-		"$DOTPROXY_CNI" install --once
-	[ "$status" -eq 0 ] || w_fail "--once failed"
+		DOTPROXY_CNI_READY_FILE="$d/ready" "$DOTPROXY_CNI" install --once
+	[ "$status" -eq 0 ] || w_fail "--once failed: $output"
 	inst_ours_last "$f" || w_fail "--once did not add the entry"
 	[ -x "$d/bin/dotproxy-cni" ] || w_fail "--once did not copy the binary"
-	run "$DOTPROXY_CNI" install --uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ -e "$d/ready" ] || w_fail "--once: no ready file"
+	run "$DOTPROXY_CNI" install --uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--ready-file "$d/ready"
 	[ "$status" -eq 0 ] || w_fail "--uninstall failed"
-	[ "$(jq -S . "$f")" = "$(inst_conflist | jq -S .)" ] || w_fail "not removed"
+	cmp <(inst_conflist) "$f" || w_fail "not removed"
 	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "binary left"
+	[ ! -e "$d/ready" ] || w_fail "ready file left"
+}
+
+@test "installer: picks the file as libcni does (a directory named like a list skipped, a dot-file counts), --conf-file names another" {
+	local d=$W_DIR/inst5 f h
+	mkdir -p "$d/bin" "$d/net.d/00-dir.conflist"
+	f=$d/net.d/10-flannel.conflist
+	h=$d/net.d/.05-hidden.conflist
+	inst_conflist >"$f"
+	# The directory sorts first: skipped.
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 0 ] || w_fail "--once past a directory failed: $output"
+	inst_ours_last "$f" || w_fail "the directory stopped it"
+	"$DOTPROXY_CNI" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	cmp <(inst_conflist) "$f" || w_fail "uninstall did not restore the list"
+	# A dot-file sorts before both ('.' < '0') and libcni loads it.
+	inst_conflist | jq '.name = "hidden"' >"$h"
+	cp "$h" "$d/hidden"
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	[ "$status" -eq 0 ] || w_fail "--once failed: $output"
+	inst_ours_last "$h" || w_fail "the dot-file libcni loads first was not used"
+	cmp <(inst_conflist) "$f" || w_fail "a later file changed"
+	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	cmp "$d/hidden" "$h" || w_fail "uninstall did not restore the dot-file"
+	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+		--conf-file 10-flannel.conflist
+	[ "$status" -eq 0 ] || w_fail "--once --conf-file failed: $output"
+	inst_ours_last "$f" || w_fail "--conf-file not used"
+	cmp "$d/hidden" "$h" || w_fail "--conf-file: the first file changed"
+}
+
+@test "installer: a symlinked list is written through to its target and stays a link; numbers and unknown fields byte for byte" {
+	local d=$W_DIR/inst6 f t
+	mkdir -p "$d/bin" "$d/net.d" "$d/primary"
+	t=$d/primary/10-calico.conflist
+	f=$d/net.d/10-calico.conflist
+	# Numbers a double cannot hold, a decimal, fields of nobody we know.
+	cat >"$t" <<-'EOF'
+	{"name":"k8s-pod-network","cniVersion":"0.3.1","x-serial":123456789012345678901234567890,
+	 "plugins":[{"type":"calico","mtu":0,"ratio":0.1,"nodename_file_optional":false,
+	   "ipam":{"type":"calico-ipam","assign_ipv4":"true"},"weird":{"k":[1.0,2e3,-0.0]}},
+	  {"type":"bandwidth","capabilities":{"bandwidth":true}}]}
+	EOF
+	cp "$t" "$d/original"
+	ln -s ../primary/10-calico.conflist "$f"
+	inst_start "$d" --plugin-config '{"proxyPort":15353,"x":0.1}'
+	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
+	[ -L "$f" ] || w_fail "the link was replaced by a file"
+	[ "$(readlink "$f")" = ../primary/10-calico.conflist ] || w_fail "the link changed"
+	grep -qF '123456789012345678901234567890' "$t" && grep -qF '"ratio":0.1,' "$t" &&
+		grep -qF '[1.0,2e3,-0.0]' "$t" && grep -qF '"x":0.1' "$t" ||
+		w_fail "numbers rewritten: $(cat "$t")"
+	# The primary CNI rewrites its file (in its own directory).
+	sed 's/"mtu":0/"mtu":1440/' "$d/original" >"$d/primary/.tmp"
+	cp "$d/primary/.tmp" "$d/rewritten"
+	mv "$d/primary/.tmp" "$t"
+	inst_wait inst_ours_last "$f" || w_fail "not re-added through the link"
+	inst_stop
+	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	[ -L "$f" ] || w_fail "uninstall replaced the link"
+	cmp "$d/rewritten" "$t" || w_fail "the target did not get its bytes back"
+	[ -z "$(find "$d" -name '.dotproxy-cni.tmp*')" ] || w_fail "temp files left"
+}
+
+@test "the static plugin alone in an empty chroot: ADD, CHECK and DEL; no interpreter" {
+	local p=${W_POD}c c=$W_DIR/chroot conf out chroot
+	chroot=$(command -v chroot) || w_fail "no chroot (coreutils)"
+	run readelf -lW "$DOTPROXY_CNI"
+	[ "$status" -eq 0 ] || w_fail "readelf failed"
+	[[ $output != *INTERP* ]] || w_fail "the binary needs a program interpreter"
+	run readelf -dW "$DOTPROXY_CNI"
+	[[ $output != *NEEDED* ]] || w_fail "the binary needs shared libraries: $output"
+	cni_pod_add "$p"
+	# Only the binary and the namespace (bind-mounted): no loader, no
+	# libc, no /proc, no /etc.
+	mkdir -p "$c/netns"
+	cp "$DOTPROXY_CNI" "$c/dotproxy-cni"
+	touch "$c/netns/pod"
+	mount --bind "/var/run/netns/$p" "$c/netns/pod"
+	echo "$c/netns/pod" >"$W_DIR/chroot-mount"
+	[ "$(find "$c" -mindepth 1 | sort | tr '\n' ' ')" = "$c/dotproxy-cni $c/netns $c/netns/pod " ] ||
+		w_fail "the chroot holds more than the binary and the namespace"
+	conf='{"cniVersion":"1.0.0","name":"n","type":"dotproxy-cni","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"dotproxy/capture":"true"}},"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"198.51.100.77/24"}],"x":0.1}}'
+	for cmd in ADD CHECK DEL; do
+		out=$(ip netns exec "$CNI_NODE" env -i CNI_COMMAND=$cmd CNI_CONTAINERID="$p" \
+			CNI_NETNS=/netns/pod CNI_IFNAME=eth0 CNI_PATH=/ \
+			"$chroot" "$c" /dotproxy-cni <<<"$conf") || w_fail "$cmd in the chroot failed: $out"
+		case $cmd in
+		ADD)
+			[ "$out" = '{"cniVersion":"1.0.0","ips":[{"address":"198.51.100.77/24"}],"x":0.1}' ] ||
+				w_fail "ADD result: $out"
+			[ "$(pod_tables "$p")" = "table inet dotproxy" ] || w_fail "ADD installed no table"
+			;;
+		DEL)
+			[ -z "$(pod_tables "$p")" ] || w_fail "DEL left the table"
+			;;
+		esac
+	done
+	umount "$c/netns/pod"
+	rm -f "$W_DIR/chroot-mount"
+}
+
+@test "ADD passes the prevResult on byte for byte: integers beyond int64, decimals, unknown fields" {
+	local p=${W_POD}7 prev out
+	cni_pod_add "$p"
+	prev='{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mtu":1500}],"ips":[{"address":"198.51.100.78/24","gateway":"198.51.100.1"}],"x-big":123456789012345678901234567890,"x-neg":-18446744073709551617,"x-dec":0.1,"x-exp":1.5e-7,"x-obj":{"k":[1.0,true,null]}}'
+	out=$(cni_exec ADD dotproxy-cni "/var/run/netns/$p" "$p" "K8S_POD_NAMESPACE=default" \
+		<<<"{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"dotproxy-cni\",\"prevResult\":$prev}") ||
+		w_fail "ADD failed: $out"
+	[ "$out" = "$prev" ] || w_fail "result rewritten: $out"
+	# An older list version: only the cniVersion changes.
+	out=$(cni_exec ADD dotproxy-cni "/var/run/netns/$p" "$p" "K8S_POD_NAMESPACE=default" \
+		<<<"{\"cniVersion\":\"0.4.0\",\"name\":\"n\",\"type\":\"dotproxy-cni\",\"prevResult\":${prev/1.0.0/0.4.0}}") ||
+		w_fail "ADD 0.4.0 failed: $out"
+	[ "$out" = "${prev/1.0.0/0.4.0}" ] || w_fail "0.4.0 result rewritten: $out"
+}
+
+@test "VERSION answers the version asked; errors carry the configuration's version; DEL tolerates any namespace error; long log records stay lines" {
+	local p=${W_POD}8 long kargs i
+	run cni_exec VERSION dotproxy-cni "" "" "" <<<'{"cniVersion":"0.4.0"}'
+	[ "$status" -eq 0 ] || w_fail "VERSION failed"
+	[ "$(jq -r .cniVersion <<<"$output")" = 0.4.0 ] || w_fail "VERSION 0.4.0: $output"
+	[ "$(jq -c .supportedVersions <<<"$output")" = '["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]' ] ||
+		w_fail "supportedVersions: $output"
+	run cni_exec VERSION dotproxy-cni "" "" "" <<<'{"cniVersion":"0.2.0"}'
+	[ "$(jq -r .cniVersion <<<"$output")" = 1.1.0 ] || w_fail "VERSION of a version we lack: $output"
+	run cni_exec VERSION dotproxy-cni "" "" "" </dev/null
+	[ "$status" -eq 0 ] && [ "$(jq -r .cniVersion <<<"$output")" = 1.1.0 ] ||
+		w_fail "VERSION without a configuration: $output"
+
+	run --separate-stderr cni_exec ADD dotproxy-cni "/var/run/netns/$p" "$p" "" \
+		<<<'{"cniVersion":"0.4.0","name":"n","proxyPort":70000,"prevResult":{}}'
+	assert_cni_error 7 proxyPort
+	[ "$(jq -r .cniVersion <<<"$output")" = 0.4.0 ] || w_fail "error object version: $output"
+
+	# A namespace path that cannot be opened for another reason than
+	# ENOENT (ENOTDIR): DEL still succeeds, the teardown goes on.
+	run --separate-stderr cni_exec DEL dotproxy-cni /etc/hostname/ns "$p" "" \
+		<<<'{"cniVersion":"1.0.0","name":"n","type":"dotproxy-cni","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"dotproxy/capture":"true"}},"logFile":"'"$W_DIR"'/long.log"}'
+	[ "$status" -eq 0 ] || w_fail "DEL failed on ENOTDIR: $output"
+
+	# Records longer than 1 KiB (long container id, pod names, namespace
+	# path and message): each is cut at the bound, and still one line.
+	long=/var/run/netns/$(printf 'n%.0s' {1..1500})
+	kargs="K8S_POD_NAMESPACE=$(printf 's%.0s' {1..200});K8S_POD_NAME=$(printf 'p%.0s' {1..200})"
+	for i in 1 2; do
+		cni_exec DEL dotproxy-cni "$long" "$(printf 'c%.0s' {1..100})" "$kargs" \
+			<<<'{"cniVersion":"1.0.0","name":"n","type":"dotproxy-cni","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"dotproxy/capture":"true"}},"logFile":"'"$W_DIR"'/long.log"}' >/dev/null ||
+			w_fail "DEL with a long path failed"
+	done
+	[ "$(wc -l <"$W_DIR/long.log")" -eq 3 ] || w_fail "want 3 records: $(cat "$W_DIR/long.log")"
+	[ "$(grep -cE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.* DEL container=' "$W_DIR/long.log")" -eq 3 ] ||
+		w_fail "records merged: $(cat "$W_DIR/long.log")"
+	[ "$(awk '{ print length($0) }' "$W_DIR/long.log" | sort -n | tail -1)" -eq 1023 ] ||
+		w_fail "the long records were not cut at 1 KiB: $(awk '{ print length($0) }' "$W_DIR/long.log")"
 }

@@ -302,26 +302,11 @@ test_cidr(void)
 	is(rules_cidr_parse("0.0.0.0/0", &c), 0, "everything");
 }
 
-static const char conflist[] =
-"{\n"
-"  \"cniVersion\": \"0.3.1\",\n"
-"  \"name\": \"k8s-pod-network\",\n"
-"  \"plugins\": [\n"
-"    {\"type\": \"bridge\", \"bridge\": \"cni0\", \"isGateway\": true,\n"
-"     \"ipam\": {\"type\": \"host-local\", \"ranges\": [[{\"subnet\": "
-"\"198.51.100.0/24\"}]]}},\n"
-"    {\"type\": \"dotproxy-cni\", \"proxyPort\": 1},\n"
-"    {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}}\n"
-"  ]\n"
-"}\n";
-
 static void
-test_install_json(void)
+test_install_entry(void)
 {
-	json_t *conf, *cfg, *entry, *added, *again, *removed, *plugins, *last;
-	json_t *orig_plugins, *other, *arr;
+	json_t *cfg, *entry, *other;
 
-	conf = json_loads(conflist, 0, NULL);
 	cfg = json_loads("{\"proxyPort\":15353,\"namespaces\":[\"apps\"]}", 0,
 	    NULL);
 	entry = cni_install_entry(cfg);
@@ -338,48 +323,9 @@ test_install_json(void)
 	other = json_loads("{\"type\":\"bridge\"}", 0, NULL);
 	ok(cni_install_entry(other) == NULL,
 	    "a config naming another type is refused");
-
-	ok(!cni_install_has(conf, entry), "a stale entry is not ours");
-	added = cni_install_add(conf, entry);
-	plugins = json_object_get(added, "plugins");
-	is(json_array_size(plugins), 3, "stale entry replaced, not doubled");
-	last = json_array_get(plugins, 2);
-	ok(json_equal(last, entry), "our entry is last");
-	ok(strcmp(json_string_value(json_object_get(json_array_get(plugins, 0),
-	    "type")), "bridge") == 0 && strcmp(json_string_value(
-	    json_object_get(json_array_get(plugins, 1), "type")), "portmap") ==
-	    0, "the others keep their order");
-	ok(json_equal(json_array_get(plugins, 0), json_array_get(
-	    json_object_get(conf, "plugins"), 0)), "bridge entry unchanged");
-	ok(json_equal(json_object_get(added, "name"), json_object_get(conf,
-	    "name")) && json_equal(json_object_get(added, "cniVersion"),
-	    json_object_get(conf, "cniVersion")), "name and version unchanged");
-	ok(cni_install_has(added, entry), "has: yes after add");
-	again = cni_install_add(added, entry);
-	ok(json_equal(again, added), "add is idempotent");
-
-	removed = cni_install_remove(added);
-	orig_plugins = json_object_get(conf, "plugins");
-	is(json_array_size(json_object_get(removed, "plugins")), 2,
-	    "remove takes ours out");
-	ok(json_equal(json_array_get(json_object_get(removed, "plugins"), 0),
-	    json_array_get(orig_plugins, 0)) && json_equal(json_array_get(
-	    json_object_get(removed, "plugins"), 1), json_array_get(
-	    orig_plugins, 2)), "remove leaves the others as they were");
-	ok(!cni_install_has(removed, entry), "has: no after remove");
-	ok(cni_install_add(other, entry) == NULL,
-	    "a single-plugin config is no list");
-	arr = json_array();
-	ok(cni_install_remove(arr) == NULL, "an array is no list");
-	json_decref(arr);
 	json_decref(other);
-
-	json_decref(again);
-	json_decref(removed);
-	json_decref(added);
 	json_decref(entry);
 	json_decref(cfg);
-	json_decref(conf);
 }
 
 /* runtimeConfig.dns (the "dns" capability) fills the nameserver list. */
@@ -423,12 +369,31 @@ test_install_first(void)
 	const char *names[] = { "99-loopback.conf", "10-calico.conflist",
 	    ".dotproxy-cni.tmp.12", "05-readme.txt", "10-calico.conflist.bak",
 	    "20-x.json", "." };
-	const char *none[] = { "a.txt", ".hidden.conflist", "conf" };
+	const bool dirs[] = { false, false, false, false, false, false, true };
+	const char *none[] = { "a.txt", "conf", "x.conflist~" };
+	const bool nodirs[] = { false, false, false };
+	/* libcni: a directory with a list's name is skipped, a dot-file is a
+	 * file like any other, and ".conf" alone has the extension. */
+	const char *odd[] = { "10-b.conflist", "00-dir.conflist",
+	    ".05-hidden.conflist", "07-link-to-dir.conf" };
+	const bool odd_dirs[] = { false, true, false, false };
+	const char *sub[] = { "10-b.conflist", "00-dir.conflist" };
+	const bool sub_dirs[] = { false, true };
+	const char *bare[] = { "zz.json", ".conf" };
+	const bool bare_dirs[] = { false, false };
 
-	is(cni_install_first(names, 7), 1, "first by name among .conf, "
+	is(cni_install_first(names, dirs, 7), 1, "first by name among .conf, "
 	    ".conflist and .json; temp and other files skipped");
-	is(cni_install_first(none, 3), -1, "none");
-	is(cni_install_first(names, 0), -1, "empty directory");
+	is(cni_install_first(none, nodirs, 3), -1, "none");
+	is(cni_install_first(names, dirs, 0), -1, "empty directory");
+	is(cni_install_first(odd, odd_dirs, 4), 2, "directory skipped, "
+	    "dot-file considered (byte order: '.' before digits)");
+	is(cni_install_first(sub, sub_dirs, 2), 0, "a directory named like "
+	    "a list, first by name, is skipped");
+	is(cni_install_first(bare, bare_dirs, 2), 1, "\".conf\" itself is "
+	    "a configuration file to libcni");
+	ok(cni_install_candidate(".x.json") && !cni_install_candidate("x.yaml") &&
+	    !cni_install_candidate(".dotproxy-cni.tmp.7"), "candidate names");
 }
 
 int
@@ -441,7 +406,7 @@ main(void)
 	test_select();
 	test_versions_and_errors();
 	test_cidr();
-	test_install_json();
+	test_install_entry();
 	test_install_first();
 	test_runtime_dns();
 	return tap_done();
