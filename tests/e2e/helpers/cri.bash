@@ -66,15 +66,16 @@ W_UNBOUND_EXTRA_plain=("log-queries: yes")
 #
 # - The installer is `dotproxy-cni install` with --cni-bin-dir,
 #   --cni-conf-dir, --plugin-config and --source, watching until a signal.
-# - It is ready once the first list in the conf dir ends with its entry
-#   (there is no ready file yet): cri_installer_ready.
-# - On SIGTERM it removes its entry and the binary (CRI_SIGTERM_KEEPS=0).
-#   With an installer that leaves both in place on SIGTERM (an upgrade-safe
-#   one), set CRI_SIGTERM_KEEPS=1: the rolling-update test then also checks
-#   that both stayed, and tears a pod down while the installer is away.
+# - It is ready once `dotproxy-cni ready` finds its --ready-file, which it
+#   writes once the first list in the conf dir ends with its entry
+#   (cri_installer_ready checks both, as the DaemonSet's probe does).
+# - On SIGTERM it leaves its entry and the binary in place (an upgrade-safe
+#   installer; CRI_SIGTERM_KEEPS=1): the rolling-update test checks that
+#   both stayed, and tears a pod down while the installer is away. With
+#   CRI_SIGTERM_KEEPS=0 the test expects the old behaviour (both removed).
 # - The plugin logs "ADD container=<sandbox id> pod=<ns>/<name> ..." and
 #   "DEL container=<sandbox id> ..." lines to its logFile.
-CRI_SIGTERM_KEEPS=${CRI_SIGTERM_KEEPS:-0}
+CRI_SIGTERM_KEEPS=${CRI_SIGTERM_KEEPS:-1}
 
 cri_installer_start() {
 	: >"$CRI_DIR/installer.pid"
@@ -82,6 +83,7 @@ cri_installer_start() {
 		"$CRI_DIR/src/dotproxy-cni" install --cni-bin-dir "$CRI_DIR/cni-bin" \
 			--cni-conf-dir "$CRI_DIR/net.d" \
 			--source "$CRI_DIR/src/dotproxy-cni" \
+			--ready-file "$CRI_DIR/ready" \
 			--plugin-config "$(jq -cn --arg log "$CRI_DIR/cni.log" \
 				'{namespaces: [], logFile: $log}')" \
 			</dev/null >>"$CRI_DIR/installer.log" 2>&1 &
@@ -92,7 +94,8 @@ cri_installer_start() {
 }
 
 cri_installer_ready() {
-	[ -x "$CRI_DIR/cni-bin/dotproxy-cni" ] &&
+	"$CRI_DIR/src/dotproxy-cni" ready "$CRI_DIR/ready" >/dev/null 2>&1 &&
+		[ -x "$CRI_DIR/cni-bin/dotproxy-cni" ] &&
 		[ "$(jq -r '.plugins[-1].type' "$CRI_DIR/net.d/$CRI_LIST" 2>/dev/null)" = dotproxy-cni ]
 }
 
