@@ -153,7 +153,7 @@ cni_install_entry_text(const char *config, size_t len)
 {
 	struct cjs_span keys[CJS_MEMBERS_MAX], vals[CJS_MEMBERS_MAX], root;
 	static const char lead[] = "{\"type\": \"" CNI_PLUGIN_TYPE "\", "
-	    "\"capabilities\": {\"" CNI_CAP_ANNOTATIONS "\": true}";
+	    "\"capabilities\": {\"" CNI_CAP_ANNOTATIONS "\": true, \"dns\": true}";
 	size_t n, i, cap, used;
 	char *out;
 
