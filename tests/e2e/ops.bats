@@ -569,6 +569,57 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 	kill_tracked "$srv"
 }
 
+@test "an upstream that takes TLS and never answers: up falls to 0 at 0.5 q/s, every query unanswered; an answer brings it back" {
+	local d=$W_DIR i n=7 srv pids=() ua up="192.0.2.2@8853#dot.test"
+	# Silent for names starting with "drop", answering the others.
+	up /usr/bin/python3 "$BATS_TEST_DIRNAME/../tools/silent_dot.py" 192.0.2.2 8853 \
+		"$W_DIR/pki/server.pem" "$W_DIR/pki/server.key" 2>"$d/silent.log" &
+	srv=$!
+	w_track "$srv"
+	for ((i = 0; i < 50; i++)); do
+		up ss -Hlnt 'sport = :8853' | grep -q . && break
+		sleep 0.1
+	done
+	# The default 3 s timeout: queries 2 s apart share a connection.
+	ops_start_proxy --upstream "$up"
+	scrape "$d/s0" || w_fail "no scrape"
+	[ "$(mval "$d/s0" "dotproxy_upstream_up{upstream=\"$up\"}")" = 1 ] ||
+		w_fail "never tried: want up 1" || return 1
+	# One query every 2 s, nothing else flowing.
+	for ((i = 1; i <= n; i++)); do
+		pod timeout 8 dig @127.0.0.1 -p 15353 +tries=1 +time=6 "drop$i.test" A \
+			>"$d/drop$i.out" 2>&1 &
+		pids+=("$!")
+		sleep 2
+	done
+	wait "${pids[@]}"
+	for ((i = 1; i <= n; i++)); do
+		grep -q 'status: SERVFAIL,' "$d/drop$i.out" ||
+			w_fail "drop$i: want SERVFAIL at the timeout" || return 1
+	done
+	# The last connection's own deadline passes 3 s after its last send.
+	sleep 3.5
+	scrape "$d/s1" || w_fail "no scrape"
+	[ "$(mval "$d/s1" "dotproxy_upstream_up{upstream=\"$up\"}")" = 0 ] ||
+		w_fail "an upstream that never answers: want up 0" || return 1
+	# Each query once, at its last send; one may end at the very
+	# millisecond its connection does, handed back with no time left.
+	ua=$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_unanswered_total{upstream=\"$up\"}")
+	[ "$ua" -ge $((n - 1)) ] && [ "$ua" -le "$n" ] ||
+		w_fail "unanswered moved by $ua, want $n (or $((n - 1)))" || return 1
+	[ "$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_tls_handshakes_total{upstream=\"$up\"}")" -ge 3 ] ||
+		w_fail "want TLS to have worked (3 handshakes or more)" || return 1
+	[ "$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_answers_total{upstream=\"$up\"}")" = 0 ] ||
+		w_fail "answers counted from a silent upstream" || return 1
+	# A name it answers: the probe past the back-off brings it up.
+	run q whoami.test A
+	assert_status NOERROR
+	scrape "$d/s2" || w_fail "no scrape"
+	[ "$(mval "$d/s2" "dotproxy_upstream_up{upstream=\"$up\"}")" = 1 ] ||
+		w_fail "answered again: want up 1" || return 1
+	kill_tracked "$srv"
+}
+
 @test "an HTTP request split across segments is read whole, never with a previous request's bytes" {
 	ops_start_proxy
 	# A long request first, so the client slot holds bytes past the next one.
