@@ -89,6 +89,46 @@ some_traffic() {
 		w_fail "no upstream latency sample for $OPS_UP"
 }
 
+@test "/metrics: the standard process_* families; captured queries only with --transparent" {
+	local m=$W_DIR/m.proc v now
+	ops_start_proxy
+	some_traffic
+	scrape "$m" || w_fail "no scrape"
+	for v in process_cpu_seconds_total process_open_fds process_max_fds \
+		process_resident_memory_bytes process_start_time_seconds; do
+		grep -q "^# TYPE $v " "$m" || w_fail "no TYPE line for $v" || return 1
+		[ -n "$(mval "$m" "$v")" ] || w_fail "no sample for $v" || return 1
+	done
+	grep -q '^# TYPE process_cpu_seconds_total counter' "$m" ||
+		w_fail "process_cpu_seconds_total is not a counter" || return 1
+	awk -v c="$(mval "$m" process_cpu_seconds_total)" 'BEGIN { exit !(c > 0 && c < 60) }' ||
+		w_fail "process_cpu_seconds_total $(mval "$m" process_cpu_seconds_total): want (0, 60)" || return 1
+	v=$(mval "$m" process_open_fds)
+	[ "$v" -ge 5 ] && [ "$v" -le "$(mval "$m" process_max_fds)" ] ||
+		w_fail "open fds $v against max $(mval "$m" process_max_fds)" || return 1
+	# The soft limit the proxy logs at start (it raises it to the hard one).
+	v=$(grep -o 'msg="descriptor budget" nofile=[0-9]*' "$(proxy_log)" | cut -d= -f3)
+	[ -n "$v" ] && [ "$(mval "$m" process_max_fds)" = "$v" ] ||
+		w_fail "process_max_fds $(mval "$m" process_max_fds), want the soft RLIMIT_NOFILE $v" ||
+		return 1
+	[ "$(mval "$m" process_resident_memory_bytes)" -gt 1000000 ] ||
+		w_fail "resident memory below 1 MB" || return 1
+	now=$(date +%s)
+	v=$(mval "$m" process_start_time_seconds)
+	[ "$v" -le "$now" ] && [ "$v" -ge $((now - 60)) ] ||
+		w_fail "start time $v, now $now" || return 1
+	! grep -q '^dotproxy_process_' "$m" || w_fail "old dotproxy_process_* names" || return 1
+	! grep -q 'captured_queries_total' "$m" ||
+		w_fail "captured_queries_total without --transparent" || return 1
+	stop_proxy >/dev/null
+	ops_start_proxy --transparent
+	run q whoami.test A
+	assert_dot_answer
+	scrape "$m" || w_fail "no scrape"
+	[ "$(awk '/^dotproxy_captured_queries_total\{/ { s += $2 } END { print s + 0 }' "$m")" -ge 1 ] ||
+		w_fail "--transparent: want the query in captured_queries_total" || return 1
+}
+
 @test "/metrics: counters move by exactly the queries sent" {
 	local d=$W_DIR i s
 	ops_start_proxy
