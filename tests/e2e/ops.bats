@@ -33,6 +33,7 @@ teardown() {
 	# Ends the dig loop of the SIGHUP test if it failed half-way.
 	touch "$W_DIR/loop.stop"
 	slow_stop
+	pod nft delete table inet dpt_ct 2>/dev/null
 	proxy_test_teardown || rc=1
 	dot2_stop
 	# Leave the DoT resolver running for the next test.
@@ -695,4 +696,32 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 	assert_dot_answer
 	! grep -q "unknown environment" "$(proxy_log)" ||
 		w_fail "a complaint about the project's variables"
+}
+
+@test "a wildcard listener under connection tracking: a TCP local-zone query sent straight to it goes to resolv.conf, no loop" {
+	local d=$W_DIR a
+	echo "nameserver 192.0.2.2" >"$d/wc-resolv.conf"
+	# A stateful firewall in the pod: conntrack now tracks the connections
+	# nothing redirects, and SO_ORIGINAL_DST answers for them too.
+	pod nft -f - <<-'EOF' || return 1
+		table inet dpt_ct {
+			chain input { type filter hook input priority 0; ct state new accept; }
+		}
+	EOF
+	# The wildcard on 15354; 127.0.0.1:15353 only for start_proxy's check.
+	ops_start_proxy --transparent --local-zone whoami.test \
+		--resolv-conf "$d/wc-resolv.conf" \
+		--listen 0.0.0.0:15354 --listen "127.0.0.1:$W_PROXY_PORT"
+	scrape "$d/w0" || w_fail "no scrape"
+	for a in 127.0.0.1 192.0.2.1; do
+		run pod timeout 10 dig @"$a" -p 15354 +tcp +tries=1 +time=3 whoami.test A
+		grep -q 'status: NOERROR,' <<<"$output" ||
+			w_fail "TCP to $a:15354: want NOERROR" || return 1
+		grep -q '198\.51\.100\.53' <<<"$output" ||
+			w_fail "TCP to $a:15354: want the plain resolver's answer" || return 1
+	done
+	scrape "$d/w1" || w_fail "no scrape"
+	assert_delta "$d/w0" "$d/w1" 'dotproxy_local_queries_total{resolver="resolv_conf"}' 2
+	! grep -q 'forwarding loop' "$(proxy_log)" || w_fail "a forwarding loop was logged"
+	pod nft delete table inet dpt_ct
 }
