@@ -1060,6 +1060,108 @@ env_get(char *const envp[], const char *name)
 	return NULL;
 }
 
+/*
+ * DOTPROXY_* names that are no option of this program yet belong to the
+ * project, so that they never stop it: the other programs' twins (one
+ * env file or ConfigMap may feed every container of a pod) and the
+ * variables of the build, test and compose scripts, which a proxy started
+ * from them inherits.
+ */
+static const char *const env_foreign_prefix[] = {
+	"DOTPROXY_INIT_", "DOTPROXY_CNI_",
+};
+static const char *const env_foreign[] = {
+	"DOTPROXY_BIN", "DOTPROXY_DOCKER_TESTS", "DOTPROXY_IMAGE",
+	"DOTPROXY_UPSTREAM_IMAGE", "DOTPROXY_VERSION",
+};
+
+#define ENV_NAME_MAX	64	/* longer names are not ours */
+
+/* Edit distance of a and b, or 3 for anything above 2 (typos only). */
+static unsigned
+near3(const char *a, size_t na, const char *b)
+{
+	unsigned d[ENV_NAME_MAX + 1], prev, t, best;
+	size_t nb = strlen(b), i, j;
+
+	if (na > ENV_NAME_MAX || nb > ENV_NAME_MAX ||
+	    (na > nb ? na - nb : nb - na) > 2)
+		return 3;
+	for (j = 0; j <= nb; j++)
+		d[j] = (unsigned)j;
+	for (i = 1; i <= na; i++) {
+		prev = d[0];
+		d[0] = (unsigned)i;
+		best = d[0];
+		for (j = 1; j <= nb; j++) {
+			t = d[j];
+			d[j] = prev + (a[i - 1] != b[j - 1]);
+			if (d[j - 1] + 1 < d[j])
+				d[j] = d[j - 1] + 1;
+			if (t + 1 < d[j])
+				d[j] = t + 1;
+			prev = t;
+			if (d[j] < best)
+				best = d[j];
+		}
+		if (best > 2)
+			return 3;
+	}
+	return d[nb] > 2 ? 3 : d[nb];
+}
+
+/*
+ * A misspelled twin would otherwise be ignored in silence, and the option
+ * keep its default: every DOTPROXY_* name must be an option's twin or one
+ * of the project's names above. Returns 0, or -E_USAGE naming it (with the
+ * nearest twin when one is a typo away).
+ */
+static int
+env_check(char *const envp[], char *err, size_t errlen)
+{
+	const char *e, *eq, *hint;
+	size_t i, j, n;
+	unsigned d, bestd;
+	bool known;
+
+	for (i = 0; envp != NULL && envp[i] != NULL; i++) {
+		e = envp[i];
+		if (strncmp(e, "DOTPROXY_", 9) != 0)
+			continue;
+		n = (eq = strchr(e, '=')) != NULL ? (size_t)(eq - e) : strlen(e);
+		known = false;
+		for (j = 0; j < NOPTS && !known; j++)
+			known = opts[j].env != NULL &&
+			    strlen(opts[j].env) == n &&
+			    strncmp(opts[j].env, e, n) == 0;
+		for (j = 0; j < sizeof(env_foreign) / sizeof(env_foreign[0]) &&
+		    !known; j++)
+			known = strlen(env_foreign[j]) == n &&
+			    strncmp(env_foreign[j], e, n) == 0;
+		for (j = 0; j < sizeof(env_foreign_prefix) /
+		    sizeof(env_foreign_prefix[0]) && !known; j++)
+			known = strncmp(e, env_foreign_prefix[j],
+			    strlen(env_foreign_prefix[j])) == 0;
+		if (known)
+			continue;
+		hint = NULL;
+		bestd = 3;
+		for (j = 0; j < NOPTS; j++)
+			if (opts[j].env != NULL &&
+			    (d = near3(e, n, opts[j].env)) < bestd) {
+				bestd = d;
+				hint = opts[j].env;
+			}
+		errf(err, errlen, "%.*s%s: unknown environment variable "
+		    "(no option has this twin)%s%s%s", (int)(n > ENV_NAME_MAX ?
+		    ENV_NAME_MAX : n), e, n > ENV_NAME_MAX ? "..." : "",
+		    hint != NULL ? "; did you mean " : "",
+		    hint != NULL ? hint : "", hint != NULL ? "?" : "");
+		return -E_USAGE;
+	}
+	return 0;
+}
+
 static void
 scan_init(struct argscan *sc, int argc, char *const argv[])
 {
@@ -1305,6 +1407,8 @@ config_parse_file(struct config *cfg, int argc, char *const argv[],
 	    (r = apply_file(cfg, text, len, path, who, err, errlen)) != 0)
 		return r;
 
+	if ((r = env_check(envp, err, errlen)) != 0)
+		return r;
 	/* Environment twins; an empty variable counts as unset. */
 	for (i = 0; i < NOPTS; i++) {
 		o = &opts[i];

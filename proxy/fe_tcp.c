@@ -9,6 +9,7 @@
 #include "fe_tcp.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -331,6 +332,35 @@ client_on_io(struct loop_io *io, uint32_t ev)
 	client_update(c);
 }
 
+/*
+ * True if the original destination o is the connection's own local address
+ * l: the client connected to us, nothing redirected it. A v4-mapped local
+ * address (a [::] listener) equals its IPv4 address.
+ */
+static bool
+orig_is_local(const struct sockaddr_storage *o, const struct sockaddr_storage *l)
+{
+	const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)(const void *)l;
+	const struct sockaddr_in *o4 = (const struct sockaddr_in *)(const void *)o;
+
+	if (o->ss_family == AF_INET && l->ss_family == AF_INET) {
+		const struct sockaddr_in *l4 = (const struct sockaddr_in *)(const void *)l;
+
+		return o4->sin_port == l4->sin_port &&
+		    o4->sin_addr.s_addr == l4->sin_addr.s_addr;
+	}
+	if (o->ss_family == AF_INET6 && l->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *o6 = (const struct sockaddr_in6 *)(const void *)o;
+
+		return o6->sin6_port == l6->sin6_port &&
+		    memcmp(&o6->sin6_addr, &l6->sin6_addr, 16) == 0;
+	}
+	return o->ss_family == AF_INET && l->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr) &&
+	    o4->sin_port == l6->sin6_port &&
+	    memcmp(&o4->sin_addr, &l6->sin6_addr.s6_addr[12], 4) == 0;
+}
+
 /* Where the client meant to go and who it is (transparent use). The UID
  * comes later, from sock_diag; until then the client's queries wait. */
 static void
@@ -341,7 +371,19 @@ client_learn(struct fe_tcp_client *c)
 	c->local_len = sizeof(c->local);
 	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) == -1)
 		c->local_len = 0;
-	if (sock_orig_dst(c->fd, c->peer.ss_family, &c->orig, &c->orig_len) < 0)
+	/*
+	 * Wherever conntrack follows connections (a NAT table such as
+	 * dotproxy-init's, or any stateful firewall), one that was not
+	 * redirected has an original destination too: the address it reached,
+	 * our own. The loop check of the query layer knows the listen
+	 * addresses as configured, which a wildcard (0.0.0.0, [::]) or an
+	 * ephemeral port never equals, and would send a local-zone query back
+	 * to us. Compared with the accepted socket's own address, it is known
+	 * on every local address: such a connection has no original
+	 * destination, as without conntrack.
+	 */
+	if (sock_orig_dst(c->fd, c->peer.ss_family, &c->orig, &c->orig_len) < 0 ||
+	    (c->local_len > 0 && orig_is_local(&c->orig, &c->local)))
 		c->orig_len = 0;
 	/* A loop shows as our own UID at the other end (transparent use).
 	 * The other end sees the address it connected to: the original

@@ -94,6 +94,14 @@ loop_now(const struct loop *l)
 	return l->now_ms;
 }
 
+uint64_t
+loop_now_us(const struct loop *l)
+{
+	if (l->now_fn == real_now)
+		return loop_clock_us();
+	return l->now_fn(l->now_arg) * 1000;
+}
+
 void
 loop_update_now(struct loop *l)
 {

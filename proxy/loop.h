@@ -50,6 +50,10 @@ uint64_t	 loop_now(const struct loop *);	/* cached per wake-up */
 void		 loop_update_now(struct loop *);
 /* The monotonic clock in microseconds, read now (for latency figures). */
 uint64_t	 loop_clock_us(void);
+/* The loop's own clock in microseconds, read now: loop_clock_us() with the
+ * real clock, the injected clock's milliseconds otherwise, so that ages
+ * measured in it agree with the loop's timers in tests too. */
+uint64_t	 loop_now_us(const struct loop *);
 
 int	loop_io_start(struct loop *, struct loop_io *, int fd, uint32_t events)
 	    __attribute__((warn_unused_result));

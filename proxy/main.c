@@ -517,6 +517,7 @@ main(int argc, char *argv[])
 	a->msrc.version = DOTPROXY_VERSION;
 	a->msrc.revision = DOTPROXY_REVISION;
 	a->msrc.start_wall_s = (uint64_t)time(NULL);
+	a->msrc.transparent = a->cfg.transparent;
 	a->msrc.config_ok = true;
 	a->msrc.listening = true;
 	if (a->cfg.has_metrics) {

@@ -30,6 +30,8 @@ struct metrics_sources {
 	bool			 listening;	/* DNS listeners bound */
 	bool			 config_ok;	/* configuration loaded */
 	bool			 lameduck;	/* shutting down: not ready */
+	bool			 transparent;	/* behind a redirect: captured
+						 * queries are counted */
 	uint64_t		 reloads, reload_failures;
 };
 

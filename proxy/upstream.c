@@ -29,6 +29,11 @@
 #define UP_SPREAD	16	/* in flight on one connection before opening another */
 #define UP_BACKOFF_MIN_MS 250
 #define UP_BACKOFF_MAX_MS 30000
+/* Connections in a row that heard nothing for a whole timeout while
+ * queries waited, before the upstream counts as down: one silent
+ * connection can be a lost flow (a NAT or firewall forgot it), three in
+ * a row is an upstream that takes TLS and never answers. */
+#define UP_SILENT_DOWN	3
 
 enum up_state {
 	UP_IDLE = 0,		/* slot free, nothing open */
@@ -83,6 +88,9 @@ struct upstream {
 	struct tls_session *session;	/* owned: resumption slot */
 	unsigned	 fail_count;
 	uint64_t	 backoff_until_ms;
+	unsigned	 silent;	/* connections in a row that went
+					 * quiet with queries waiting; an
+					 * accepted answer resets it */
 	struct log_limit loglim;
 	struct up_stats	 stats;
 };
@@ -243,19 +251,47 @@ upstream_has_live(const struct upstream *u, const struct up_conn *c)
 }
 
 /*
- * Ends a connection that failed (failed: it never worked) or was lost, and
- * hands every query it carried back to the query layer, which may resend
- * them at once (possibly on this same, now idle, connection). May be
- * called from the connection's own callbacks, which must return right
- * after.
+ * Closes c and hands every query it carried back to the query layer
+ * (failed: count the upstream as tried for them), which may resend them
+ * at once (possibly on this same, now idle, connection).
  */
 static void
-conn_lost(struct up_conn *c, bool failed, int err, const char *why)
+conn_hand_back(struct up_conn *c, bool failed, int err)
 {
 	struct upstream *u = c->up;
 	struct up_pool *p = u->pool;
 	unsigned n, i;
 	uint64_t *handles;
+
+	n = idmap_count(c->ids);
+	handles = malloc((n > 0 ? n : 1) * sizeof(*handles));
+	/* Without memory the queries still end, by their own deadlines. */
+	n = (unsigned)idmap_drain(c->ids, handles, handles != NULL ? n : 0);
+	conn_reset(c, false);
+	for (i = 0; i < n; i++)
+		p->cb.on_fail(p->cb.arg, handles[i], u->idx, failed, err);
+	free(handles);
+}
+
+static void
+conn_log_lost(struct up_conn *c, const char *why)
+{
+	struct upstream *u = c->up;
+
+	log_limited(&u->loglim, loop_now(u->pool->loop), LOG_LVL_INFO,
+	    "upstream connection lost", "upstream=%s reason=\"%s\" inflight=%u",
+	    u->cfg->text, why, idmap_count(c->ids));
+}
+
+/*
+ * Ends a connection that failed (failed: it never worked) or was lost, and
+ * hands its queries back. May be called from the connection's own
+ * callbacks, which must return right after.
+ */
+static void
+conn_lost(struct up_conn *c, bool failed, int err, const char *why)
+{
+	struct upstream *u = c->up;
 
 	u->stats.errors++;
 	/*
@@ -269,17 +305,56 @@ conn_lost(struct up_conn *c, bool failed, int err, const char *why)
 	if (failed)
 		upstream_failed(u, why);
 	else
-		log_limited(&u->loglim, loop_now(p->loop), LOG_LVL_INFO,
-		    "upstream connection lost", "upstream=%s reason=\"%s\" inflight=%u",
-		    u->cfg->text, why, idmap_count(c->ids));
-	n = idmap_count(c->ids);
-	handles = malloc((n > 0 ? n : 1) * sizeof(*handles));
-	/* Without memory the queries still end, by their own deadlines. */
-	n = (unsigned)idmap_drain(c->ids, handles, handles != NULL ? n : 0);
-	conn_reset(c, false);
-	for (i = 0; i < n; i++)
-		p->cb.on_fail(p->cb.arg, handles[i], u->idx, failed, err);
-	free(handles);
+		conn_log_lost(c, why);
+	conn_hand_back(c, failed, err);
+}
+
+/*
+ * Ends a connection that had queries waiting and heard nothing for a whole
+ * timeout. Health means answers, not handshakes: UP_SILENT_DOWN of these
+ * in a row count against the upstream as a refused connection does (down,
+ * back-off, its queries try another upstream), and only an accepted
+ * answer brings it back (upstream_answered), whatever handshakes succeed
+ * in between. The queries already past their deadline are counted
+ * unanswered; the others are handed back with the time they have left.
+ */
+static void
+conn_silent(struct up_conn *c, uint64_t now)
+{
+	struct upstream *u = c->up;
+	struct up_pool *p = u->pool;
+	uint64_t oldest;
+	bool down;
+
+	u->stats.errors++;
+	/* Sent in the millisecond of now - timeout or before: the stamps
+	 * have microseconds, the loop's clock (and the query's deadline)
+	 * only milliseconds. */
+	u->stats.unanswered += idmap_expire(c->ids,
+	    (now - p->cfg->timeout_ms + 1) * 1000, &oldest);
+	if (u->silent < UINT32_MAX)
+		u->silent++;
+	down = u->silent >= UP_SILENT_DOWN;
+	if (down)
+		upstream_failed(u, "no answer within the timeout");
+	else
+		conn_log_lost(c, "no answer within the timeout");
+	conn_hand_back(c, down, -E_TIMEOUT);
+}
+
+/* An accepted answer: the upstream serves, whatever came before. */
+static void
+upstream_answered(struct upstream *u)
+{
+	if (u->silent == 0)
+		return;
+	if (u->silent >= UP_SILENT_DOWN) {
+		u->fail_count = 0;
+		u->backoff_until_ms = 0;
+		u->stats.up = true;
+		log_info("upstream answers again", "upstream=%s", u->cfg->text);
+	}
+	u->silent = 0;
 }
 
 /* Writes what is queued, as far as the socket takes it. */
@@ -362,7 +437,9 @@ conn_on_answer(struct up_conn *c, const uint8_t *msg, size_t len)
 		c->up->stats.late++;
 	else {
 		c->up->stats.answers++;
-		hist_observe(&c->up->stats.latency, loop_clock_us() - sent_us);
+		hist_observe(&c->up->stats.latency,
+		    loop_now_us(p->loop) - sent_us);
+		upstream_answered(c->up);
 	}
 	idmap_remove(c->ids, id);
 	c->last_used_ms = c->progress_ms;
@@ -440,9 +517,13 @@ conn_handshake(struct up_conn *c)
 		u->stats.handshakes++;
 		if (tls_resumed(c->tls))
 			u->stats.resumed++;
-		u->fail_count = 0;
-		u->backoff_until_ms = 0;
-		u->stats.up = true;
+		/* An upstream that went silent stays down (and backing
+		 * off) until it answers: a handshake proves little. */
+		if (u->silent < UP_SILENT_DOWN) {
+			u->fail_count = 0;
+			u->backoff_until_ms = 0;
+			u->stats.up = true;
+		}
 		log_debug("upstream connected", "upstream=%s version=%s resumed=%s",
 		    u->cfg->text, tls_version(c->tls),
 		    tls_resumed(c->tls) ? "yes" : "no");
@@ -529,9 +610,8 @@ conn_on_timer(struct loop_timer *t)
 			if (now >= c->progress_ms + p->cfg->timeout_ms) {
 				/* Queries outstanding and nothing heard for a
 				 * whole timeout: the peer is gone without
-				 * telling us. */
-				conn_lost(c, false, -E_TIMEOUT,
-				    "no answer within the timeout");
+				 * telling us, or never answers. */
+				conn_silent(c, now);
 				return;
 			}
 			/* Answers flow, but some queries were never
@@ -685,7 +765,8 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 		return -E_UPSTREAM;
 	if (idmap_count(c->ids) == 0)
 		c->progress_ms = now;
-	if (idmap_add(c->ids, handle, loop_clock_us(), pool_random16, p, &id) < 0)
+	if (idmap_add(c->ids, handle, loop_now_us(p->loop), pool_random16, p,
+	    &id) < 0)
 		return -E_UPSTREAM;
 	hdr[0] = (uint8_t)(len >> 8);
 	hdr[1] = (uint8_t)len;

@@ -33,6 +33,7 @@ teardown() {
 	# Ends the dig loop of the SIGHUP test if it failed half-way.
 	touch "$W_DIR/loop.stop"
 	slow_stop
+	pod nft delete table inet dpt_ct 2>/dev/null
 	proxy_test_teardown || rc=1
 	dot2_stop
 	# Leave the DoT resolver running for the next test.
@@ -87,6 +88,46 @@ some_traffic() {
 		w_fail "query_duration_seconds_count < 5 after 5 queries"
 	[ "$(mval "$m" 'dotproxy_upstream_latency_seconds_count{upstream="'"$OPS_UP"'"}')" -ge 1 ] ||
 		w_fail "no upstream latency sample for $OPS_UP"
+}
+
+@test "/metrics: the standard process_* families; captured queries only with --transparent" {
+	local m=$W_DIR/m.proc v now
+	ops_start_proxy
+	some_traffic
+	scrape "$m" || w_fail "no scrape"
+	for v in process_cpu_seconds_total process_open_fds process_max_fds \
+		process_resident_memory_bytes process_start_time_seconds; do
+		grep -q "^# TYPE $v " "$m" || w_fail "no TYPE line for $v" || return 1
+		[ -n "$(mval "$m" "$v")" ] || w_fail "no sample for $v" || return 1
+	done
+	grep -q '^# TYPE process_cpu_seconds_total counter' "$m" ||
+		w_fail "process_cpu_seconds_total is not a counter" || return 1
+	awk -v c="$(mval "$m" process_cpu_seconds_total)" 'BEGIN { exit !(c > 0 && c < 60) }' ||
+		w_fail "process_cpu_seconds_total $(mval "$m" process_cpu_seconds_total): want (0, 60)" || return 1
+	v=$(mval "$m" process_open_fds)
+	[ "$v" -ge 5 ] && [ "$v" -le "$(mval "$m" process_max_fds)" ] ||
+		w_fail "open fds $v against max $(mval "$m" process_max_fds)" || return 1
+	# The soft limit the proxy logs at start (it raises it to the hard one).
+	v=$(grep -o 'msg="descriptor budget" nofile=[0-9]*' "$(proxy_log)" | cut -d= -f3)
+	[ -n "$v" ] && [ "$(mval "$m" process_max_fds)" = "$v" ] ||
+		w_fail "process_max_fds $(mval "$m" process_max_fds), want the soft RLIMIT_NOFILE $v" ||
+		return 1
+	[ "$(mval "$m" process_resident_memory_bytes)" -gt 1000000 ] ||
+		w_fail "resident memory below 1 MB" || return 1
+	now=$(date +%s)
+	v=$(mval "$m" process_start_time_seconds)
+	[ "$v" -le "$now" ] && [ "$v" -ge $((now - 60)) ] ||
+		w_fail "start time $v, now $now" || return 1
+	! grep -q '^dotproxy_process_' "$m" || w_fail "old dotproxy_process_* names" || return 1
+	! grep -q 'captured_queries_total' "$m" ||
+		w_fail "captured_queries_total without --transparent" || return 1
+	stop_proxy >/dev/null
+	ops_start_proxy --transparent
+	run q whoami.test A
+	assert_dot_answer
+	scrape "$m" || w_fail "no scrape"
+	[ "$(awk '/^dotproxy_captured_queries_total\{/ { s += $2 } END { print s + 0 }' "$m")" -ge 1 ] ||
+		w_fail "--transparent: want the query in captured_queries_total" || return 1
 }
 
 @test "/metrics: counters move by exactly the queries sent" {
@@ -569,6 +610,57 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 	kill_tracked "$srv"
 }
 
+@test "an upstream that takes TLS and never answers: up falls to 0 at 0.5 q/s, every query unanswered; an answer brings it back" {
+	local d=$W_DIR i n=7 srv pids=() ua up="192.0.2.2@8853#dot.test"
+	# Silent for names starting with "drop", answering the others.
+	up /usr/bin/python3 "$BATS_TEST_DIRNAME/../tools/silent_dot.py" 192.0.2.2 8853 \
+		"$W_DIR/pki/server.pem" "$W_DIR/pki/server.key" 2>"$d/silent.log" &
+	srv=$!
+	w_track "$srv"
+	for ((i = 0; i < 50; i++)); do
+		up ss -Hlnt 'sport = :8853' | grep -q . && break
+		sleep 0.1
+	done
+	# The default 3 s timeout: queries 2 s apart share a connection.
+	ops_start_proxy --upstream "$up"
+	scrape "$d/s0" || w_fail "no scrape"
+	[ "$(mval "$d/s0" "dotproxy_upstream_up{upstream=\"$up\"}")" = 1 ] ||
+		w_fail "never tried: want up 1" || return 1
+	# One query every 2 s, nothing else flowing.
+	for ((i = 1; i <= n; i++)); do
+		pod timeout 8 dig @127.0.0.1 -p 15353 +tries=1 +time=6 "drop$i.test" A \
+			>"$d/drop$i.out" 2>&1 &
+		pids+=("$!")
+		sleep 2
+	done
+	wait "${pids[@]}"
+	for ((i = 1; i <= n; i++)); do
+		grep -q 'status: SERVFAIL,' "$d/drop$i.out" ||
+			w_fail "drop$i: want SERVFAIL at the timeout" || return 1
+	done
+	# The last connection's own deadline passes 3 s after its last send.
+	sleep 3.5
+	scrape "$d/s1" || w_fail "no scrape"
+	[ "$(mval "$d/s1" "dotproxy_upstream_up{upstream=\"$up\"}")" = 0 ] ||
+		w_fail "an upstream that never answers: want up 0" || return 1
+	# Each query once, at its last send; one may end at the very
+	# millisecond its connection does, handed back with no time left.
+	ua=$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_unanswered_total{upstream=\"$up\"}")
+	[ "$ua" -ge $((n - 1)) ] && [ "$ua" -le "$n" ] ||
+		w_fail "unanswered moved by $ua, want $n (or $((n - 1)))" || return 1
+	[ "$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_tls_handshakes_total{upstream=\"$up\"}")" -ge 3 ] ||
+		w_fail "want TLS to have worked (3 handshakes or more)" || return 1
+	[ "$(mdelta "$d/s0" "$d/s1" "dotproxy_upstream_answers_total{upstream=\"$up\"}")" = 0 ] ||
+		w_fail "answers counted from a silent upstream" || return 1
+	# A name it answers: the probe past the back-off brings it up.
+	run q whoami.test A
+	assert_status NOERROR
+	scrape "$d/s2" || w_fail "no scrape"
+	[ "$(mval "$d/s2" "dotproxy_upstream_up{upstream=\"$up\"}")" = 1 ] ||
+		w_fail "answered again: want up 1" || return 1
+	kill_tracked "$srv"
+}
+
 @test "an HTTP request split across segments is read whole, never with a previous request's bytes" {
 	ops_start_proxy
 	# A long request first, so the client slot holds bytes past the next one.
@@ -583,4 +675,53 @@ $(grep -Ei 'whoami|nosuchname' "$f")"
 		head -n 1 <&3' _ "$OPS_METRICS"
 	[ "$status" -eq 0 ] || w_fail "no answer"
 	grep -q '^HTTP/1.1 200' <<<"$output" || w_fail "want 200, got: $output"
+}
+
+@test "a misspelled DOTPROXY_* variable stops the proxy: exit 2, one line naming it; the project's other variables do not" {
+	# In the pod's namespace and bounded: were it ignored, the proxy would run.
+	run pod timeout 5 env DOTPROXY_TIMEOUTX=1000 "$W_BIN" --upstream "$OPS_UP" \
+		--ca-file "$W_CA" --listen 127.0.0.1:15399 --allow-root
+	[ "$status" -eq 2 ] || w_fail "exit $status, want 2" || return 1
+	[ "${#lines[@]}" -eq 1 ] || w_fail "want one line, got ${#lines[@]}" || return 1
+	grep -q 'DOTPROXY_TIMEOUTX.*did you mean DOTPROXY_TIMEOUT' <<<"$output" ||
+		w_fail "the line does not name it: $output" || return 1
+	# dotproxy-init's and the installer's twins and the test scripts'
+	# variables share the environment (one env file, one CI job).
+	# (Exported in this test's own subshell only; start_proxy passes the
+	# environment on.)
+	export DOTPROXY_INIT_EXCLUDE_UID=1337 DOTPROXY_CNI_CNI_BIN_DIR=/x \
+		DOTPROXY_DOCKER_TESTS=0 DOTPROXY_IMAGE=dotproxy:x
+	ops_start_proxy
+	run q whoami.test A
+	assert_dot_answer
+	! grep -q "unknown environment" "$(proxy_log)" ||
+		w_fail "a complaint about the project's variables"
+}
+
+@test "a wildcard listener under connection tracking: a TCP local-zone query sent straight to it goes to resolv.conf, no loop" {
+	local d=$W_DIR a
+	echo "nameserver 192.0.2.2" >"$d/wc-resolv.conf"
+	# A stateful firewall in the pod: conntrack now tracks the connections
+	# nothing redirects, and SO_ORIGINAL_DST answers for them too.
+	pod nft -f - <<-'EOF' || return 1
+		table inet dpt_ct {
+			chain input { type filter hook input priority 0; ct state new accept; }
+		}
+	EOF
+	# The wildcard on 15354; 127.0.0.1:15353 only for start_proxy's check.
+	ops_start_proxy --transparent --local-zone whoami.test \
+		--resolv-conf "$d/wc-resolv.conf" \
+		--listen 0.0.0.0:15354 --listen "127.0.0.1:$W_PROXY_PORT"
+	scrape "$d/w0" || w_fail "no scrape"
+	for a in 127.0.0.1 192.0.2.1; do
+		run pod timeout 10 dig @"$a" -p 15354 +tcp +tries=1 +time=3 whoami.test A
+		grep -q 'status: NOERROR,' <<<"$output" ||
+			w_fail "TCP to $a:15354: want NOERROR" || return 1
+		grep -q '198\.51\.100\.53' <<<"$output" ||
+			w_fail "TCP to $a:15354: want the plain resolver's answer" || return 1
+	done
+	scrape "$d/w1" || w_fail "no scrape"
+	assert_delta "$d/w0" "$d/w1" 'dotproxy_local_queries_total{resolver="resolv_conf"}' 2
+	! grep -q 'forwarding loop' "$(proxy_log)" || w_fail "a forwarding loop was logged"
+	pod nft delete table inet dpt_ct
 }

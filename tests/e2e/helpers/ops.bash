@@ -212,7 +212,9 @@ expo_problems() {
 	/^#/ || /^$/ { next }
 	{
 		name = $1; sub(/\{.*/, "", name)
-		if (name !~ /^dotproxy_/) print "name without the dotproxy_ prefix: " name
+		# The standard process_* families keep their client-library names.
+		if (name !~ /^dotproxy_/ && name !~ /^process_(cpu_seconds_total|open_fds|max_fds|resident_memory_bytes|start_time_seconds)$/)
+			print "name without the dotproxy_ prefix: " name
 		f = fam(name)
 		if (!(f in type)) print "sample before its TYPE: " $1
 		if ($1 ~ /[{,](name|qname|query|domain)="/) print "query-name label: " $1

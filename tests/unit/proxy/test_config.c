@@ -273,7 +273,8 @@ test_env(void)
 		"DOTPROXY_ALLOW_ROOT=1",
 		"DOTPROXY_CONFIG=/etc/dotproxy.conf",
 		"DOTPROXY_INIT_PROXY_PORT=15353",	/* init's twin: ignored */
-		"DOTPROXY_SOMETHING=else",		/* unknown: ignored */
+		"DOTPROXY_CNI_CNI_BIN_DIR=/opt/cni/bin",	/* the installer's */
+		"DOTPROXY_DOCKER_TESTS=0",		/* the test scripts' */
 		NULL
 	};
 	char *const *envp = vec(envc);
@@ -303,8 +304,56 @@ test_env(void)
 	is(parse(NOARGS, ENVP("DOTPROXY_TIMEOUT=1000",
 	    "DOTPROXY_TIMEOUT=2000")), 0, "a doubled variable parses");
 	is(cfg.timeout_ms, 1000, "the first of two variables wins (getenv)");
-	is(parse(NOARGS, ENVP("XDOTPROXY_TIMEOUT=abc", "DOTPROXY_TIMEOUTX=1")),
+	is(parse(NOARGS, ENVP("XDOTPROXY_TIMEOUT=abc", "dotproxy_timeout=abc")),
 	    0, "names are matched exactly");
+	is(cfg.timeout_ms, 3000, "(and those are not the twin)");
+}
+
+/* A DOTPROXY_* name that is no twin stops the program, naming it. */
+static void
+test_env_unknown(void)
+{
+	static const char *const project[] = {
+		"DOTPROXY_INIT_EXCLUDE_UID=1337", "DOTPROXY_INIT_POD_IP=192.0.2.1",
+		"DOTPROXY_CNI_PLUGIN_CONFIG=x", "DOTPROXY_BIN=/x",
+		"DOTPROXY_DOCKER_TESTS=0", "DOTPROXY_IMAGE=dotproxy:1",
+		"DOTPROXY_UPSTREAM_IMAGE=u:1", "DOTPROXY_VERSION=1.2.3",
+	};
+	char name[200], *envp[2] = { name, NULL };
+	size_t i;
+
+	expect_err("a misspelled twin", NOARGS, ENVP("DOTPROXY_TIMEOUTX=1"),
+	    "DOTPROXY_TIMEOUTX: unknown environment variable",
+	    "did you mean DOTPROXY_TIMEOUT?");
+	expect_err("a transposition", NOARGS,
+	    ENVP("DOTPROXY_TIMEOUT=1000", "DOTPROXY_LSITEN=127.0.0.1:53"),
+	    "DOTPROXY_LSITEN: unknown", "did you mean DOTPROXY_LISTEN?");
+	expect_err("a name far from every twin", NOARGS,
+	    ENVP("DOTPROXY_SOMETHING=else"), "DOTPROXY_SOMETHING: unknown",
+	    NULL);
+	ok(strstr(err, "did you mean") == NULL, "no guess when none is close");
+	expect_err("empty, still named", NOARGS, ENVP("DOTPROXY_TIMEOUTS="),
+	    "DOTPROXY_TIMEOUTS: unknown", NULL);
+	expect_err("no '='", NOARGS, ENVP("DOTPROXY_X"), "DOTPROXY_X: unknown",
+	    NULL);
+	expect_err("only the prefix", NOARGS, ENVP("DOTPROXY_=1"),
+	    "DOTPROXY_: unknown", NULL);
+	expect_err("a prefix of the project's names is no exception", NOARGS,
+	    ENVP("DOTPROXY_INIT=1"), "DOTPROXY_INIT: unknown", NULL);
+	memset(name, 'A', sizeof(name));
+	memcpy(name, "DOTPROXY_", 9);
+	name[sizeof(name) - 3] = '=';
+	name[sizeof(name) - 2] = '1';
+	name[sizeof(name) - 1] = '\0';
+	expect_err("a long name is cut in the message", NOARGS, envp,
+	    "DOTPROXY_AAAA", "...: unknown");
+	ok(strlen(err) < 200, "(%zu bytes)", strlen(err));
+	for (i = 0; i < sizeof(project) / sizeof(project[0]); i++)
+		is(parse(NOARGS, ENVP(project[i])), 0,
+		    "the project's own %s is not an error", project[i]);
+	is(parse(ARGV("--version"), ENVP("DOTPROXY_TIMEOUTX=1")), 0,
+	    "--version still answers");
+	is(cfg.action, CFG_VERSION, "(version)");
 }
 
 static void
@@ -842,6 +891,7 @@ main(void)
 	test_defaults();
 	test_every_flag();
 	test_env();
+	test_env_unknown();
 	test_precedence();
 	test_upstream_syntax();
 	test_addr_syntax();

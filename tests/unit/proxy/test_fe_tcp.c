@@ -27,6 +27,13 @@
  *     after their answers (frames already read included);
  *   - transparent use: the peer's UID from sock_diag, our own UID taken
  *     for a forwarding loop (answered, never forwarded);
+ *   - a wildcard listener: a client that connected to it on any local
+ *     address, not redirected, is not taken for a redirected one whose
+ *     original destination is that address (which would loop back to us);
+ *   - all of it under connection tracking: as root the test runs in a
+ *     network namespace of its own with a "ct state new accept" rule, as
+ *     on a host with a stateful firewall, where SO_ORIGINAL_DST answers
+ *     for connections nothing redirected;
  *   - the counters, and the stat table that exports them.
  */
 #include "proxy/fe_tcp.h"
@@ -34,9 +41,13 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+
+#include <sched.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -382,6 +393,7 @@ struct env {
 };
 
 static struct tls_ctx *tls;
+static in_addr_t listen_addr;	/* network order; loopback unless changed */
 
 /* The one listening TCP socket in this process: the front end's. */
 static int
@@ -440,7 +452,7 @@ env_open_with(struct env *e, unsigned clients, unsigned pipeline,
 		return -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = listen_addr;
 	if (fe_tcp_listen(e->fe, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		return -1;
 	return find_listener(&e->addr);
@@ -1053,6 +1065,105 @@ test_transparent(void)
 	env_close(&e);
 }
 
+/*
+ * A wildcard listener (0.0.0.0): clients that connected to it on two
+ * local addresses, nothing redirecting them. Under conntrack their
+ * original destination is that address, never equal to a configured
+ * listen address; the front end must know it as its own.
+ */
+static void
+test_wildcard(void)
+{
+	static const char *const to[] = { "127.0.0.1", "127.0.0.2" };
+	static struct env e;
+	struct sockaddr_in sa;
+	size_t i;
+
+	listen_addr = htonl(INADDR_ANY);
+	ok(env_open(&e, 4, 8) == 0, "front end on 0.0.0.0");
+	listen_addr = htonl(INADDR_LOOPBACK);
+	resp_reset(false, 0);
+	for (i = 0; i < 2; i++) {
+		sa = e.addr;
+		(void)inet_pton(AF_INET, to[i], &sa.sin_addr);
+		ok(cli_open(&c1, &sa, 0) == 0 && cli_query(&c1, 0x77, "w1.test") == 0,
+		    "a client on %s, not redirected, asks a local-zone name", to[i]);
+		PUMP_UNTIL((cli_poll(&c1), c1.answers == 1));
+		is(c1.answers, 1, "(%s) answered", to[i]);
+		is(c1.rcode[0], 0, "(%s) NOERROR, from the local resolver", to[i]);
+		is(resp.received, (int)i + 1, "(%s) the resolver saw it", to[i]);
+		is(query_stats(e.qt)->orig_fallback, i + 1,
+		    "(%s) no original destination: resolv.conf's server", to[i]);
+		cli_close(&c1);
+	}
+	is(query_stats(e.qt)->orig_known, 0, "never sent back to ourselves");
+	env_close(&e);
+}
+
+/*
+ * As root: a network namespace of this process's own, loopback up, and an
+ * nftables table whose "ct state new accept" makes the kernel track every
+ * connection in it, as a stateful firewall does. Then checks that
+ * SO_ORIGINAL_DST answers for a plain loopback connection (what the front
+ * end must cope with). Not root: says so and runs where it is.
+ */
+static void
+conntrack_setup(void)
+{
+	static const char rules[] =
+	    "table inet dotproxy_test_ct {\n"
+	    "  chain in { type filter hook input priority 0; ct state new accept; }\n"
+	    "}\n";
+	struct sockaddr_in sa, od;
+	struct ifreq ifr;
+	socklen_t sl;
+	int fd, lfd, cfd, afd;
+	FILE *p;
+
+	if (geteuid() != 0) {
+		printf("# not root: no namespace of its own, conntrack as the "
+		    "host has it\n");
+		return;
+	}
+	if (!ok(unshare(CLONE_NEWNET) == 0, "a network namespace of its own"))
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	(void)snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ok(fd != -1 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+	    (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) == 0),
+	    "loopback up");
+	if (fd != -1)
+		close(fd);
+	p = popen("nft -f -", "w");
+	ok(p != NULL && fputs(rules, p) >= 0 && pclose(p) == 0,
+	    "nftables: ct state new accept");
+	/* The proof that connections are tracked. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sl = sizeof(sa);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	afd = -1;
+	if (lfd != -1 && cfd != -1 &&
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    listen(lfd, 1) == 0 &&
+	    getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0 &&
+	    connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		afd = accept(lfd, NULL, NULL);
+	sl = sizeof(od);
+	ok(afd != -1 && getsockopt(afd, SOL_IP, SO_ORIGINAL_DST, &od, &sl) == 0 &&
+	    od.sin_port == sa.sin_port,
+	    "conntrack follows loopback: SO_ORIGINAL_DST answers, not redirected");
+	if (afd != -1)
+		close(afd);
+	if (cfd != -1)
+		close(cfd);
+	if (lfd != -1)
+		close(lfd);
+}
+
 /* The stat table reads the right fields. */
 static void
 test_stat_table(void)
@@ -1101,6 +1212,8 @@ main(void)
 	char err[256];
 
 	log_setup(LOG_LVL_ERROR, LOG_FMT_TEXT);
+	listen_addr = htonl(INADDR_LOOPBACK);
+	conntrack_setup();
 	loop = loop_new(clock_fn, NULL);
 	ok(loop != NULL, "a loop on a fake clock");
 	loop_update_now(loop);
@@ -1114,6 +1227,7 @@ main(void)
 	test_cap();
 	test_stop();
 	test_transparent();
+	test_wildcard();
 	test_stat_table();
 
 	tls_ctx_free(tls);
