@@ -1072,7 +1072,7 @@ static const char *const env_foreign_prefix[] = {
 };
 static const char *const env_foreign[] = {
 	"DOTPROXY_BIN", "DOTPROXY_DOCKER_TESTS", "DOTPROXY_IMAGE",
-	"DOTPROXY_UPSTREAM_IMAGE", "DOTPROXY_VERSION",
+	"DOTPROXY_RELEASE", "DOTPROXY_UPSTREAM_IMAGE", "DOTPROXY_VERSION",
 };
 
 #define ENV_NAME_MAX	64	/* longer names are not ours */
