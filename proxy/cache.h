@@ -51,6 +51,7 @@
 #define CACHE_NEG_MAX_TTL 3600		/* cap on negative TTLs (unbound's) */
 #define CACHE_STALE_TTL	30		/* TTL of a stale answer, RFC 8767 §4 */
 #define CACHE_ENTRY_MAX	16384		/* largest answer kept, bytes */
+#define CACHE_FAIL_MAX_TTL 300		/* backoff cap, RFC 9520 §3.2 */
 
 struct cache;
 
@@ -107,6 +108,12 @@ struct cache	*cache_new(const struct cache_params *p);
 void		 cache_free(struct cache *);
 /* Drops every entry (the upstream set changed). Stats are kept. */
 void		 cache_clear(struct cache *);
+/* Bytes a cache of p takes before it holds anything (its entry array,
+ * hash buckets and ghost table): charged to max_bytes. */
+size_t		 cache_fixed_bytes(const struct cache_params *p);
+/* Takes p's TTL settings (the sizes stay). Entries keep the lifetime they
+ * were stored with. */
+void		 cache_set_ttls(struct cache *, const struct cache_params *p);
 
 /* Builds the key for query q over a route (NULL/0 for DoT, else the
  * resolver's address bytes, at most 32). seed keys the hash (random per

@@ -210,10 +210,11 @@ test_positive(void)
 	is(cache_lookup(c, &k, 1000, &h), CACHE_FRESH, "then a hit");
 	is(h.ttl, 120, "entry TTL is the smallest record TTL");
 	is(h.nttl, 2, "OPT's TTL is not aged");
-	is(rendered_ttl(&h, false, 0), 300, "first record keeps its TTL at age 0");
+	is(rendered_ttl(&h, false, 0), 120,
+	    "one TTL per RRset, its smallest (RFC 2181 §5.2)");
 	is(cache_lookup(c, &k, 51000, &h), CACHE_FRESH, "hit at 50 s");
 	is(h.age, 50, "age in seconds");
-	is(rendered_ttl(&h, false, 0), 250, "TTL 300 served as 250 at 50 s");
+	is(rendered_ttl(&h, false, 0), 70, "the RRset's TTL aged at 50 s");
 	is(rendered_ttl(&h, false, 1), 70, "TTL 120 served as 70 at 50 s");
 	ok(!h.prefetch, "no prefetch at 50 of 120 s");
 	is(cache_lookup(c, &k, 110000, &h), CACHE_FRESH, "hit at 109 s");
@@ -436,10 +437,15 @@ test_bounds(void)
 	is(hot_hits, 20, "a scan of one-off names does not flush the hot set");
 	cache_free(c);
 
-	/* Bytes: each entry is charged its answer, key, offsets and slot. */
+	/* Bytes: the tables are charged up front, each entry its answer,
+	 * key and offsets as malloc takes them. */
 	p = params();
 	p.max_bytes = 2000;
+	ok(cache_new(&p) == NULL, "max_bytes below the tables' size: refused");
+	p.max_bytes = cache_fixed_bytes(&p) + 2000;
 	c = cache_new(&p);
+	is(cache_stats(c)->bytes, cache_fixed_bytes(&p),
+	    "an empty cache is charged its tables");
 	for (i = 0; i < 100; i++) {
 		snprintf(name, sizeof(name), "b%u.example", i);
 		key(&k, name, DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
@@ -447,13 +453,14 @@ test_bounds(void)
 		rr_a(&m, 3600, 1);
 		(void)insert(c, &k, &m, 0);
 	}
-	ok(cache_stats(c)->bytes <= 2000 && cache_stats(c)->entries > 3,
+	ok(cache_stats(c)->bytes <= p.max_bytes && cache_stats(c)->entries > 3,
 	    "max_bytes holds (%llu bytes, %llu entries)",
 	    (unsigned long long)cache_stats(c)->bytes,
 	    (unsigned long long)cache_stats(c)->entries);
 	cache_clear(c);
 	is(cache_stats(c)->entries, 0, "clear empties it");
-	is(cache_stats(c)->bytes, 0, "and frees every byte");
+	is(cache_stats(c)->bytes, cache_fixed_bytes(&p),
+	    "and frees every byte the entries held");
 	cache_free(c);
 
 	p = params();
