@@ -682,11 +682,11 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 			avoid |= 1u << u->idx;
 	}
 	if (c->wbuf.cap - c->wbuf.len < len + 2)
-		return -E_UPSTREAM;
+		return -EBUSY;		/* ours, not the upstream's */
 	if (idmap_count(c->ids) == 0)
 		c->progress_ms = now;
 	if (idmap_add(c->ids, handle, loop_clock_us(), pool_random16, p, &id) < 0)
-		return -E_UPSTREAM;
+		return -EBUSY;
 	hdr[0] = (uint8_t)(len >> 8);
 	hdr[1] = (uint8_t)len;
 	/* Room was checked above: neither append can fail. */
