@@ -212,8 +212,13 @@ evict_one(struct cache *c)
 			i1 = c->small.head;
 			e = at(c, i1);
 			if (e->freq > 0) {
-				/* Asked for again while new: it stays. */
-				e->freq = 0;
+				/* Asked for again while new: it stays, with
+				 * credit for the asks beyond the first. A
+				 * count reset to 0 would leave a hot name at
+				 * the main FIFO's head with no second round
+				 * when a burst of new names moves there right
+				 * behind it. */
+				e->freq--;
 				q_unlink(c, i1);
 				q_push(c, &c->main, i1, CQ_MAIN);
 				continue;
@@ -291,6 +296,17 @@ cache_set_ttls(struct cache *c, const struct cache_params *p)
 	c->p.local_max_ttl = p->local_max_ttl;
 	c->p.fail_ttl = p->fail_ttl;
 	c->p.stale_max = p->stale_max;
+}
+
+void
+cache_take_stats(struct cache *to, const struct cache *from)
+{
+	to->st.hits = from->st.hits;
+	to->st.misses = from->st.misses;
+	to->st.inserts = from->st.inserts;
+	to->st.evictions = from->st.evictions;
+	to->st.expired = from->st.expired;
+	to->st.not_cacheable = from->st.not_cacheable;
 }
 
 void
@@ -849,10 +865,11 @@ cache_note_failure(struct cache *c, const struct cache_key *k,
 	}
 	e = at(c, i1);
 	if (e->failure) {
-		/* Still remembered: a failure again right after the last
-		 * one ran out doubles the wait. */
+		/* A failure again within a period after the last one ran
+		 * out doubles the wait; after a quiet spell it starts over. */
 		if (now_ms >= e->expire_ms)
-			put_failure(c, k, now_ms, (unsigned)e->fails + 1);
+			put_failure(c, k, now_ms, now_ms < e->expire_ms +
+			    (uint64_t)e->ttl * 1000 ? (unsigned)e->fails + 1 : 1);
 		return;
 	}
 	/* Keep the data (RFC 8767 §4): stale answers go on being served

@@ -114,6 +114,8 @@ size_t		 cache_fixed_bytes(const struct cache_params *p);
 /* Takes p's TTL settings (the sizes stay). Entries keep the lifetime they
  * were stored with. */
 void		 cache_set_ttls(struct cache *, const struct cache_params *p);
+/* Carries from's counters (not its gauges) over to to: a resize. */
+void		 cache_take_stats(struct cache *to, const struct cache *from);
 
 /* Builds the key for query q over a route (NULL/0 for DoT, else the
  * resolver's address bytes, at most 32). seed keys the hash (random per

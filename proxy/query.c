@@ -115,6 +115,8 @@ struct query_table {
 	const struct resolv	*rc;		/* borrowed */
 	struct route		 route;
 	struct cache		*cache;		/* owned; NULL when off */
+	struct cache_params	 cp;		/* its settings */
+	unsigned		 client_timeout_ms;	/* serve-stale timer */
 	uint64_t		 seed;		/* keys the cache hash */
 	uint32_t		 epoch;		/* bumped when the cache empties */
 	struct cfg_upstream	 ups[CFG_MAX_UPSTREAMS];	/* the pool's set */
@@ -834,9 +836,9 @@ q_arm_stale(struct query *q)
 {
 	struct query_table *qt = q->qt;
 
-	if (q->stale_ok && qt->cfg->cache_client_timeout_ms < qt->cfg->timeout_ms)
+	if (q->stale_ok && qt->client_timeout_ms < qt->cfg->timeout_ms)
 		loop_timer_set(qt->loop, &q->stale_timer, q->start_ms +
-		    qt->cfg->cache_client_timeout_ms);
+		    qt->client_timeout_ms);
 }
 
 /*
@@ -1317,6 +1319,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 		return NULL;
 	}
 	q_keep_upstreams(qt, cfg);
+	qt->cp = cp;
+	qt->client_timeout_ms = cfg->cache_client_timeout_ms;
 	route_init(&qt->route, cfg, rc);
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
@@ -1383,6 +1387,57 @@ query_swap_upstreams(struct query_table *qt, struct tls_ctx *tls,
 	qt->retired = r;
 	if (!loop_timer_armed(&qt->reap))
 		loop_timer_set(qt->loop, &qt->reap, loop_now(qt->loop) + 500);
+	return 0;
+}
+
+int
+query_cache_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct cache_params p = q_cache_params(cfg);
+	size_t fixed;
+
+	if (p.max_entries == 0 || (fixed = cache_fixed_bytes(&p)) < p.max_bytes)
+		return 0;
+	(void)snprintf(err, errlen, "--cache-bytes %zu leaves nothing for "
+	    "answers: the tables of --cache-size %zu take %zu bytes",
+	    p.max_bytes, p.max_entries, fixed);
+	return -E_USAGE;
+}
+
+int
+query_set_cache(struct query_table *qt, const struct config *cfg)
+{
+	struct cache_params np = q_cache_params(cfg);
+	struct cache *nc = NULL;
+
+	qt->client_timeout_ms = cfg->cache_client_timeout_ms;
+	if (np.max_entries == qt->cp.max_entries &&
+	    np.max_bytes == qt->cp.max_bytes) {
+		if (memcmp(&np, &qt->cp, sizeof(np)) == 0)
+			return 0;
+		/* Lifetimes change in place; entries keep the one they were
+		 * stored with. */
+		if (qt->cache != NULL)
+			cache_set_ttls(qt->cache, &np);
+		qt->cp = np;
+		log_info("cache settings applied", "min_ttl=%u max_ttl=%u "
+		    "local_max_ttl=%u servfail_ttl=%u stale_max=%u",
+		    np.min_ttl, np.max_ttl, np.local_max_ttl, np.fail_ttl,
+		    np.stale_max);
+		return 0;
+	}
+	if (np.max_entries > 0 && (nc = cache_new(&np)) == NULL)
+		return errno == EINVAL ? -E_USAGE : -ENOMEM;
+	/* A new size is a new cache: the old answers go, the counters
+	 * stay (they only ever grow). */
+	if (nc != NULL && qt->cache != NULL)
+		cache_take_stats(nc, qt->cache);
+	cache_free(qt->cache);
+	qt->cache = nc;
+	qt->cp = np;
+	qt->epoch++;
+	log_info("cache resized and emptied", "entries=%zu bytes=%zu",
+	    np.max_entries, np.max_bytes);
 	return 0;
 }
 

@@ -120,6 +120,18 @@ size_t		 query_inflight(const struct query_table *);
  */
 int		 query_swap_upstreams(struct query_table *, struct tls_ctx *tls,
 		    const struct config *cfg);
+/* -E_USAGE with a line in err when cfg's cache byte bound cannot even
+ * hold the cache's tables, else 0. */
+int		 query_cache_check(const struct config *cfg, char *err,
+		    size_t errlen);
+/*
+ * A reload's cache settings: TTL clamps, the failure and stale windows
+ * and the client-response timer change in place; a new --cache-size or
+ * --cache-bytes replaces the cache (emptied; its counters kept). Logs what
+ * changed. Returns 0, or < 0 (nothing changed) when the new cache cannot
+ * be made.
+ */
+int		 query_set_cache(struct query_table *, const struct config *cfg);
 /* Answers every query in flight with SERVFAIL (shutdown deadline). */
 void		 query_fail_all(struct query_table *);
 struct up_pool	*query_pool(struct query_table *);
