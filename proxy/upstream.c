@@ -638,6 +638,23 @@ upstream_pick_conn(struct upstream *u, bool probe, int *err)
 	return best;
 }
 
+/* True if a working connection has no room left for another query: a
+ * send that finds no connection then failed for lack of room of ours,
+ * not because the upstreams are down. */
+static bool
+pool_full(const struct up_pool *p)
+{
+	size_t i;
+	unsigned j;
+
+	for (i = 0; i < p->nups; i++)
+		for (j = 0; j < p->cfg->connections; j++)
+			if (p->ups[i].conns[j].state == UP_READY &&
+			    idmap_full(p->ups[i].conns[j].ids))
+				return true;
+	return false;
+}
+
 int
 up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
     uint32_t avoid)
@@ -676,7 +693,7 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 				pick = &p->ups[i];
 		}
 		if (pick == NULL)
-			return -E_UPSTREAM;
+			return pool_full(p) ? -EBUSY : -E_UPSTREAM;
 		u = pick;
 		if ((c = upstream_pick_conn(u, true, &err)) == NULL)
 			avoid |= 1u << u->idx;
