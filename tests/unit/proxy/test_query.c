@@ -1425,6 +1425,28 @@ test_refresh_and_fit(struct tls_ctx *tls)
 	    "the answer kept, the additional records dropped");
 	is(got[0].msg[9], 10, "the authority kept (it fits)");
 	is(query_stats(qt)->truncated, 0, "nothing truncated");
+
+	/* One A record and 30 NS: the authority goes too, still no TC. */
+	ngot = 0;
+	base = sa_srv.queries;
+	is(ask_flags(qt, 93, 0x7304, "fit2.test", 0), -1, "fit2.test, no EDNS");
+	PUMP_UNTIL(sa_srv.queries > base);
+	k = mka(a, sa_srv.q[base].msg, sa_srv.q[base].len, 60, false);
+	for (i = 0; i < 30; i++) {
+		static const uint8_t ns[] = { 0xc0, 12, 0, 2, 0, 1, 0, 0, 0,
+		    60, 0, 6, 3, 'n', 's', '0', 0xc0, 12 };
+
+		memcpy(a + k, ns, sizeof(ns));
+		a[k + 15] = (uint8_t)('0' + i);
+		k += sizeof(ns);
+	}
+	a[9] = 30;
+	(void)dotsrv_send(&sa_srv, sa_srv.q[base].conn, a, k);
+	PUMP_UNTIL(ngot >= 1);
+	ok(ngot == 1 && got[0].len <= 512, "at most 512 bytes (of %zu)", k);
+	ok(!(got[0].msg[2] & 0x02), "no TC");
+	ok(got[0].msg[7] == 1 && got[0].msg[9] == 0,
+	    "the answer kept, the NS records dropped");
 	endtable(qt);
 }
 
