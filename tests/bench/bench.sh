@@ -591,7 +591,7 @@ if [ "$CACHED" = 1 ]; then
 	echo
 	echo "CPU per cached answer at saturation against the floor (floor.c, same run) and, for the work above"
 	echo "the floor, against each peer's:"
-	awk -F'\t' '$2 ~ /^udp sat/ && $1 != "upstream-dot" { cpu[$1] = $10 }
+	awk -F'\t' '$2 ~ /^udp sat/ && $1 != "upstream-dot" && !($1 in cpu) { cpu[$1] = $10 }
 	    END {
 		f = cpu["floor"]
 		if (f <= 0) { print "(no floor measured)"; exit }

@@ -1524,6 +1524,67 @@ test_cache_config(struct tls_ctx *tls)
 	endtable(qt);
 }
 
+/*
+ * The plain cap (--max-plain) is an overload of ours too: SERVFAIL at
+ * once, counted as cause plain, and not remembered for the name.
+ */
+static void
+test_plain_overload(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--local-zone", "corp.test", "--max-plain", "1", NULL };
+	static struct config cfg;
+	struct query_table *qt = NULL;
+	struct query_origin o;
+	struct sockaddr_storage ra, from;
+	socklen_t ral, fl;
+	uint8_t q[512], buf[2048], a[2048];
+	size_t n, k = 0, m;
+	int fa = udp_resolver(&ra, &ral), i;
+
+	ok(fa != -1, "a UDP resolver on loopback");
+	if (fa == -1)
+		return;
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table with --max-plain 1");
+	if (qt == NULL)
+		goto out;
+	o = origin(110);
+	memcpy(&o.orig, &ra, ral);
+	o.orig_len = ral;
+	n = mkq(q, 0x7501, "a.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "a.corp.test sent");
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fa, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "the resolver has it");
+	o.listener = 111;
+	n = mkq(q, 0x7502, "victim.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "victim.corp.test beyond the cap");
+	ok(ngot == 1 && rcode_of(&got[0]) == DNS_RCODE_SERVFAIL,
+	    "SERVFAIL at once");
+	is(query_stats(qt)->overload_by[QO_PLAIN], 1, "counted: cause plain");
+	if (k > 12) {
+		m = mka(a, buf, k, 30, false);
+		(void)sendto(fa, a, m, 0, (struct sockaddr *)&from, fl);
+	}
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	o.listener = 112;
+	n = mkq(q, 0x7503, "victim.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "victim.corp.test again");
+	k = 0;
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fa, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "goes to the resolver: no failure was remembered");
+out:
+	if (qt != NULL)
+		endtable(qt);
+	close(fa);
+}
+
 int
 main(void)
 {
@@ -1566,6 +1627,7 @@ main(void)
 	test_overload_not_cached(tls);
 	test_refresh_and_fit(tls);
 	test_cache_config(tls);
+	test_plain_overload(tls);
 
 	tls_ctx_free(tls);
 	dotsrv_close(&sa_srv);
