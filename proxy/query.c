@@ -9,9 +9,10 @@
  * Cache and coalescing. A query that misses the cache becomes the leader
  * of its key: it is the only one sent, and later identical questions join
  * it as waiters (any number: the table bounds them) instead of going
- * upstream. Its
- * answer is offered to the cache and delivered to the leader's client and
- * to every waiter, each with its own ID, question case and EDNS. A leader
+ * upstream. Its answer is offered to the cache and delivered to the
+ * leader's client and to every waiter, each with its own ID, question
+ * case, EDNS, size and AD bit (AD is asked for upstream on every query and
+ * given only to clients that asked for it, RFC 6840 §5.7). A leader
  * may have no client of its own: a prefetch of an entry in the last tenth
  * of its TTL, or the refresh that goes on after a stale answer. When the
  * upstreams fail (or the client-response timer passes first) a query with
