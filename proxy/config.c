@@ -1334,9 +1334,10 @@ config_parse_file(struct config *cfg, int argc, char *const argv[],
 
 	/* Contradictory clamps: a floor above the ceiling. */
 	if (cfg->cache_min_ttl > cfg->cache_max_ttl) {
-		errf(err, errlen, "%s %u is above %s %u", who[OPT_CACHE_MIN_TTL],
-		    cfg->cache_min_ttl, who[OPT_CACHE_MAX_TTL],
-		    cfg->cache_max_ttl);
+		errf(err, errlen, "--cache-min-ttl %u (%s) is above "
+		    "--cache-max-ttl %u (%s)", cfg->cache_min_ttl,
+		    who[OPT_CACHE_MIN_TTL], cfg->cache_max_ttl,
+		    who[OPT_CACHE_MAX_TTL]);
 		return -E_USAGE;
 	}
 	return check_config(cfg, who[OPT_LISTEN], who[OPT_METRICS], err,
