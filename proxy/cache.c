@@ -34,6 +34,7 @@ struct centry {
 	uint16_t	 nttl;
 	uint8_t		 queue;		/* enum c_queue; CQ_NONE: free */
 	uint8_t		 freq;
+	uint8_t		 fails;		/* failure: how many in a row */
 	bool		 failure;
 };
 
@@ -211,8 +212,13 @@ evict_one(struct cache *c)
 			i1 = c->small.head;
 			e = at(c, i1);
 			if (e->freq > 0) {
-				/* Asked for again while new: it stays. */
-				e->freq = 0;
+				/* Asked for again while new: it stays, with
+				 * credit for the asks beyond the first. A
+				 * count reset to 0 would leave a hot name at
+				 * the main FIFO's head with no second round
+				 * when a burst of new names moves there right
+				 * behind it. */
+				e->freq--;
 				q_unlink(c, i1);
 				q_push(c, &c->main, i1, CQ_MAIN);
 				continue;
@@ -245,13 +251,23 @@ pow2_at_least(size_t n)
 	return p;
 }
 
+size_t
+cache_fixed_bytes(const struct cache_params *p)
+{
+	size_t nb = pow2_at_least(p->max_entries);
+
+	return sizeof(struct cache) + p->max_entries * sizeof(struct centry) +
+	    nb * (sizeof(uint32_t) + sizeof(uint64_t));
+}
+
 struct cache *
 cache_new(const struct cache_params *p)
 {
 	struct cache *c;
 	size_t nb;
 
-	if (p->max_entries == 0 || p->max_entries > UINT32_MAX / 2) {
+	if (p->max_entries == 0 || p->max_entries > UINT32_MAX / 2 ||
+	    cache_fixed_bytes(p) >= p->max_bytes) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -267,7 +283,30 @@ cache_new(const struct cache_params *p)
 		cache_free(c);
 		return NULL;
 	}
+	/* Every byte held counts against max_bytes, the tables too. */
+	c->st.bytes = cache_fixed_bytes(p);
 	return c;
+}
+
+void
+cache_set_ttls(struct cache *c, const struct cache_params *p)
+{
+	c->p.min_ttl = p->min_ttl;
+	c->p.max_ttl = p->max_ttl;
+	c->p.local_max_ttl = p->local_max_ttl;
+	c->p.fail_ttl = p->fail_ttl;
+	c->p.stale_max = p->stale_max;
+}
+
+void
+cache_take_stats(struct cache *to, const struct cache *from)
+{
+	to->st.hits = from->st.hits;
+	to->st.misses = from->st.misses;
+	to->st.inserts = from->st.inserts;
+	to->st.evictions = from->st.evictions;
+	to->st.expired = from->st.expired;
+	to->st.not_cacheable = from->st.not_cacheable;
 }
 
 void
@@ -316,6 +355,7 @@ cache_lookup(struct cache *c, const struct cache_key *k, uint64_t now_ms,
 		out->failure = e->failure;
 		out->age = (uint32_t)((now_ms - e->stored_ms) / 1000);
 		out->ttl = e->ttl;
+		/* Prefetch in the last tenth: unbound's prefetch window. */
 		out->prefetch = !e->failure && e->ttl >= C_PREFETCH_MIN &&
 		    (e->expire_ms - now_ms) * 10 <= (uint64_t)e->ttl * 1000;
 		out->msg = e->blob + (size_t)e->nttl * 2 + e->key_len;
@@ -325,6 +365,8 @@ cache_lookup(struct cache *c, const struct cache_key *k, uint64_t now_ms,
 		return CACHE_FRESH;
 	}
 	c->st.misses++;
+	if (e->failure && now_ms < e->expire_ms + (uint64_t)e->ttl * 1000)
+		return CACHE_MISS;	/* kept to back off if it fails again */
 	if (!e->failure && now_ms < e->expire_ms +
 	    (uint64_t)c->p.stale_max * 1000) {
 		if (e->freq < C_FREQ_MAX)
@@ -343,69 +385,17 @@ cache_lookup(struct cache *c, const struct cache_key *k, uint64_t now_ms,
 	return CACHE_MISS;
 }
 
-/*
- * Walks the records of an answer whose question parsed: collects the
- * offset of every TTL but OPT's, the smallest TTL and, for a negative
- * answer, min(SOA TTL, MINIMUM) of the first SOA in the authority section
- * (its offset in *soa_off). Returns the number of TTLs, or -1.
- */
-static int
-walk_ttls(const uint8_t *msg, size_t len, size_t qend, uint16_t *offs,
-    uint32_t *min_ttl, size_t *soa_off, uint32_t *soa_neg)
-{
-	struct dns_cur c;
-	uint16_t an, ns, ar, type, rdlen;
-	uint32_t ttl, i, n = 0, total;
-	size_t toff, rdend;
-
-	if (len < DNS_HDR_LEN || qend > len)
-		return -1;
-	an = (uint16_t)(msg[6] << 8 | msg[7]);
-	ns = (uint16_t)(msg[8] << 8 | msg[9]);
-	ar = (uint16_t)(msg[10] << 8 | msg[11]);
-	total = (uint32_t)an + ns + ar;
-	*min_ttl = UINT32_MAX;
-	*soa_off = 0;
-	dns_cur_init(&c, msg, len);
-	c.off = qend;
-	for (i = 0; i < total; i++) {
-		dns_cur_name(&c, NULL, NULL);
-		type = dns_cur_u16(&c);
-		(void)dns_cur_u16(&c);
-		toff = c.off;
-		ttl = dns_cur_u32(&c);
-		rdlen = dns_cur_u16(&c);
-		if (c.err != 0 || rdlen > c.len - c.off)
-			return -1;
-		rdend = c.off + rdlen;
-		if (type != DNS_TYPE_OPT) {
-			if (n == C_NTTL_MAX || toff > UINT16_MAX)
-				return -1;
-			offs[n++] = (uint16_t)toff;
-			if (ttl > 0x7fffffffU)	/* RFC 2181 §8: treat as 0 */
-				ttl = 0;
-			if (ttl < *min_ttl)
-				*min_ttl = ttl;
-		}
-		if (type == DNS_TYPE_SOA && i >= an && i < (uint32_t)an + ns &&
-		    *soa_off == 0) {
-			uint32_t minimum;
-
-			dns_cur_name(&c, NULL, NULL);
-			dns_cur_name(&c, NULL, NULL);
-			dns_cur_skip(&c, 16);
-			minimum = dns_cur_u32(&c);
-			if (c.err != 0 || c.off != rdend)
-				return -1;
-			if (minimum > 0x7fffffffU)
-				minimum = 0;
-			*soa_off = toff;
-			*soa_neg = ttl < minimum ? ttl : minimum;
-		}
-		c.off = rdend;
-	}
-	return (int)n;
-}
+/* What one walk over an answer's records found. */
+struct walk {
+	uint16_t	offs[C_NTTL_MAX];	/* TTL offsets, OPT's aside */
+	uint64_t	set[C_NTTL_MAX];	/* RRset of each: section, owner,
+						 * type and class hashed */
+	uint32_t	min_ttl;	/* smallest TTL, RFC 2181 §8 applied */
+	size_t		soa_off;	/* first authority SOA's TTL, or 0 */
+	uint32_t	soa_neg;	/* its min(TTL, MINIMUM) */
+	bool		has_qtype;	/* an answer record of the qtype */
+	size_t		n;
+};
 
 /* True if a TTL field at one of offs (ascending) overlaps [a, b). */
 static bool
@@ -424,53 +414,199 @@ hits_ttl(const uint16_t *offs, size_t n, size_t a, size_t b)
 }
 
 /*
- * True if a name could run through a TTL field: every byte pair from the
- * question on that looks like a compression pointer (in an owner name or
- * in any rdata) is followed, label by label. Ageing rewrites TTLs, so a
- * name reaching into one would change as the entry ages: such answers are
- * not cached (no real compressor writes them). Spurious pairs inside
- * rdata can only make an answer uncacheable, never wrong. The work is
- * bounded; past the bound the answer is not cached either.
+ * Reads the name at c (validated by the cursor, which also moves past it)
+ * and says whether any byte a reader decompressing it would read lies in
+ * a TTL field collected so far. Pointers go strictly backwards, so every
+ * TTL such a name can reach is already in offs. Ageing rewrites TTLs: a
+ * name running through one would change as the entry ages. *h, when not
+ * NULL, gets the name's hash (case folded) for the RRset grouping.
  */
 static bool
-ttl_in_names(const uint8_t *m, size_t len, size_t from, const uint16_t *offs,
-    size_t n)
+name_hits_ttl(struct dns_cur *c, const uint16_t *offs, size_t n, uint64_t *h)
 {
-	size_t i, pos, budget = 1u << 16;
-	unsigned hops;
+	uint8_t name[DNS_NAME_MAX];
+	size_t pos = c->off, nlen = 0, i;
+	unsigned hops = 0;
 	uint8_t b;
 
-	for (i = from; i + 1 < len; i++) {
-		if ((m[i] & 0xc0) != 0xc0)
-			continue;
-		pos = (size_t)(m[i] & 0x3f) << 8 | m[i + 1];
-		hops = 0;
-		/* The parser takes no pointer into the header: a pair that
-		 * points there is rdata, not a name, and the header's ID
-		 * bytes read as labels would make keeping the answer depend
-		 * on the upstream's random ID. */
-		while (pos >= DNS_HDR_LEN && pos < len) {
-			if (budget-- == 0)
-				return true;
-			b = m[pos];
-			if ((b & 0xc0) == 0xc0) {
-				if (pos + 1 >= len || ++hops > DNS_PTR_HOPS)
-					break;
-				if (hits_ttl(offs, n, pos, pos + 2))
-					return true;
-				pos = (size_t)(b & 0x3f) << 8 | m[pos + 1];
-				continue;
-			}
-			if ((b & 0xc0) != 0)
-				break;
-			if (hits_ttl(offs, n, pos, pos + 1 + (size_t)b))
-				return true;
-			if (b == 0)
-				break;
-			pos += (size_t)b + 1;
+	dns_cur_name(c, name, &nlen);
+	if (c->err != 0)
+		return false;
+	if (h != NULL) {
+		*h = 0xcbf29ce484222325ULL;
+		for (i = 0; i < nlen; i++) {
+			*h ^= fold(name[i]);
+			*h *= 0x100000001b3ULL;
 		}
 	}
-	return false;
+	for (;;) {	/* the cursor checked the bounds and hops */
+		b = c->p[pos];
+		/* Only bytes reached through a pointer can be a TTL: the
+		 * name's own first labels are in place, between fields. */
+		if (hops > 0 && hits_ttl(offs, n, pos, pos +
+		    ((b & 0xc0) == 0xc0 ? 2 : 1 + (size_t)b)))
+			return true;
+		if ((b & 0xc0) == 0xc0) {
+			hops++;
+			pos = (size_t)(b & 0x3f) << 8 | c->p[pos + 1];
+			continue;
+		}
+		if (b == 0)
+			return false;
+		pos += (size_t)b + 1;
+	}
+}
+
+/* The RRset a record belongs to: its section, owner, type and class. */
+static uint64_t
+rrset_of(uint64_t owner, uint16_t type, uint16_t class, unsigned section)
+{
+	uint8_t b[13];
+
+	memcpy(b, &owner, 8);
+	b[8] = (uint8_t)(type >> 8);
+	b[9] = (uint8_t)type;
+	b[10] = (uint8_t)(class >> 8);
+	b[11] = (uint8_t)class;
+	b[12] = (uint8_t)section;
+	return key_hash(b, sizeof(b), 0);
+}
+
+/*
+ * The names in the rdata of the types a reader decompresses (RFC 3597 §4:
+ * those of RFC 1035 and the few it lists; DNAME, RRSIG and NSEC as well,
+ * whose names are uncompressed but harmless to walk). fixed: bytes before
+ * the first name; names: how many follow it back to back; skip_txt: the
+ * character-strings NAPTR has between its fixed part and its name.
+ */
+static bool
+rdata_names(uint16_t type, size_t *fixed, unsigned *names, unsigned *txt)
+{
+	*fixed = 0;
+	*names = 1;
+	*txt = 0;
+	switch (type) {
+	case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12:
+	case 39:	/* NS MD MF CNAME MB MG MR PTR DNAME */
+		return true;
+	case 6: case 14: case 17:	/* SOA MINFO RP */
+		*names = 2;
+		return true;
+	case 15: case 18: case 21:	/* MX AFSDB RT */
+		*fixed = 2;
+		return true;
+	case 26:			/* PX */
+		*fixed = 2;
+		*names = 2;
+		return true;
+	case 33:			/* SRV */
+		*fixed = 6;
+		return true;
+	case 35:			/* NAPTR */
+		*fixed = 4;
+		*txt = 3;
+		return true;
+	case 24: case 46:		/* SIG RRSIG */
+		*fixed = 18;
+		return true;
+	case 30: case 47:		/* NXT NSEC */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Walks the records of an answer whose question parsed (a: its parse):
+ * collects the offset of every TTL but OPT's with its RRset, the smallest
+ * TTL, whether the answer section holds the qtype and, for a negative
+ * answer, min(SOA TTL, MINIMUM) of the first SOA in the authority section.
+ * Returns 0, -1 when the answer is malformed or too long to age, or 1 when
+ * a name (an owner name, or one in the rdata of a type that has names)
+ * reads through a TTL field.
+ */
+static int
+walk_answer(const uint8_t *msg, size_t len, const struct dns_info *a,
+    struct walk *w)
+{
+	struct dns_cur c;
+	uint16_t an, ns, ar, type, class, rdlen;
+	uint32_t ttl, i, total;
+	uint64_t h = 0;
+	size_t toff, rdend, fixed;
+	unsigned names, txt, j;
+
+	if (len < DNS_HDR_LEN || a->question_end > len)
+		return -1;
+	an = (uint16_t)(msg[6] << 8 | msg[7]);
+	ns = (uint16_t)(msg[8] << 8 | msg[9]);
+	ar = (uint16_t)(msg[10] << 8 | msg[11]);
+	total = (uint32_t)an + ns + ar;
+	w->min_ttl = UINT32_MAX;
+	w->soa_off = 0;
+	w->soa_neg = 0;
+	w->n = 0;
+	w->has_qtype = a->qtype == 255;	/* ANY: whatever came */
+	dns_cur_init(&c, msg, len);
+	c.off = a->question_end;
+	for (i = 0; i < total; i++) {
+		if (name_hits_ttl(&c, w->offs, w->n, &h))
+			return 1;
+		type = dns_cur_u16(&c);
+		class = dns_cur_u16(&c);
+		toff = c.off;
+		ttl = dns_cur_u32(&c);
+		rdlen = dns_cur_u16(&c);
+		if (c.err != 0 || rdlen > c.len - c.off)
+			return -1;
+		rdend = c.off + rdlen;
+		if (i < an && type == a->qtype)
+			w->has_qtype = true;
+		if (type != DNS_TYPE_OPT) {
+			if (w->n == C_NTTL_MAX || toff > UINT16_MAX)
+				return -1;
+			if (ttl > 0x7fffffffU)	/* RFC 2181 §8: treat as 0 */
+				ttl = 0;
+			if (ttl < w->min_ttl)
+				w->min_ttl = ttl;
+			w->set[w->n] = rrset_of(h, type, class, i < an ? 0 :
+			    i < (uint32_t)an + ns ? 1 : 2);
+			w->offs[w->n++] = (uint16_t)toff;
+		}
+		if (rdata_names(type, &fixed, &names, &txt)) {
+			struct dns_cur r = c;
+
+			/* The rdata alone bounds its names' in-place part. */
+			r.len = rdend;
+			dns_cur_skip(&r, fixed);
+			for (j = 0; j < txt; j++)
+				dns_cur_skip(&r, dns_cur_u8(&r));
+			for (j = 0; j < names && r.err == 0; j++)
+				if (name_hits_ttl(&r, w->offs, w->n, NULL))
+					return 1;
+			/* rdata we cannot read as its type says: kept out,
+			 * as its names cannot be checked. */
+			if (r.err != 0)
+				return -1;
+		}
+		if (type == DNS_TYPE_SOA && i >= an && i < (uint32_t)an + ns &&
+		    w->soa_off == 0) {
+			uint32_t minimum;
+
+			dns_cur_name(&c, NULL, NULL);
+			dns_cur_name(&c, NULL, NULL);
+			dns_cur_skip(&c, 16);
+			minimum = dns_cur_u32(&c);
+			if (c.err != 0 || c.off != rdend)
+				return -1;
+			if (minimum > 0x7fffffffU)
+				minimum = 0;
+			w->soa_off = toff;
+			w->soa_neg = ttl < minimum ? ttl : minimum;
+		}
+		c.off = rdend;
+	}
+	return 0;
 }
 
 static uint32_t
@@ -497,17 +633,37 @@ clamp(uint32_t v, uint32_t lo, uint32_t hi)
 	return v > hi ? hi : v;
 }
 
-/* Finds or makes room for the entry of k; returns it (index + 1) with
- * its old data freed, or 0 when there is no room for size bytes. */
+/* Bytes malloc really takes for a block of n (glibc: an 8-byte header,
+ * 16-byte granules, 32 at least): what an entry is charged. */
+static size_t
+malloc_size(size_t n)
+{
+	n = (n + 8 + 15) & ~(size_t)15;
+	return n < 32 ? 32 : n;
+}
+
+/*
+ * Finds or makes room for the entry of k; returns it (index + 1) with its
+ * old data freed, or 0 when there is no room for size bytes. A key already
+ * kept (a refresh, a failure turned answer) keeps its queue and its
+ * frequency: it is the same name asked for again, and putting it back in
+ * the small FIFO at frequency 0 would make a hot name that is refreshed
+ * before it expires look like a one-off.
+ */
 static uint32_t
 slot_for(struct cache *c, const struct cache_key *k, size_t size)
 {
 	uint32_t i1 = find(c, k);
+	enum c_queue queue = CQ_NONE;
+	uint8_t freq = 0;
 	struct centry *e;
 	bool ghost;
 
-	if (i1 != 0)
+	if (i1 != 0) {
+		queue = (enum c_queue)at(c, i1)->queue;
+		freq = at(c, i1)->freq;
 		e_remove(c, i1);
+	}
 	if (size > c->p.max_bytes)
 		return 0;
 	while ((c->free_head == 0 && c->unused == c->p.max_entries) ||
@@ -528,19 +684,38 @@ slot_for(struct cache *c, const struct cache_key *k, size_t size)
 	e->hash = k->hash;
 	e->hnext = c->buckets[k->hash & c->mask];
 	c->buckets[k->hash & c->mask] = i1;
-	ghost = c->ghost[k->hash & c->mask] == k->hash;
-	if (ghost)
-		c->ghost[k->hash & c->mask] = 0;
-	q_push(c, ghost ? &c->main : &c->small, i1, ghost ? CQ_MAIN : CQ_SMALL);
+	if (queue == CQ_NONE) {
+		ghost = c->ghost[k->hash & c->mask] == k->hash;
+		if (ghost)
+			c->ghost[k->hash & c->mask] = 0;
+		queue = ghost ? CQ_MAIN : CQ_SMALL;
+	}
+	q_push(c, queue == CQ_MAIN ? &c->main : &c->small, i1, queue);
+	e->freq = freq;
 	c->st.entries++;
 	return i1;
 }
 
-/* Stores a failure entry (no answer) for k. */
-static void
-put_failure(struct cache *c, const struct cache_key *k, uint64_t now_ms)
+/* How long the fails-th failure in a row is remembered: fail_ttl doubled
+ * for each one before it, up to CACHE_FAIL_MAX_TTL (RFC 9520 §3.2). */
+static uint32_t
+fail_period(const struct cache *c, unsigned fails)
 {
-	size_t size = sizeof(struct centry) + k->len;
+	uint64_t t = c->p.fail_ttl;
+
+	while (fails-- > 1 && t < CACHE_FAIL_MAX_TTL)
+		t *= 2;
+	if (t > CACHE_FAIL_MAX_TTL)
+		t = CACHE_FAIL_MAX_TTL;
+	return t < c->p.fail_ttl ? c->p.fail_ttl : (uint32_t)t;
+}
+
+/* Stores a failure entry (no answer) for k, the fails-th in a row. */
+static void
+put_failure(struct cache *c, const struct cache_key *k, uint64_t now_ms,
+    unsigned fails)
+{
+	size_t size = malloc_size(k->len);
 	struct centry *e;
 	uint32_t i1;
 	uint8_t *blob;
@@ -557,89 +732,118 @@ put_failure(struct cache *c, const struct cache_key *k, uint64_t now_ms)
 	e->size = size;
 	e->key_len = k->len;
 	e->failure = true;
-	e->ttl = c->p.fail_ttl;
+	e->fails = (uint8_t)(fails > 255 ? 255 : fails);
+	e->ttl = fail_period(c, fails);
 	e->stored_ms = now_ms;
-	e->expire_ms = now_ms + (uint64_t)c->p.fail_ttl * 1000;
+	e->expire_ms = now_ms + (uint64_t)e->ttl * 1000;
 	c->st.bytes += size;
 	c->st.inserts++;
+}
+
+/* An answer the rules keep out. When the authority answered (NOERROR or
+ * NXDOMAIN), what it said replaces what was kept: an older answer is
+ * dropped and no longer served stale (RFC 8767 §4 serves stale data only
+ * when a refresh fails). */
+static int
+refuse(struct cache *c, const struct cache_key *k, bool authoritative)
+{
+	uint32_t i1;
+
+	if (authoritative && (i1 = find(c, k)) != 0)
+		e_remove(c, i1);
+	c->st.not_cacheable++;
+	return -E_DROP;
 }
 
 int
 cache_insert(struct cache *c, const struct cache_key *k, const uint8_t *msg,
     size_t len, const struct dns_info *a, uint64_t now_ms)
 {
-	uint16_t offs[C_NTTL_MAX];
-	uint32_t min_ttl, soa_neg = 0, ttl, hi, i1;
+	struct walk w;
+	uint32_t ttl, hi, i1, t;
 	unsigned rcode = DNS_RCODE(a->flags);
-	size_t soa_off, size, i;
+	size_t size, slen, i, j;
 	struct centry *e;
 	uint8_t *blob, *m;
 	bool negative;
-	int n;
 
 	if (DNS_OPCODE(a->flags) != 0 || (a->flags & DNS_FLAG_TC) ||
-	    a->ext_rcode != 0 || a->qdcount != 1 || len > CACHE_ENTRY_MAX) {
-		c->st.not_cacheable++;
-		return -E_DROP;
-	}
+	    a->ext_rcode != 0 || a->qdcount != 1)
+		return refuse(c, k, false);
 	if (rcode == DNS_RCODE_SERVFAIL) {
 		cache_note_failure(c, k, now_ms);
 		return 0;
 	}
-	if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN) {
-		c->st.not_cacheable++;
-		return -E_DROP;
-	}
-	n = walk_ttls(msg, len, a->question_end, offs, &min_ttl, &soa_off,
-	    &soa_neg);
-	negative = rcode == DNS_RCODE_NXDOMAIN || a->ancount == 0;
-	if (n < 0 || (negative && soa_off == 0) || (!negative && n == 0) ||
-	    ttl_in_names(msg, len, DNS_HDR_LEN, offs, (size_t)n)) {
-		c->st.not_cacheable++;
-		return -E_DROP;
-	}
+	if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN)
+		return refuse(c, k, false);
+	if (len > CACHE_ENTRY_MAX || walk_answer(msg, len, a, &w) != 0)
+		return refuse(c, k, true);
+	/* RFC 2308 §5: NXDOMAIN, NODATA and a CNAME chain that ends in
+	 * either live as long as the SOA says (and no longer than the
+	 * chain's records). */
+	negative = rcode == DNS_RCODE_NXDOMAIN || !w.has_qtype;
+	if ((negative && w.soa_off == 0) || (!negative && w.n == 0))
+		return refuse(c, k, true);
 	hi = k->local ? c->p.local_max_ttl : c->p.max_ttl;
 	if (negative && hi > CACHE_NEG_MAX_TTL)
 		hi = CACHE_NEG_MAX_TTL;
-	ttl = negative && soa_neg < min_ttl ? soa_neg : min_ttl;
-	if (ttl == 0 && c->p.min_ttl == 0) {
-		c->st.not_cacheable++;
-		return -E_DROP;
-	}
+	ttl = negative && w.soa_neg < w.min_ttl ? w.soa_neg : w.min_ttl;
+	if (ttl == 0 && c->p.min_ttl == 0)
+		return refuse(c, k, true);
 	ttl = clamp(ttl, c->p.min_ttl, hi);
-	if (ttl == 0) {
-		c->st.not_cacheable++;
-		return -E_DROP;
-	}
-	size = (size_t)n * 2 + k->len + len;
+	if (ttl == 0)
+		return refuse(c, k, true);
+	/* The upstream's OPT is hop-by-hop (padding, cookies, EDE): the
+	 * client's is built anew for each client. It is cut when it is the
+	 * last record, as every server puts it. */
+	slen = a->has_opt && a->opt_last ? a->opt_off : len;
+	size = w.n * 2 + k->len + slen;
 	if ((blob = malloc(size)) == NULL)
 		return -ENOMEM;
-	memcpy(blob, offs, (size_t)n * 2);
-	memcpy(blob + (size_t)n * 2, k->buf, k->len);
-	m = blob + (size_t)n * 2 + k->len;
-	memcpy(m, msg, len);
-	/* Stored TTLs: each record's, clamped, never below the entry's; the
-	 * negative answer's SOA carries the negative TTL. */
-	for (i = 0; i < (size_t)n; i++) {
-		uint32_t t = get32(m + offs[i]);
+	memcpy(blob, w.offs, w.n * 2);
+	memcpy(blob + w.n * 2, k->buf, k->len);
+	m = blob + w.n * 2 + k->len;
+	memcpy(m, msg, slen);
+	if (slen != len) {
+		uint16_t ar = (uint16_t)((m[10] << 8 | m[11]) - 1);
 
-		if (t > 0x7fffffffU)
-			t = 0;
-		if (negative && offs[i] == soa_off)
-			t = ttl;
-		put32(m + offs[i], clamp(t, ttl, hi > ttl ? hi : ttl));
+		m[10] = (uint8_t)(ar >> 8);
+		m[11] = (uint8_t)ar;
 	}
-	if ((i1 = slot_for(c, k, size + sizeof(struct centry))) == 0) {
+	/* A cached answer is not the authority speaking (RFC 1035 §4.1.1). */
+	m[2] &= (uint8_t)~(DNS_FLAG_AA >> 8);
+	/*
+	 * Stored TTLs: one per RRset, its smallest (RFC 2181 §5.2), clamped
+	 * and never below the entry's; the negative answer's SOA carries the
+	 * negative TTL.
+	 */
+	for (i = 0; i < w.n; i++) {
+		uint32_t set_min = UINT32_MAX;
+
+		for (j = 0; j < w.n; j++) {
+			if (w.set[j] != w.set[i])
+				continue;
+			t = get32(msg + w.offs[j]);
+			if (t > 0x7fffffffU)
+				t = 0;
+			if (t < set_min)
+				set_min = t;
+		}
+		if (negative && w.offs[i] == w.soa_off)
+			set_min = ttl;
+		put32(m + w.offs[i], clamp(set_min, ttl, hi > ttl ? hi : ttl));
+	}
+	if ((i1 = slot_for(c, k, malloc_size(size))) == 0) {
 		free(blob);
 		c->st.not_cacheable++;
 		return -E_DROP;
 	}
 	e = at(c, i1);
 	e->blob = blob;
-	e->size = size + sizeof(struct centry);
+	e->size = malloc_size(size);
 	e->key_len = k->len;
-	e->nttl = (uint16_t)n;
-	e->msg_len = (uint32_t)len;
+	e->nttl = (uint16_t)w.n;
+	e->msg_len = (uint32_t)slen;
 	e->ttl = ttl;
 	e->stored_ms = now_ms;
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
@@ -656,12 +860,18 @@ cache_note_failure(struct cache *c, const struct cache_key *k,
 	struct centry *e;
 
 	if (i1 == 0) {
-		put_failure(c, k, now_ms);
+		put_failure(c, k, now_ms, 1);
 		return;
 	}
 	e = at(c, i1);
-	if (e->failure)
+	if (e->failure) {
+		/* A failure again within a period after the last one ran
+		 * out doubles the wait; after a quiet spell it starts over. */
+		if (now_ms >= e->expire_ms)
+			put_failure(c, k, now_ms, now_ms < e->expire_ms +
+			    (uint64_t)e->ttl * 1000 ? (unsigned)e->fails + 1 : 1);
 		return;
+	}
 	/* Keep the data (RFC 8767 §4): stale answers go on being served
 	 * without asking again until the recheck time has passed. */
 	e->fail_until_ms = now_ms + (uint64_t)c->p.fail_ttl * 1000;

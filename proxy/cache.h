@@ -11,19 +11,28 @@
  * question, and two local resolvers never share an entry.
  *
  * What is kept, and for how long:
- * - NOERROR with records: the smallest TTL of its records (OPT aside),
- *   clamped to [min_ttl, max_ttl] (local routes: local_max_ttl). A record
- *   TTL of 0 means "do not cache" and is honoured.
- * - NXDOMAIN and NODATA: min(SOA TTL, SOA MINIMUM) from the authority
- *   section (RFC 2308 §5), capped at CACHE_NEG_MAX_TTL; without a SOA the
- *   answer is not kept at all.
- * - SERVFAIL and synthesized failures: fail_ttl (RFC 9520 §3.2: at least
- *   1 s, at most 5 min), and only where no data is kept for the key: a
- *   failed refresh never replaces an older answer (RFC 8767 §4).
+ * - NOERROR with records of the qtype: the smallest TTL of its records
+ *   (OPT aside), clamped to [min_ttl, max_ttl] (local routes:
+ *   local_max_ttl). A record TTL of 0 means "do not cache" and is honoured.
+ * - NXDOMAIN, NODATA and a CNAME chain ending in either: min(SOA TTL, SOA
+ *   MINIMUM) from the authority section (RFC 2308 §5), no longer than the
+ *   chain's records, capped at CACHE_NEG_MAX_TTL; without a SOA the answer
+ *   is not kept at all.
+ * - SERVFAIL and synthesized failures: fail_ttl, doubled for each failure
+ *   in a row up to CACHE_FAIL_MAX_TTL (RFC 9520 §3.2), and only where no
+ *   data is kept for the key: a failed refresh never replaces an older
+ *   answer (RFC 8767 §4).
  * - Never: TC set, opcode other than QUERY, any other RCODE, an extended
- *   RCODE.
- * Every record's TTL is rewritten to its clamped value when stored and
- * lowered by the entry's age when served.
+ *   RCODE, a name (owner, or in the rdata of a type with names) that
+ *   reads through a TTL field, which ageing rewrites.
+ * A NOERROR or NXDOMAIN answer that is not kept still drops what was kept
+ * for the key: the authority answered, so the stale window ends.
+ * Stored: the answer without the upstream's OPT (hop-by-hop; each client's
+ * is rebuilt) and without AA (a cached answer is not authoritative), each
+ * RRset with one TTL, its smallest (RFC 2181 §5.2), clamped and never
+ * below the entry's; TTLs are lowered by the entry's age when served. AD
+ * is kept as the upstream set it, for the caller to give only to clients
+ * that asked (RFC 6840 §5.7).
  *
  * Serve-stale (RFC 8767): an entry stays stale_max seconds past its expiry;
  * a lookup then says CACHE_STALE and the caller decides (serve it with TTL
@@ -35,7 +44,13 @@
  * of hashes, so a key that returns soon enters the main FIFO directly. The
  * main FIFO gives each entry asked for since its last pass another round
  * (CLOCK). A scan of one-off names therefore passes through the small FIFO
- * without flushing the hot set. A hit moves nothing: it sets a 2-bit count.
+ * without flushing the hot set. A hit moves nothing: it sets a 2-bit count;
+ * a key moved to main keeps the asks beyond the first, and a refresh keeps
+ * the entry's queue and count.
+ *
+ * Memory: every byte is charged to max_bytes: the entry array, hash
+ * buckets and ghost table up front (cache_fixed_bytes), and per entry its
+ * one allocation (TTL offsets, key, answer) as malloc rounds it.
  */
 #ifndef PROXY_CACHE_H
 #define PROXY_CACHE_H
@@ -51,12 +66,13 @@
 #define CACHE_NEG_MAX_TTL 3600		/* cap on negative TTLs (unbound's) */
 #define CACHE_STALE_TTL	30		/* TTL of a stale answer, RFC 8767 §4 */
 #define CACHE_ENTRY_MAX	16384		/* largest answer kept, bytes */
+#define CACHE_FAIL_MAX_TTL 300		/* backoff cap, RFC 9520 §3.2 */
 
 struct cache;
 
 struct cache_params {
 	size_t		max_entries;	/* 0: no cache */
-	size_t		max_bytes;	/* answers and their bookkeeping */
+	size_t		max_bytes;	/* everything, the tables included */
 	uint32_t	min_ttl, max_ttl;	/* clamps, seconds */
 	uint32_t	local_max_ttl;		/* clamp for local routes */
 	uint32_t	fail_ttl;		/* SERVFAIL and timeouts */
@@ -86,7 +102,8 @@ struct cache_hit {
 	uint32_t	 age;		/* seconds since it was stored */
 	uint32_t	 ttl;		/* its lifetime, seconds */
 	bool		 failure;	/* a cached failure (no msg) */
-	bool		 prefetch;	/* fresh, in the last tenth of its TTL */
+	bool		 prefetch;	/* fresh, in the last tenth of a TTL of
+					 * at least 10 s */
 	bool		 refresh_failed;	/* stale, and a refresh failed
 						 * less than fail_ttl ago */
 };
@@ -107,6 +124,14 @@ struct cache	*cache_new(const struct cache_params *p);
 void		 cache_free(struct cache *);
 /* Drops every entry (the upstream set changed). Stats are kept. */
 void		 cache_clear(struct cache *);
+/* Bytes a cache of p takes before it holds anything (its entry array,
+ * hash buckets and ghost table): charged to max_bytes. */
+size_t		 cache_fixed_bytes(const struct cache_params *p);
+/* Takes p's TTL settings (the sizes stay). Entries keep the lifetime they
+ * were stored with. */
+void		 cache_set_ttls(struct cache *, const struct cache_params *p);
+/* Carries from's counters (not its gauges) over to to: a resize. */
+void		 cache_take_stats(struct cache *to, const struct cache *from);
 
 /* Builds the key for query q over a route (NULL/0 for DoT, else the
  * resolver's address bytes, at most 32). seed keys the hash (random per

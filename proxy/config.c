@@ -204,10 +204,11 @@ static const struct opt opts[] = {
 	  "0: local-zone answers are not cached." },
 	{ .name = "cache-servfail-ttl", .env = "DOTPROXY_CACHE_SERVFAIL_TTL",
 	  .id = OPT_CACHE_SERVFAIL_TTL, .kind = OK_NUM, .group = G_CACHE,
-	  .metavar = "S", .def = "5", .min = 0, .max = 300, .unit = " s",
+	  .metavar = "S", .def = "5", .min = 1, .max = 300, .unit = " s",
 	  .help = "Remember a failed resolution (upstream SERVFAIL, timeout)\n"
-	  "this long, so a dead name cannot become a query storm\n"
-	  "(RFC 9520: at most 5 minutes)." },
+	  "this long, so a dead name cannot become a query storm; each\n"
+	  "failure again right after doubles it, up to 300 s (RFC 9520:\n"
+	  "at least 1 s, at most 5 minutes)." },
 	{ .name = "cache-stale-max", .env = "DOTPROXY_CACHE_STALE_MAX",
 	  .id = OPT_CACHE_STALE_MAX, .kind = OK_NUM, .group = G_CACHE,
 	  .metavar = "S", .def = "86400", .min = 0, .max = 604800,
@@ -1435,6 +1436,14 @@ config_parse_file(struct config *cfg, int argc, char *const argv[],
 	if (r < 0)
 		return r;
 
+	/* Contradictory clamps: a floor above the ceiling. */
+	if (cfg->cache_min_ttl > cfg->cache_max_ttl) {
+		errf(err, errlen, "--cache-min-ttl %u (%s) is above "
+		    "--cache-max-ttl %u (%s)", cfg->cache_min_ttl,
+		    who[OPT_CACHE_MIN_TTL], cfg->cache_max_ttl,
+		    who[OPT_CACHE_MAX_TTL]);
+		return -E_USAGE;
+	}
 	return check_config(cfg, who[OPT_LISTEN], who[OPT_METRICS], err,
 	    errlen);
 }

@@ -228,6 +228,12 @@ log_config(const struct config *cfg, const char *what)
 	    cfg->log_format == LOG_FMT_JSON ? "json" : "text",
 	    cfg->log_queries ? "yes" : "no",
 	    cfg->config_file[0] ? cfg->config_file : "-");
+	log_info("cache", "size=%u bytes=%u min_ttl=%u max_ttl=%u "
+	    "local_max_ttl=%u servfail_ttl=%u stale_max=%u "
+	    "client_timeout_ms=%u", cfg->cache_size, cfg->cache_bytes,
+	    cfg->cache_min_ttl, cfg->cache_max_ttl, cfg->local_cache_max_ttl,
+	    cfg->cache_servfail_ttl, cfg->cache_stale_max,
+	    cfg->cache_client_timeout_ms);
 	for (i = 0; i < cfg->nupstream; i++)
 		log_info("upstream", "upstream=%s auth_name=%s pins=%zu",
 		    cfg->upstream[i].text,
@@ -330,9 +336,14 @@ reload(struct app *a)
 		    "error=\"out of memory\"");
 		goto fail;
 	}
+	if (query_cache_check(n, err, sizeof(err)) < 0 ||
+	    query_set_cache(a->qt, n) < 0)
+		log_warn("cache settings not applied", "error=\"%s\"",
+		    query_cache_check(n, err, sizeof(err)) < 0 ? err :
+		    "out of memory");
 	if (needs_restart(&a->cfg, n))
 		log_warn("some changed settings need a restart", "%s",
-		    "applied=\"upstreams, CA file, log level and format\"");
+		    "applied=\"upstreams, CA file, cache, log level and format\"");
 	log_setup(n->log_level, n->log_format);
 	a->msrc.reloads++;
 	log_config(n, "configuration reloaded");
@@ -492,6 +503,11 @@ main(int argc, char *argv[])
 	}
 	/* Nothing here needs privileges it could gain by exec. */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (query_cache_check(&a->cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dotproxy: %s\n", err);
+		free(a);
+		return 2;
+	}
 	log_config(&a->cfg, "dotproxy starting");
 	if ((a->loop = loop_new(NULL, NULL)) == NULL ||
 	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg, &a->rc)) == NULL ||

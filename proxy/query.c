@@ -8,9 +8,11 @@
  *
  * Cache and coalescing. A query that misses the cache becomes the leader
  * of its key: it is the only one sent, and later identical questions join
- * it as waiters (up to Q_COALESCE_MAX) instead of going upstream. Its
- * answer is offered to the cache and delivered to the leader's client and
- * to every waiter, each with its own ID, question case and EDNS. A leader
+ * it as waiters (any number: the table bounds them) instead of going
+ * upstream. Its answer is offered to the cache and delivered to the
+ * leader's client and to every waiter, each with its own ID, question
+ * case, EDNS, size and AD bit (AD is asked for upstream on every query and
+ * given only to clients that asked for it, RFC 6840 §5.7). A leader
  * may have no client of its own: a prefetch of an entry in the last tenth
  * of its TTL, or the refresh that goes on after a stale answer. When the
  * upstreams fail (or the client-response timer passes first) a query with
@@ -47,7 +49,6 @@
 /* The conntrack zone dotproxy-init puts redirected UDP flows in (its
  * RULES_CT_ZONE; init/ shares no code with proxy/, so it is repeated). */
 #define Q_CT_ZONE	2
-#define Q_COALESCE_MAX	64		/* waiters one leader may carry */
 #define Q_LMAP		4096		/* in-flight leaders: hash buckets */
 
 enum q_state {
@@ -115,6 +116,8 @@ struct query_table {
 	const struct resolv	*rc;		/* borrowed */
 	struct route		 route;
 	struct cache		*cache;		/* owned; NULL when off */
+	struct cache_params	 cp;		/* its settings */
+	unsigned		 client_timeout_ms;	/* serve-stale timer */
 	uint64_t		 seed;		/* keys the cache hash */
 	uint32_t		 epoch;		/* bumped when the cache empties */
 	struct cfg_upstream	 ups[CFG_MAX_UPSTREAMS];	/* the pool's set */
@@ -131,6 +134,8 @@ struct query_table {
 	struct query_stats	 stats;
 	uint8_t			 out[DNS_MSG_MAX];	/* scratch answer */
 	uint8_t			 upbuf[DNS_MSG_MAX];	/* scratch query */
+	uint8_t			 fit[DNS_MSG_MAX];	/* scratch: an answer
+							 * cut to fit */
 };
 
 const char *const query_qtype_names[QQ_N] = {
@@ -297,7 +302,14 @@ q_leave(struct query *w)
 	w->lead = w->wnext = w->wprev = 0;
 }
 
-static void	q_fail(struct query *);
+static void	q_fail_why(struct query *, bool remember);
+
+/* A resolution failure (see q_fail_why). */
+static void
+q_fail(struct query *q)
+{
+	q_fail_why(q, true);
+}
 
 static void
 q_release(struct query *q)
@@ -352,9 +364,70 @@ q_error(struct query_table *qt, const struct query_origin *o,
 }
 
 /*
+ * Copies answer msg (parsed as a) to qt->fit without its additional
+ * records (its OPT kept) and, when drop_ns, without its authority
+ * records: names only point backwards, so what is kept stays whole.
+ * Returns the new length, or 0 when the authority must stay (RFC 2181 §9:
+ * the SOA of a negative answer, the DNSSEC proofs a DO client asked for)
+ * or nothing would be dropped.
+ */
+static size_t
+q_cut(struct query_table *qt, const uint8_t *msg, size_t len,
+    const struct dns_info *a, bool drop_ns, bool keep_proofs)
+{
+	struct dns_cur c;
+	size_t an_end = 0, end, n, i;
+	bool ns_needed = keep_proofs;
+	uint16_t type, rdlen;
+
+	dns_cur_init(&c, msg, len);
+	c.off = a->question_end;
+	for (i = 0; i < (size_t)a->ancount + a->nscount; i++) {
+		if (i == a->ancount)
+			an_end = c.off;
+		dns_cur_name(&c, NULL, NULL);
+		type = dns_cur_u16(&c);
+		dns_cur_skip(&c, 6);
+		rdlen = dns_cur_u16(&c);
+		dns_cur_skip(&c, rdlen);
+		if (c.err != 0)
+			return 0;
+		if (i >= a->ancount && type == DNS_TYPE_SOA)
+			ns_needed = true;
+	}
+	if (a->nscount == 0)
+		an_end = c.off;
+	if (drop_ns) {
+		if (ns_needed || a->nscount == 0)
+			return 0;
+		end = an_end;
+	} else {
+		if (a->arcount == (a->has_opt ? 1 : 0))
+			return 0;
+		end = c.off;
+	}
+	memcpy(qt->fit, msg, end);
+	n = end;
+	if (drop_ns)
+		qt->fit[8] = qt->fit[9] = 0;
+	qt->fit[10] = 0;
+	qt->fit[11] = 0;
+	if (a->has_opt) {
+		memcpy(qt->fit + n, msg + a->opt_off, a->opt_end - a->opt_off);
+		n += a->opt_end - a->opt_off;
+		qt->fit[11] = 1;
+	}
+	return n;
+}
+
+/*
  * Builds the answer for one client (its ID, question case, EDNS and size)
- * from answer msg (parsed as a) and delivers it. Returns 0, or -E_TOOBIG
- * when it cannot be built (the caller answers SERVFAIL).
+ * from answer msg (parsed as a) and delivers it. What does not fit a UDP
+ * client goes in RFC 2181 §9's order: the additional records, then the
+ * authority records where the answer does not need them; TC only when the
+ * answer section itself does not fit. AD only to a client that asked for
+ * it with AD or DO (RFC 6840 §5.7). Returns 0, or -E_TOOBIG when it cannot
+ * be built (the caller answers SERVFAIL).
  */
 static int
 q_send_answer(struct query_table *qt, const struct query_origin *o,
@@ -362,14 +435,26 @@ q_send_answer(struct query_table *qt, const struct query_origin *o,
     const uint8_t *msg, size_t len, const struct dns_info *a,
     enum query_source src)
 {
+	struct dns_info fa;
 	bool truncated = false;
-	size_t n;
+	size_t n, fl;
+	int step;
 
 	if (dns_build_answer(msg, len, a, cmsg, clen, ci, o->limit, qt->out,
 	    sizeof(qt->out), &n, &truncated) < 0)
 		return -E_TOOBIG;
+	for (step = 0; truncated && !o->tcp && step < 2; step++) {
+		if ((fl = q_cut(qt, msg, len, a, step == 1, ci->do_bit)) == 0 ||
+		    dns_parse_answer(qt->fit, fl, &fa) < 0)
+			continue;
+		if (dns_build_answer(qt->fit, fl, &fa, cmsg, clen, ci, o->limit,
+		    qt->out, sizeof(qt->out), &n, &truncated) < 0)
+			return -E_TOOBIG;
+	}
 	if (truncated)
 		qt->stats.truncated++;
+	if (!(ci->flags & DNS_FLAG_AD) && !ci->do_bit)
+		qt->out[3] &= (uint8_t)~DNS_FLAG_AD;
 	q_deliver(qt, o, src, a->ext_rcode, qt->out, n);
 	return 0;
 }
@@ -391,6 +476,8 @@ q_send_cached(struct query_table *qt, const struct query_origin *o,
 	if ((n = cache_render(h, stale, qt->upbuf, sizeof(qt->upbuf))) == 0 ||
 	    dns_parse_answer(qt->upbuf, n, &a) < 0)
 		return -E_TOOBIG;
+	/* Stored without the upstream's OPT; the key holds DO. */
+	a.do_bit = ci->do_bit;
 	return q_send_answer(qt, o, cmsg, clen, ci, qt->upbuf, n, &a,
 	    QS_CACHE);
 }
@@ -445,23 +532,25 @@ q_servfail(struct query *q)
 }
 
 /*
- * q could not be resolved (every upstream failed, the deadline passed):
- * remember the failure, answer q and its waiters from a stale entry where
- * there is one, else SERVFAIL, and end them.
+ * q could not be resolved: answer q and its waiters from a stale entry
+ * where there is one, else SERVFAIL, and end them. remember: a real
+ * resolution failure (every upstream failed, the deadline passed, an
+ * upstream SERVFAIL), which the cache remembers; a local overload is not
+ * one, and says nothing about the name.
  */
 static void
-q_fail(struct query *q)
+q_fail_why(struct query *q, bool remember)
 {
 	struct query_table *qt = q->qt;
 
-	if (q->has_key && qt->cache != NULL && q->state != Q_WAIT_LEADER &&
-	    q->epoch == qt->epoch)
+	if (remember && q->has_key && qt->cache != NULL &&
+	    q->state != Q_WAIT_LEADER && q->epoch == qt->epoch)
 		cache_note_failure(qt->cache, &q->key, loop_now(qt->loop));
 	while (q->whead != 0) {
 		struct query *w = q_at(qt, q->whead - 1);
 
 		q_leave(w);
-		q_fail(w);
+		q_fail_why(w, false);
 	}
 	if (q_answer_stale(q, "upstream_failed") == 0) {
 		hist_observe(&qt->stats.duration, loop_clock_us() - q->start_us);
@@ -469,6 +558,51 @@ q_fail(struct query *q)
 		return;
 	}
 	q_servfail(q);
+}
+
+/* The overload cause of a failed send, or -1 when it is no overload of
+ * ours (every upstream down, the local resolver unreachable). */
+static int
+q_overload_cause(bool local, int err)
+{
+	if (err == -EBUSY)
+		return local ? QO_PLAIN : QO_DOT;
+	if (err == -ENOMEM || err == -EMFILE || err == -ENFILE ||
+	    err == -ENOBUFS)
+		return QO_MEMORY;
+	return -1;
+}
+
+static void	q_log_overload(struct query_table *, const struct query_origin *,
+		    const struct dns_info *, bool local, unsigned cause);
+
+/* Counts and logs an overload of ours (cause: enum query_overload). */
+static void
+q_count_overload(struct query_table *qt, const struct query_origin *o,
+    const struct dns_info *info, bool local, unsigned cause)
+{
+	qt->stats.overload++;
+	qt->stats.overload_by[cause]++;
+	q_log_overload(qt, o, info, local, cause);
+}
+
+/*
+ * q could not be sent (err from q_send or up_send): a local overload
+ * answers SERVFAIL (or stale) without being remembered, anything else is
+ * a resolution failure.
+ */
+static void
+q_send_failed(struct query *q, int err)
+{
+	int cause = q_overload_cause(q->local, err);
+
+	if (cause < 0) {
+		q_fail(q);
+		return;
+	}
+	q_count_overload(q->qt, &q->origin, &q->info, q->local,
+	    (unsigned)cause);
+	q_fail_why(q, false);
 }
 
 static void
@@ -602,6 +736,29 @@ q_log(struct query_table *qt, const struct query_origin *o,
 	    local ? "local" : "dot", to, cache);
 }
 
+const char *const query_overload_names[QO_N] = {
+	"table", "dot", "plain", "memory",
+};
+
+/* The query log's line for a query refused for lack of room of ours. */
+static void
+q_log_overload(struct query_table *qt, const struct query_origin *o,
+    const struct dns_info *info, bool local, unsigned cause)
+{
+	char name[DNS_NAME_MAX * 4 + 1] = "-";
+
+	if (!log_enabled(LOG_LVL_DEBUG) && !qt->cfg->log_queries)
+		return;
+	if (qt->cfg->log_queries)
+		(void)dns_name_to_text(info->qname, info->qname_len, name,
+		    sizeof(name));
+	log_msg(qt->cfg->log_queries ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+	    "query", "name=%s qtype=%u transport=%s path=%s cache=- "
+	    "rcode=SERVFAIL overload=%s", name, info->qtype,
+	    o->tcp ? "tcp" : "udp", local ? "local" : "dot",
+	    query_overload_names[cause]);
+}
+
 /*
  * Sends q (msg, info, route set) to the DoT pool or its local resolver.
  * Returns 0, or < 0 with q untouched (the caller ends it).
@@ -617,6 +774,10 @@ q_send(struct query *q, const struct sockaddr_storage *dst, socklen_t dstlen)
 	    !q->local, qt->upbuf, sizeof(qt->upbuf), &n) < 0 ||
 	    (q->up_msg = malloc(n)) == NULL)
 		return -ENOMEM;
+	/* AD asked for on every query (RFC 6840 §5.7): the answer then
+	 * says whether the data was validated, whoever asked first; each
+	 * client gets AD only when it asked (q_send_answer). */
+	qt->upbuf[3] |= DNS_FLAG_AD;
 	memcpy(q->up_msg, qt->upbuf, n);
 	q->up_len = n;
 	q->epoch = qt->epoch;
@@ -676,9 +837,9 @@ q_arm_stale(struct query *q)
 {
 	struct query_table *qt = q->qt;
 
-	if (q->stale_ok && qt->cfg->cache_client_timeout_ms < qt->cfg->timeout_ms)
+	if (q->stale_ok && qt->client_timeout_ms < qt->cfg->timeout_ms)
 		loop_timer_set(qt->loop, &q->stale_timer, q->start_ms +
-		    qt->cfg->cache_client_timeout_ms);
+		    qt->client_timeout_ms);
 }
 
 /*
@@ -693,6 +854,7 @@ q_route_known(struct query *q, const struct sockaddr_storage *dst,
 	enum cache_result cr = CACHE_MISS;
 	struct cache_hit hit;
 	struct query *l;
+	int r;
 	uint8_t rb[32];
 
 	cache_key_make(&q->key, qt->seed, &q->info, rb, q_route_bytes(dst, rb));
@@ -723,13 +885,13 @@ q_route_known(struct query *q, const struct sockaddr_storage *dst,
 	}
 	q->stale_ok = cr == CACHE_STALE;
 	l = q_find_leader(qt, &q->key);
-	if (l != NULL && l->nwaiters < Q_COALESCE_MAX) {
+	if (l != NULL) {
 		qt->stats.coalesced++;
 		q_join(l, q);
 		q_log(qt, &q->origin, &q->info, true, dst, "coalesced");
 	} else {
-		if (q_send(q, dst, dstlen) < 0) {
-			q_fail(q);
+		if ((r = q_send(q, dst, dstlen)) < 0) {
+			q_send_failed(q, r);
 			return;
 		}
 		if (l == NULL)
@@ -750,7 +912,8 @@ q_start_ct(struct query_table *qt, const struct query_origin *o,
 	struct query *q;
 
 	if ((q = q_alloc(qt)) == NULL) {
-		qt->stats.overload++;
+		q_count_overload(qt, o, info, true, QO_TABLE);
+		qt->stats.servfail_synth++;
 		q_error(qt, o, info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
@@ -920,7 +1083,8 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	}
 	l = q_find_leader(qt, &key);
 	if ((q = q_alloc(qt)) == NULL) {
-		qt->stats.overload++;
+		q_count_overload(qt, &origin, &info, local, QO_TABLE);
+		qt->stats.servfail_synth++;
 		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
@@ -933,13 +1097,13 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		q_servfail(q);
 		return 0;
 	}
-	if (l != NULL && l->nwaiters < Q_COALESCE_MAX) {
+	if (l != NULL) {
 		qt->stats.coalesced++;
 		q_join(l, q);
 		q_log(qt, o, &info, local, &dst, "coalesced");
 	} else {
-		if (q_send(q, &dst, dstlen) < 0) {
-			q_fail(q);
+		if ((r = q_send(q, &dst, dstlen)) < 0) {
+			q_send_failed(q, r);
 			return 0;
 		}
 		if (l == NULL)
@@ -996,21 +1160,41 @@ q_answer(struct query *q, const uint8_t *msg, size_t len, int *keepalive)
 	struct query_table *qt = q->qt;
 	struct dns_info a;
 
+	unsigned rcode;
+	bool bits_match;
+
 	if (dns_parse_answer(msg, len, &a) < 0 || !dns_question_equal(&q->info, &a))
 		return -E_MISMATCH;
+	/*
+	 * The key holds RD, CD and DO besides the question: a late answer
+	 * on a reused ID to a query that differed in them must not be
+	 * stored under this one's key. Every server copies RD (RFC 1035),
+	 * so an RD that differs is another query's answer; CD (RFC 4035
+	 * §3.2.2) and DO (RFC 3225) some servers drop, so those answers are
+	 * delivered but not cached.
+	 */
+	if (!dns_answer_questionless(&a) &&
+	    ((a.flags ^ q->info.flags) & DNS_FLAG_RD))
+		return -E_MISMATCH;
+	bits_match = dns_answer_questionless(&a) ||
+	    (!((a.flags ^ q->info.flags) & DNS_FLAG_CD) &&
+	    (a.has_opt ? a.do_bit == q->info.do_bit : !q->info.do_bit));
 	if (keepalive != NULL)
 		*keepalive = a.keepalive;
+	rcode = DNS_RCODE(a.flags);
 	if (q->has_key && qt->cache != NULL && q->epoch == qt->epoch) {
-		/* An upstream SERVFAIL is a failed refresh: an expired
-		 * answer at hand is better (RFC 8767 §4). */
-		if (DNS_RCODE(a.flags) == DNS_RCODE_SERVFAIL && a.ext_rcode == 0 &&
+		/* Any RCODE but NOERROR and NXDOMAIN is a failed refresh:
+		 * an expired answer at hand is better (RFC 8767 §4). */
+		if (((rcode != DNS_RCODE_NOERROR &&
+		    rcode != DNS_RCODE_NXDOMAIN) || a.ext_rcode != 0) &&
 		    cache_lookup(qt->cache, &q->key, loop_now(qt->loop),
 		    &(struct cache_hit){ 0 }) == CACHE_STALE) {
 			q_fail(q);
 			return 0;
 		}
-		(void)cache_insert(qt->cache, &q->key, msg, len, &a,
-		    loop_now(qt->loop));
+		if (bits_match)
+			(void)cache_insert(qt->cache, &q->key, msg, len, &a,
+			    loop_now(qt->loop));
 	}
 	q_finish(q, msg, len, &a);
 	return 0;
@@ -1052,6 +1236,7 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 {
 	struct query_table *qt = arg;
 	struct query *q = q_lookup(qt, h);
+	int r;
 
 	(void)err;
 	if (q == NULL || q->state != Q_WAIT_UPSTREAM)
@@ -1070,9 +1255,12 @@ q_on_fail(void *arg, uint64_t h, unsigned up, bool failed, int err)
 		q_fail(q);
 		return;
 	}
-	if (++q->attempts >= Q_MAX_ATTEMPTS ||
-	    up_send(qt->pool, h, q->up_msg, q->up_len, q->tried) < 0)
+	if (++q->attempts >= Q_MAX_ATTEMPTS) {
 		q_fail(q);
+		return;
+	}
+	if ((r = up_send(qt->pool, h, q->up_msg, q->up_len, q->tried)) < 0)
+		q_send_failed(q, r);
 }
 
 /* The cache's settings from the configuration. */
@@ -1132,6 +1320,8 @@ query_table_new(struct loop *loop, struct tls_ctx *tls,
 		return NULL;
 	}
 	q_keep_upstreams(qt, cfg);
+	qt->cp = cp;
+	qt->client_timeout_ms = cfg->cache_client_timeout_ms;
 	route_init(&qt->route, cfg, rc);
 	/* Only needed, and only possible, for local zones in a namespace
 	 * where we hold CAP_NET_ADMIN; a failure just means resolv.conf. */
@@ -1198,6 +1388,57 @@ query_swap_upstreams(struct query_table *qt, struct tls_ctx *tls,
 	qt->retired = r;
 	if (!loop_timer_armed(&qt->reap))
 		loop_timer_set(qt->loop, &qt->reap, loop_now(qt->loop) + 500);
+	return 0;
+}
+
+int
+query_cache_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct cache_params p = q_cache_params(cfg);
+	size_t fixed;
+
+	if (p.max_entries == 0 || (fixed = cache_fixed_bytes(&p)) < p.max_bytes)
+		return 0;
+	(void)snprintf(err, errlen, "--cache-bytes %zu leaves nothing for "
+	    "answers: the tables of --cache-size %zu take %zu bytes",
+	    p.max_bytes, p.max_entries, fixed);
+	return -E_USAGE;
+}
+
+int
+query_set_cache(struct query_table *qt, const struct config *cfg)
+{
+	struct cache_params np = q_cache_params(cfg);
+	struct cache *nc = NULL;
+
+	qt->client_timeout_ms = cfg->cache_client_timeout_ms;
+	if (np.max_entries == qt->cp.max_entries &&
+	    np.max_bytes == qt->cp.max_bytes) {
+		if (memcmp(&np, &qt->cp, sizeof(np)) == 0)
+			return 0;
+		/* Lifetimes change in place; entries keep the one they were
+		 * stored with. */
+		if (qt->cache != NULL)
+			cache_set_ttls(qt->cache, &np);
+		qt->cp = np;
+		log_info("cache settings applied", "min_ttl=%u max_ttl=%u "
+		    "local_max_ttl=%u servfail_ttl=%u stale_max=%u",
+		    np.min_ttl, np.max_ttl, np.local_max_ttl, np.fail_ttl,
+		    np.stale_max);
+		return 0;
+	}
+	if (np.max_entries > 0 && (nc = cache_new(&np)) == NULL)
+		return errno == EINVAL ? -E_USAGE : -ENOMEM;
+	/* A new size is a new cache: the old answers go, the counters
+	 * stay (they only ever grow). */
+	if (nc != NULL && qt->cache != NULL)
+		cache_take_stats(nc, qt->cache);
+	cache_free(qt->cache);
+	qt->cache = nc;
+	qt->cp = np;
+	qt->epoch++;
+	log_info("cache resized and emptied", "entries=%zu bytes=%zu",
+	    np.max_entries, np.max_bytes);
 	return 0;
 }
 
@@ -1281,6 +1522,15 @@ static const struct stat_desc query_rows[] = {
 	QROW("dotproxy_dropped_total", "reason=\"overload\"", overload,
 	    "Queries or clients given up on, by reason."),
 	QROW("dotproxy_dropped_total", "reason=\"loop\"", loops, NULL),
+	QROW("dotproxy_overload_total", "cause=\"table\"", overload_by[QO_TABLE],
+	    "Queries answered SERVFAIL for lack of room of ours, by cause "
+	    "(never remembered by the cache)."),
+	QROW("dotproxy_overload_total", "cause=\"dot\"", overload_by[QO_DOT],
+	    NULL),
+	QROW("dotproxy_overload_total", "cause=\"plain\"",
+	    overload_by[QO_PLAIN], NULL),
+	QROW("dotproxy_overload_total", "cause=\"memory\"",
+	    overload_by[QO_MEMORY], NULL),
 	QROW("dotproxy_forwarded_total", "path=\"dot\"", dot,
 	    "Queries sent on, by path (DoT upstreams or a local resolver)."),
 	QROW("dotproxy_forwarded_total", "path=\"local\"", local, NULL),

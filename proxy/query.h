@@ -58,6 +58,11 @@ enum query_qtype {
 	QQ_SOA, QQ_HTTPS, QQ_OTHER, QQ_N
 };
 enum query_source { QS_UPSTREAM = 0, QS_LOCAL, QS_SYNTH, QS_CACHE, QS_N };
+/* Why a query was refused for lack of room of our own: the query table
+ * full, every DoT connection's ID map or write buffer full, more than
+ * --max-plain local queries in flight, or memory and descriptors. */
+enum query_overload { QO_TABLE = 0, QO_DOT, QO_PLAIN, QO_MEMORY, QO_N };
+extern const char *const query_overload_names[QO_N];
 
 extern const char *const query_qtype_names[QQ_N];
 extern const char *const query_source_names[QS_N];
@@ -76,6 +81,7 @@ struct query_stats {
 	uint64_t	truncated;	/* UDP answers sent with TC */
 	uint64_t	timeouts;
 	uint64_t	overload;	/* refused for lack of room */
+	uint64_t	overload_by[QO_N];	/* ... by cause */
 	uint64_t	local;		/* sent in plain DNS to a local resolver */
 	uint64_t	dot;		/* sent over DoT */
 	uint64_t	loops;		/* queries from the proxy itself */
@@ -114,6 +120,18 @@ size_t		 query_inflight(const struct query_table *);
  */
 int		 query_swap_upstreams(struct query_table *, struct tls_ctx *tls,
 		    const struct config *cfg);
+/* -E_USAGE with a line in err when cfg's cache byte bound cannot even
+ * hold the cache's tables, else 0. */
+int		 query_cache_check(const struct config *cfg, char *err,
+		    size_t errlen);
+/*
+ * A reload's cache settings: TTL clamps, the failure and stale windows
+ * and the client-response timer change in place; a new --cache-size or
+ * --cache-bytes replaces the cache (emptied; its counters kept). Logs what
+ * changed. Returns 0, or < 0 (nothing changed) when the new cache cannot
+ * be made.
+ */
+int		 query_set_cache(struct query_table *, const struct config *cfg);
 /* Answers every query in flight with SERVFAIL (shutdown deadline). */
 void		 query_fail_all(struct query_table *);
 struct up_pool	*query_pool(struct query_table *);

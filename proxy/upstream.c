@@ -718,6 +718,23 @@ upstream_pick_conn(struct upstream *u, bool probe, int *err)
 	return best;
 }
 
+/* True if a working connection has no room left for another query: a
+ * send that finds no connection then failed for lack of room of ours,
+ * not because the upstreams are down. */
+static bool
+pool_full(const struct up_pool *p)
+{
+	size_t i;
+	unsigned j;
+
+	for (i = 0; i < p->nups; i++)
+		for (j = 0; j < p->cfg->connections; j++)
+			if (p->ups[i].conns[j].state == UP_READY &&
+			    idmap_full(p->ups[i].conns[j].ids))
+				return true;
+	return false;
+}
+
 int
 up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
     uint32_t avoid)
@@ -756,18 +773,18 @@ up_send(struct up_pool *p, uint64_t handle, const uint8_t *msg, size_t len,
 				pick = &p->ups[i];
 		}
 		if (pick == NULL)
-			return -E_UPSTREAM;
+			return pool_full(p) ? -EBUSY : -E_UPSTREAM;
 		u = pick;
 		if ((c = upstream_pick_conn(u, true, &err)) == NULL)
 			avoid |= 1u << u->idx;
 	}
 	if (c->wbuf.cap - c->wbuf.len < len + 2)
-		return -E_UPSTREAM;
+		return -EBUSY;		/* ours, not the upstream's */
 	if (idmap_count(c->ids) == 0)
 		c->progress_ms = now;
 	if (idmap_add(c->ids, handle, loop_now_us(p->loop), pool_random16, p,
 	    &id) < 0)
-		return -E_UPSTREAM;
+		return -EBUSY;
 	hdr[0] = (uint8_t)(len >> 8);
 	hdr[1] = (uint8_t)len;
 	/* Room was checked above: neither append can fail. */

@@ -71,8 +71,9 @@ void		 up_pool_free(struct up_pool *);
  * Queues msg (an upstream query; its ID is overwritten) for handle on the
  * best connection of the first usable upstream not in avoid_mask (bit i =
  * upstream i), opening one if needed. Returns the index of the upstream
- * used, or -E_UPSTREAM when none can take it now. Never calls back
- * synchronously.
+ * used, -E_UPSTREAM when none can take it now, or -EBUSY when the
+ * connection picked has no room (ID map or write buffer full: an
+ * overload of ours, not the upstream's). Never calls back synchronously.
  */
 int		 up_send(struct up_pool *, uint64_t handle, const uint8_t *msg,
 		    size_t len, uint32_t avoid_mask);

@@ -15,6 +15,9 @@
 #      ceiling;
 #   5. optionally (--peers) measures other DoT forwarders the same way, with
 #      configurations written here, for CPU and memory comparisons;
+#   5b. in cache mode, measures floor.c (a minimal recvmmsg/sendmmsg UDP
+#      responder) the same way, and prints CPU per cached answer as a ratio
+#      to it and, for the work above it, to each peer's;
 #   6. prints one table: QPS, average / p50 / p99 latency, lost queries, answers
 #      that were not NOERROR, CPU time per answered query (utime+stime of the
 #      process under test, from /proc/PID/stat) and its peak RSS (VmHWM from
@@ -450,6 +453,24 @@ run upstream-dot "dot sat -c$CLIENTS -q$OUTSTANDING" "$UP_PID" "$UP_DOT" dot "$R
 run upstream-dot "dot fixed $RATE qps" "$UP_PID" "$UP_DOT" dot "$RAW/updot-lat.txt" \
     -c "$CLIENTS" -q "$OUTSTANDING" -Q "$RATE" -l "$DURATION" -v
 
+# ------------------------------------------------------------ the floor
+# In cache mode: floor.c, a minimal recvmmsg/sendmmsg responder (no cache,
+# no parsing beyond the question), measured the same way in the same run:
+# the least CPU an answer costs here. The ratios under the table use it.
+if [ "$CACHED" = 1 ]; then
+	if cc -O2 -o "$WORKDIR/floor" "$SCRIPT_DIR/floor.c" >"$RAW/floor-cc.log" 2>&1; then
+		FLOOR_PORT=$(free_port 18453) || die "no free port for the floor"
+		start_bg floor "$RAW/floor.log" "$WORKDIR/floor" "$HOST" "$FLOOR_PORT"
+		if wait_ready "$LAST_PID" "$FLOOR_PORT" udp 30; then
+			run floor "udp sat -c$CLIENTS -q$OUTSTANDING" "$LAST_PID" "$FLOOR_PORT" udp \
+			    "$RAW/floor-sat.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION"
+		fi
+		stop_pid "$LAST_PID"
+	else
+		echo "floor: could not build floor.c ($(tail -1 "$RAW/floor-cc.log"))" >>"$NOTES"
+	fi
+fi
+
 # ------------------------------------------------------------ optional peers
 peer_start() {	# peer_start PEER PORT -> PEER_CMD, or 1 if not installed
 	local dir=$WORKDIR/peer-$1
@@ -566,6 +587,21 @@ echo "upstream unbound's, which also did the TLS and DNS work that the forwarder
 echo "lost in a udp -q $INFLIGHT_Q run: the burst of $INFLIGHT_Q datagrams overflowed the listener's socket receive"
 echo "buffer (kernel UdpRcvbufErrors), and those slots stay lost for dnsperf's 5 s timeout; the tcp -q $INFLIGHT_Q"
 echo "run (10 connections x 100 pipelined) has them all in flight."
+if [ "$CACHED" = 1 ]; then
+	echo
+	echo "CPU per cached answer at saturation against the floor (floor.c, same run) and, for the work above"
+	echo "the floor, against each peer's:"
+	awk -F'\t' '$2 ~ /^udp sat/ && $1 != "upstream-dot" && !($1 in cpu) { cpu[$1] = $10 }
+	    END {
+		f = cpu["floor"]
+		if (f <= 0) { print "(no floor measured)"; exit }
+		for (t in cpu) if (t != "floor")
+			printf "- %s: %.1f us, %.2fx the floor, %.1f us above it\n", t, cpu[t], cpu[t] / f, cpu[t] - f
+		d = cpu["dotproxy"] - f
+		for (t in cpu) if (t != "floor" && t != "dotproxy" && cpu[t] - f > 0)
+			printf "- dotproxy above the floor / %s above the floor: %.2f\n", t, d / (cpu[t] - f)
+	    }' "$ROWS"
+fi
 if [ -s "$NOTES" ]; then
 	echo
 	sed 's/^/note: /' "$NOTES"

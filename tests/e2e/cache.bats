@@ -254,6 +254,35 @@ first_ttl() {
 	[ "$(dot_count n41.test)" -eq 2 ] || w_fail "new upstreams: want a fresh query, upstream saw $(dot_count n41.test)"
 }
 
+@test "SIGHUP applies the cache settings: TTLs in place, a new size empties the cache; the logs show them" {
+	conf=$W_DIR/cache2.conf
+	printf 'upstream 192.0.2.2@853#dot.test\nca-file %s\n' "$W_CA" >"$conf"
+	W_NO_DEFAULT_UPSTREAM=1 pod_start_proxy --config "$conf"
+	grep -q 'msg="cache" size=10000 bytes=16777216 min_ttl=0 ' "$(proxy_log)" ||
+		w_fail "the start log has no cache line with the settings"
+	run q n42.test A
+	printf 'upstream 192.0.2.2@853#dot.test\nca-file %s\ncache-min-ttl 10\n' "$W_CA" >"$conf"
+	kill -HUP "$(proxy_pid)"
+	for _ in $(seq 50); do grep -q 'cache settings applied' "$(proxy_log)" && break; sleep 0.1; done
+	grep -q 'cache settings applied.*min_ttl=10' "$(proxy_log)" || w_fail "no 'cache settings applied' line"
+	grep -q 'msg="cache" size=10000 bytes=16777216 min_ttl=10 ' "$(proxy_log)" ||
+		w_fail "the reload log has no cache line with the new settings"
+	run q n42.test A
+	[ "$(dot_count n42.test)" -eq 1 ] || w_fail "new TTLs: want the cached answer, upstream saw $(dot_count n42.test)"
+	printf 'upstream 192.0.2.2@853#dot.test\nca-file %s\ncache-min-ttl 10\ncache-size 500\n' "$W_CA" >"$conf"
+	kill -HUP "$(proxy_pid)"
+	for _ in $(seq 50); do grep -q 'cache resized and emptied' "$(proxy_log)" && break; sleep 0.1; done
+	grep -q 'cache resized and emptied.*entries=500' "$(proxy_log)" || w_fail "no 'cache resized and emptied' line"
+	run q n42.test A
+	grep -q 'status: NOERROR' <<<"$output" || w_fail "want NOERROR"
+	[ "$(dot_count n42.test)" -eq 2 ] || w_fail "new size: want a fresh query, upstream saw $(dot_count n42.test)"
+	printf 'upstream 192.0.2.2@853#dot.test\nca-file %s\ncache-min-ttl 3600\ncache-max-ttl 60\n' "$W_CA" >"$conf"
+	kill -HUP "$(proxy_pid)"
+	for _ in $(seq 50); do grep -q 'configuration reload refused' "$(proxy_log)" && break; sleep 0.1; done
+	grep -q 'configuration reload refused.*cache-min-ttl 3600 (.*cache2.conf:3) is above --cache-max-ttl 60' "$(proxy_log)" ||
+		w_fail "contradictory clamps were not refused"
+}
+
 @test "with ndots:5, repeating getaddrinfo sends nothing new to either resolver within the TTL" {
 	pod_start_proxy
 	run app "$GAI" whoami.test

@@ -210,10 +210,11 @@ test_positive(void)
 	is(cache_lookup(c, &k, 1000, &h), CACHE_FRESH, "then a hit");
 	is(h.ttl, 120, "entry TTL is the smallest record TTL");
 	is(h.nttl, 2, "OPT's TTL is not aged");
-	is(rendered_ttl(&h, false, 0), 300, "first record keeps its TTL at age 0");
+	is(rendered_ttl(&h, false, 0), 120,
+	    "one TTL per RRset, its smallest (RFC 2181 §5.2)");
 	is(cache_lookup(c, &k, 51000, &h), CACHE_FRESH, "hit at 50 s");
 	is(h.age, 50, "age in seconds");
-	is(rendered_ttl(&h, false, 0), 250, "TTL 300 served as 250 at 50 s");
+	is(rendered_ttl(&h, false, 0), 70, "the RRset's TTL aged at 50 s");
 	is(rendered_ttl(&h, false, 1), 70, "TTL 120 served as 70 at 50 s");
 	ok(!h.prefetch, "no prefetch at 50 of 120 s");
 	is(cache_lookup(c, &k, 110000, &h), CACHE_FRESH, "hit at 109 s");
@@ -436,10 +437,15 @@ test_bounds(void)
 	is(hot_hits, 20, "a scan of one-off names does not flush the hot set");
 	cache_free(c);
 
-	/* Bytes: each entry is charged its answer, key, offsets and slot. */
+	/* Bytes: the tables are charged up front, each entry its answer,
+	 * key and offsets as malloc takes them. */
 	p = params();
 	p.max_bytes = 2000;
+	ok(cache_new(&p) == NULL, "max_bytes below the tables' size: refused");
+	p.max_bytes = cache_fixed_bytes(&p) + 2000;
 	c = cache_new(&p);
+	is(cache_stats(c)->bytes, cache_fixed_bytes(&p),
+	    "an empty cache is charged its tables");
 	for (i = 0; i < 100; i++) {
 		snprintf(name, sizeof(name), "b%u.example", i);
 		key(&k, name, DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
@@ -447,13 +453,14 @@ test_bounds(void)
 		rr_a(&m, 3600, 1);
 		(void)insert(c, &k, &m, 0);
 	}
-	ok(cache_stats(c)->bytes <= 2000 && cache_stats(c)->entries > 3,
+	ok(cache_stats(c)->bytes <= p.max_bytes && cache_stats(c)->entries > 3,
 	    "max_bytes holds (%llu bytes, %llu entries)",
 	    (unsigned long long)cache_stats(c)->bytes,
 	    (unsigned long long)cache_stats(c)->entries);
 	cache_clear(c);
 	is(cache_stats(c)->entries, 0, "clear empties it");
-	is(cache_stats(c)->bytes, 0, "and frees every byte");
+	is(cache_stats(c)->bytes, cache_fixed_bytes(&p),
+	    "and frees every byte the entries held");
 	cache_free(c);
 
 	p = params();
@@ -489,6 +496,496 @@ test_header_pointer(void)
 	cache_free(c);
 }
 
+/* A record of type at the question's name with rdata rd (rdlen bytes). */
+static void
+rr_raw(struct msg *m, uint16_t type, uint32_t ttl, const uint8_t *rd,
+    size_t rdlen)
+{
+	p16(m, 0xc00c);
+	p16(m, type);
+	p16(m, DNS_CLASS_IN);
+	p32(m, ttl);
+	p16(m, (unsigned)rdlen);
+	memcpy(m->b + m->n, rd, rdlen);
+	m->n += rdlen;
+}
+
+/* xorshift64*: the random answers are the same on every run. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint8_t
+rnd8(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (uint8_t)((rng_state * 0x2545f4914f6cdd1dULL) >> 56);
+}
+
+static void
+rnd_bytes(uint8_t *p, size_t n)
+{
+	while (n-- > 0)
+		*p++ = rnd8();
+}
+
+/* An RRSIG over type covered, signed by "example.", with a random
+ * signature of siglen bytes. */
+static void
+rr_rrsig(struct msg *m, uint16_t covered, uint32_t ttl, size_t siglen)
+{
+	uint8_t rd[18 + 9 + 512];
+	size_t n = 0, nl;
+
+	rd[n++] = (uint8_t)(covered >> 8);
+	rd[n++] = (uint8_t)covered;
+	rd[n++] = 8;		/* RSASHA256 */
+	rd[n++] = 2;
+	rnd_bytes(rd + n, 14);	/* original TTL, times, key tag */
+	n += 14;
+	if (dns_name_from_text("example.", rd + n, &nl) != 0)
+		abort();
+	n += nl;
+	rnd_bytes(rd + n, siglen);
+	n += siglen;
+	rr_raw(m, 46, ttl, rd, n);
+}
+
+/*
+ * The guard against names running through TTL fields follows real names
+ * only: random record data (addresses, signatures, keys) that happens to
+ * hold bytes >= 0xc0 is no name, and such answers are all kept. Names
+ * that do point into a TTL (an owner name, a CNAME or MX target) are not.
+ */
+static void
+test_ttl_guard(void)
+{
+	struct cache_params p = params();
+	struct cache *c = cache_new(&p);
+	struct cache_key k;
+	struct msg m;
+	uint8_t rd[600];
+	unsigned cls, i, j, refused[4] = { 0 };
+	size_t toff;
+	static const char *const what[4] = { "8 A records", "4 AAAA records",
+	    "RSA-signed A records", "DNSKEY sets" };
+	static const uint8_t set[3][4] = { { 192, 50, 237, 52 },
+	    { 48, 230, 5, 10 }, { 114, 144, 166, 45 } };
+
+	p.max_entries = 4;
+	key(&k, "r.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	for (cls = 0; cls < 4; cls++) {
+		for (i = 0; i < 20000; i++) {
+			switch (cls) {
+			case 0:
+				head(&m, "r.example", DNS_TYPE_A, 0, 8, 0, 0);
+				for (j = 0; j < 8; j++) {
+					rnd_bytes(rd, 4);
+					rr_raw(&m, DNS_TYPE_A, 300, rd, 4);
+				}
+				break;
+			case 1:
+				head(&m, "r.example", DNS_TYPE_AAAA, 0, 4, 0, 0);
+				for (j = 0; j < 4; j++) {
+					rnd_bytes(rd, 16);
+					rr_raw(&m, DNS_TYPE_AAAA, 300, rd, 16);
+				}
+				break;
+			case 2:
+				head(&m, "r.example", DNS_TYPE_A, 0, 3, 0, 0);
+				for (j = 0; j < 2; j++) {
+					rnd_bytes(rd, 4);
+					rr_raw(&m, DNS_TYPE_A, 300, rd, 4);
+				}
+				rr_rrsig(&m, DNS_TYPE_A, 300, 256);
+				break;
+			default:
+				head(&m, "r.example", 48, 0, 4, 0, 0);
+				for (j = 0; j < 3; j++) {
+					rd[0] = 1;
+					rd[1] = j == 0 ? 1 : 0;
+					rd[2] = 3;
+					rd[3] = 8;
+					rnd_bytes(rd + 4, 260);
+					rr_raw(&m, 48, 300, rd, 264);
+				}
+				rr_rrsig(&m, 48, 300, 256);
+				break;
+			}
+			if (cls == 1)
+				key(&k, "r.example", DNS_TYPE_AAAA, DNS_FLAG_RD,
+				    false, NULL);
+			else if (cls == 3)
+				key(&k, "r.example", 48, DNS_FLAG_RD, false, NULL);
+			if (insert(c, &k, &m, 0) != 0)
+				refused[cls]++;
+		}
+		is(refused[cls], 0, "random %s: none refused (of 20000)",
+		    what[cls]);
+	}
+	key(&k, "r.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "r.example", DNS_TYPE_A, 0, 3, 0, 0);
+	for (j = 0; j < 3; j++)
+		rr_raw(&m, DNS_TYPE_A, 300, set[j], 4);
+	is(insert(c, &k, &m, 0), 0,
+	    "{192.50.237.52, 48.230.5.10, 114.144.166.45} is kept");
+
+	/* A TTL that reads as the name "a.", and names that point at it. */
+	head(&m, "r.example", DNS_TYPE_A, 0, 2, 0, 0);
+	toff = m.n + 6;
+	rr_a(&m, 0x01610000, 1);
+	p16(&m, 0xc000 | (unsigned)toff);	/* owner name: the TTL */
+	p16(&m, DNS_TYPE_A);
+	p16(&m, DNS_CLASS_IN);
+	p32(&m, 300);
+	p16(&m, 4);
+	p32(&m, 0xcb007101);
+	is(insert(c, &k, &m, 0), -E_DROP, "an owner name through a TTL: refused");
+	head(&m, "r.example", DNS_TYPE_A, 0, 2, 0, 0);
+	toff = m.n + 6;
+	rr_a(&m, 0x01610000, 1);
+	rd[0] = (uint8_t)(0xc0 | toff >> 8);
+	rd[1] = (uint8_t)toff;
+	rr_raw(&m, DNS_TYPE_CNAME, 300, rd, 2);
+	is(insert(c, &k, &m, 0), -E_DROP, "a CNAME target through a TTL: refused");
+	head(&m, "r.example", DNS_TYPE_A, 0, 2, 0, 0);
+	toff = m.n + 6;
+	rr_a(&m, 0x01610000, 1);
+	rd[0] = 0;
+	rd[1] = 10;
+	rd[2] = 3;
+	memcpy(rd + 3, "mx1", 3);
+	rd[6] = (uint8_t)(0xc0 | toff >> 8);
+	rd[7] = (uint8_t)toff;
+	rr_raw(&m, DNS_TYPE_MX, 300, rd, 8);
+	is(insert(c, &k, &m, 0), -E_DROP,
+	    "an MX target whose suffix is a TTL: refused");
+	/* The same bytes in an A record's data are no name. */
+	head(&m, "r.example", DNS_TYPE_A, 0, 2, 0, 0);
+	toff = m.n + 6;
+	rr_a(&m, 0x01610000, 1);
+	rd[0] = (uint8_t)(0xc0 | toff >> 8);
+	rd[1] = (uint8_t)toff;
+	rd[2] = 0;
+	rd[3] = 1;
+	rr_raw(&m, DNS_TYPE_A, 300, rd, 4);
+	is(insert(c, &k, &m, 0), 0, "the same pointer bytes as an address: kept");
+	cache_free(c);
+}
+
+/* RFC 2308 §5 and 2181: a CNAME chain ending in NODATA or NXDOMAIN lives
+ * as long as the SOA says; RRsets get one TTL; AA is not kept; nor is
+ * the upstream's OPT. */
+static void
+test_rfc_details(void)
+{
+	struct cache_params p = params();
+	struct cache *c = cache_new(&p);
+	struct cache_key k;
+	struct cache_hit h;
+	struct msg m;
+	uint8_t rd[300], out[4096];
+	size_t nl, n, before;
+	unsigned rc;
+
+	for (rc = 0; rc <= DNS_RCODE_NXDOMAIN; rc += DNS_RCODE_NXDOMAIN) {
+		key(&k, "alias.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+		head(&m, "alias.example", DNS_TYPE_A, rc, 1, 1, 0);
+		if (dns_name_from_text("target.example", rd, &nl) != 0)
+			abort();
+		rr_raw(&m, DNS_TYPE_CNAME, 3600, rd, nl);
+		rr_soa(&m, 900, 60);
+		is(insert(c, &k, &m, 0), 0, "CNAME to %s kept",
+		    rc ? "NXDOMAIN" : "NODATA");
+		is(cache_lookup(c, &k, 0, &h), CACHE_FRESH, "hit");
+		is(h.ttl, 60, "CNAME to %s: the SOA's negative TTL, not the "
+		    "CNAME's", rc ? "NXDOMAIN" : "NODATA");
+		head(&m, "alias.example", DNS_TYPE_A, rc, 1, 0, 0);
+		rr_raw(&m, DNS_TYPE_CNAME, 3600, rd, nl);
+		is(insert(c, &k, &m, 0), -E_DROP, "CNAME to %s without SOA: "
+		    "not kept", rc ? "NXDOMAIN" : "NODATA");
+	}
+
+	/* Two RRsets: each keeps its own TTL. */
+	key(&k, "two.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "two.example", DNS_TYPE_A, 0, 3, 0, 0);
+	if (dns_name_from_text("two.example", rd, &nl) != 0)
+		abort();
+	rr_raw(&m, DNS_TYPE_CNAME, 300, rd, nl);	/* same owner, other type */
+	rr_a(&m, 200, 1);
+	rr_a(&m, 100, 2);
+	is(insert(c, &k, &m, 0), 0, "CNAME + A RRset kept");
+	is(cache_lookup(c, &k, 0, &h), CACHE_FRESH, "hit");
+	is(rendered_ttl(&h, false, 0), 300, "the CNAME keeps its TTL");
+	is(rendered_ttl(&h, false, 1), 100, "A 200 served at its RRset's 100");
+	is(rendered_ttl(&h, false, 2), 100, "A 100 served at 100");
+
+	/* AA and OPT. */
+	key(&k, "aa.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "aa.example", DNS_TYPE_A, DNS_FLAG_AA, 1, 0, 1);
+	rr_a(&m, 300, 1);
+	/* OPT with 400 bytes of padding, as a DoT server sends it. */
+	m.b[m.n++] = 0;
+	p16(&m, DNS_TYPE_OPT);
+	p16(&m, 1232);
+	p32(&m, 0);
+	p16(&m, 404);
+	p16(&m, DNS_OPT_PADDING);
+	p16(&m, 400);
+	memset(m.b + m.n, 0, 400);
+	m.n += 400;
+	before = cache_stats(c)->bytes;
+	is(insert(c, &k, &m, 0), 0, "answer with AA and a padded OPT kept");
+	ok(cache_stats(c)->bytes - before < 200,
+	    "the padding is not stored (%zu bytes charged)",
+	    (size_t)(cache_stats(c)->bytes - before));
+	is(cache_lookup(c, &k, 0, &h), CACHE_FRESH, "hit");
+	n = cache_render(&h, false, out, sizeof(out));
+	ok(n > 12 && !(out[2] & (DNS_FLAG_AA >> 8)), "AA cleared");
+	ok(n > 12 && out[11] == 0 && n == m.n - 415, "OPT not stored");
+	cache_free(c);
+}
+
+/*
+ * Serve-stale ends when the authority answers, even with an answer that
+ * cannot be kept (TTL 0). A refresh keeps the entry's queue and frequency.
+ * The prefetch window is the last tenth, for TTLs of 10 s and more.
+ */
+static void
+test_refresh_rules(void)
+{
+	struct cache_params p = params();
+	struct cache *c = cache_new(&p);
+	struct cache_key k;
+	struct cache_hit h;
+	struct msg m;
+	char name[32];
+	unsigned i;
+
+	key(&k, "s.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "s.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 10, 1);
+	is(insert(c, &k, &m, 0), 0, "kept for 10 s");
+	is(cache_lookup(c, &k, 11000, &h), CACHE_STALE, "stale at 11 s");
+	head(&m, "s.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 0, 1);
+	is(insert(c, &k, &m, 11000), -E_DROP, "the refresh says TTL 0");
+	is(cache_lookup(c, &k, 11000, &h), CACHE_MISS,
+	    "and the stale answer is gone (the authority answered)");
+	head(&m, "s.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 10, 1);
+	is(insert(c, &k, &m, 0), 0, "kept again");
+	head(&m, "s.example", DNS_TYPE_A, DNS_RCODE_REFUSED, 0, 0, 0);
+	is(insert(c, &k, &m, 11000), -E_DROP, "a REFUSED refresh");
+	is(cache_lookup(c, &k, 11000, &h), CACHE_STALE,
+	    "leaves the stale answer (a failed refresh)");
+
+	/* Prefetch: TTL 100 from 90 s on, not at 89 s; none below 10 s. */
+	key(&k, "pf.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "pf.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 100, 1);
+	(void)insert(c, &k, &m, 0);
+	(void)cache_lookup(c, &k, 89999, &h);
+	ok(!h.prefetch, "TTL 100: no prefetch with 10.001 s left");
+	(void)cache_lookup(c, &k, 90000, &h);
+	ok(h.prefetch, "TTL 100: prefetch with 10 s left");
+	head(&m, "pf.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 10, 1);
+	(void)insert(c, &k, &m, 0);
+	(void)cache_lookup(c, &k, 9500, &h);
+	ok(h.prefetch, "TTL 10: prefetch in its last second");
+	head(&m, "pf.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 9, 1);
+	(void)insert(c, &k, &m, 0);
+	(void)cache_lookup(c, &k, 8900, &h);
+	ok(!h.prefetch, "TTL 9: no prefetch at all");
+
+	/* The failure note on stale data lasts fail_ttl exactly. */
+	key(&k, "fn.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "fn.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 10, 1);
+	(void)insert(c, &k, &m, 0);
+	cache_note_failure(c, &k, 20000);
+	(void)cache_lookup(c, &k, 24999, &h);
+	ok(h.refresh_failed, "the note holds for fail_ttl (5 s)...");
+	(void)cache_lookup(c, &k, 25000, &h);
+	ok(!h.refresh_failed, "...and no longer");
+	cache_free(c);
+
+	/* A hot name refreshed before it leaves the small FIFO. */
+	p.max_entries = 10;		/* small FIFO: 1 entry */
+	c = cache_new(&p);
+	key(&k, "hot.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, "hot.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 300, 1);
+	(void)insert(c, &k, &m, 0);
+	(void)cache_lookup(c, &k, 0, &h);	/* asked for again */
+	(void)insert(c, &k, &m, 1000);		/* the prefetch's answer */
+	for (i = 0; i < 30; i++) {
+		struct cache_key o;
+
+		snprintf(name, sizeof(name), "once%u.example", i);
+		key(&o, name, DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+		head(&m, name, DNS_TYPE_A, 0, 1, 0, 0);
+		rr_a(&m, 300, 1);
+		(void)insert(c, &o, &m, 1000);
+	}
+	is(cache_lookup(c, &k, 2000, &h), CACHE_FRESH,
+	    "a refreshed hot name keeps its frequency through a scan");
+	cache_free(c);
+}
+
+static void
+put_name(struct cache *c, const char *name, uint64_t now)
+{
+	struct cache_key k;
+	struct msg m;
+
+	key(&k, name, DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	head(&m, name, DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 3600, 1);
+	(void)insert(c, &k, &m, now);
+}
+
+static enum cache_result
+get_name(struct cache *c, const char *name)
+{
+	struct cache_key k;
+	struct cache_hit h;
+
+	key(&k, name, DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	return cache_lookup(c, &k, 0, &h);
+}
+
+/*
+ * S3-FIFO's details: a key that left the small FIFO unasked and comes
+ * back soon enters the main FIFO (the ghost table); the main FIFO gives an
+ * entry asked for since its last pass another round.
+ */
+static void
+test_eviction_details(void)
+{
+	struct cache_params p = params();
+	struct cache *c;
+
+	p.max_entries = 4;		/* small FIFO: 1 entry */
+	c = cache_new(&p);
+	put_name(c, "f1.example", 0);
+	put_name(c, "f2.example", 0);
+	put_name(c, "f3.example", 0);
+	(void)get_name(c, "f1.example");
+	(void)get_name(c, "f2.example");
+	(void)get_name(c, "f3.example");
+	put_name(c, "x.example", 0);
+	/* Full: f1..f3 (asked again) move to main, x leaves for the ghost
+	 * table, y enters the small FIFO. */
+	put_name(c, "y.example", 0);
+	is(get_name(c, "x.example"), CACHE_MISS, "x left unasked");
+	is(get_name(c, "f1.example"), CACHE_FRESH, "f1 moved to main");
+	/* x again, soon: the ghost table sends it to main, y leaves. */
+	put_name(c, "x.example", 0);
+	put_name(c, "z.example", 0);
+	put_name(c, "w.example", 0);
+	is(get_name(c, "x.example"), CACHE_FRESH,
+	    "a ghost's return enters main and outlives one-off names");
+	/* Main: f1 (asked since its move), f2, f3, x. With the small FIFO
+	 * below its share the main FIFO's head goes: f1 gets a second
+	 * round, f2 leaves. */
+	(void)get_name(c, "w.example");		/* w stays small, asked */
+	put_name(c, "v.example", 0);
+	put_name(c, "u.example", 0);
+	is(get_name(c, "f1.example"), CACHE_FRESH,
+	    "main: an entry asked for since its last pass gets another round");
+	is(get_name(c, "f2.example"), CACHE_MISS,
+	    "main: one not asked for leaves");
+	cache_free(c);
+}
+
+/* RFC 9520 §3.2: a failure that persists is remembered for longer each
+ * time, fail_ttl doubled up to CACHE_FAIL_MAX_TTL. */
+static void
+test_failure_backoff(void)
+{
+	struct cache_params p = params();
+	struct cache *c = cache_new(&p);
+	struct cache_key k;
+	struct cache_hit h;
+	struct msg m;
+	uint64_t t = 0;
+	uint32_t want = 5;
+	unsigned i, bad = 0;
+
+	key(&k, "down.example", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
+	for (i = 0; i < 10; i++) {
+		cache_note_failure(c, &k, t);
+		if (cache_lookup(c, &k, t, &h) != CACHE_FRESH || !h.failure ||
+		    h.ttl != want)
+			bad++;
+		if (i < 3)
+			is(h.ttl, want, "failure %u in a row: kept %u s", i + 1,
+			    want);
+		t += (uint64_t)want * 1000;
+		want = want * 2 > CACHE_FAIL_MAX_TTL ? CACHE_FAIL_MAX_TTL :
+		    want * 2;
+	}
+	is(bad, 0, "doubling up to %u s", CACHE_FAIL_MAX_TTL);
+	is(h.ttl, CACHE_FAIL_MAX_TTL, "and no further");
+	head(&m, "down.example", DNS_TYPE_A, 0, 1, 0, 0);
+	rr_a(&m, 1, 1);
+	is(insert(c, &k, &m, t), 0, "an answer at last");
+	(void)cache_lookup(c, &k, t + 2000, &h);
+	cache_note_failure(c, &k, t + 2000);	/* noted on the stale data */
+	(void)cache_lookup(c, &k, t + 1000 + 3600000 + 1, &h);	/* gone */
+	cache_note_failure(c, &k, t + 1000 + 3600000 + 1);
+	(void)cache_lookup(c, &k, t + 1000 + 3600000 + 1, &h);
+	ok(h.failure && h.ttl == 5, "after an answer: back to fail_ttl (%u)",
+	    h.ttl);
+	/* Quiet for two periods: forgotten, the next failure starts over. */
+	t += 1000 + 3600000 + 1;
+	cache_note_failure(c, &k, t + 5000 + 10000);
+	(void)cache_lookup(c, &k, t + 5000 + 10000, &h);
+	ok(h.failure && h.ttl == 5, "after a quiet spell: fail_ttl again (%u)",
+	    h.ttl);
+	cache_free(c);
+}
+
+/* A scan of names each asked for twice (the miss, then one hit) moves
+ * them to the main FIFO, where the hot set's frequency still wins. */
+static void
+test_scan_twice(void)
+{
+	struct cache_params p = params();
+	struct cache *c;
+	char name[64];
+	unsigned i, j, hot_hits = 0;
+
+	p.max_entries = 50;
+	c = cache_new(&p);
+	for (i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "hot%u.example", i);
+		put_name(c, name, 0);
+		(void)get_name(c, name);
+		(void)get_name(c, name);
+	}
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "scan%u.example", i);
+		put_name(c, name, 0);
+		(void)get_name(c, name);
+		if (i % 10 == 0)
+			for (j = 0; j < 20; j++) {
+				snprintf(name, sizeof(name), "hot%u.example", j);
+				(void)get_name(c, name);
+			}
+	}
+	for (i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "hot%u.example", i);
+		if (get_name(c, name) == CACHE_FRESH)
+			hot_hits++;
+	}
+	is(hot_hits, 20, "a scan of names asked twice does not flush the hot set");
+	cache_free(c);
+}
+
 int
 main(void)
 {
@@ -500,5 +997,11 @@ main(void)
 	test_failure();
 	test_bounds();
 	test_header_pointer();
+	test_ttl_guard();
+	test_rfc_details();
+	test_refresh_rules();
+	test_eviction_details();
+	test_failure_backoff();
+	test_scan_twice();
 	return tap_done();
 }

@@ -14,7 +14,8 @@
  *     to the new pool;
  *   - an OPT followed by a record that points into it is cut, not
  *     rewritten, and the client still gets its answer;
- *   - coalescing of identical questions, and its cap of 64 waiters;
+ *   - coalescing of identical questions, any number of them on one
+ *     upstream query;
  *   - the cache: a hit, expiry, and a stale answer at the client-response
  *     timeout while the refresh goes on; prefetch; an upstream SERVFAIL
  *     and a deadline answered from the expired entry (waiters included);
@@ -522,7 +523,7 @@ test_coalesce(struct tls_ctx *tls)
 	uint8_t q[512];
 	size_t n;
 	int base = sa_srv.queries, i, k, bad;
-	static int seen[70];
+	static int seen[200];
 
 	qt = mktable(&cfg, tls, &rc, extra);
 	ok(qt != NULL, "table for coalescing");
@@ -551,39 +552,38 @@ test_coalesce(struct tls_ctx *tls)
 	}
 	is(query_inflight(qt), 0, "nothing left in flight");
 
-	/* 66 identical: a leader, 64 waiters, and one sent on its own. */
+	/* 200 identical: one leader and 199 waiters, no cliff. */
 	ngot = 0;
 	base = sa_srv.queries;
-	for (i = 0; i < 66; i++) {
+	for (i = 0; i < 200; i++) {
 		n = mkq(q, (uint16_t)(0xb000 + i), "many.test", DNS_TYPE_A,
 		    false);
 		(void)submit(qt, (unsigned)(100 + i), q, n);
 	}
-	is(query_inflight(qt), 66, "66 in flight");
-	is(query_stats(qt)->coalesced, 1 + 64, "64 joined the first");
-	PUMP_UNTIL(sa_srv.queries >= base + 2);
+	is(query_inflight(qt), 200, "200 in flight");
+	is(query_stats(qt)->coalesced, 1 + 199, "199 joined the first");
+	PUMP_UNTIL(sa_srv.queries >= base + 1);
 	pump(20);
-	is(sa_srv.queries, base + 2, "two upstream queries: the cap is 64 waiters");
+	is(sa_srv.queries, base + 1, "one upstream query for 200 clients");
 	(void)answer(&sa_srv, base, 60);
-	(void)answer(&sa_srv, base + 1, 60);
-	PUMP_UNTIL(ngot >= 66);
+	PUMP_UNTIL(ngot >= 200);
 	pump(10);
-	is(ngot, 66, "66 answers");
+	is(ngot, 200, "200 answers");
 	memset(seen, 0, sizeof(seen));
 	bad = 0;
 	for (k = 0; k < ngot && k < NGOT; k++) {
 		unsigned c = got[k].client - 100;
 
-		if (c >= 66 || id_of(got[k].msg) != 0xb000 + c ||
+		if (c >= 200 || id_of(got[k].msg) != 0xb000 + c ||
 		    rcode_of(&got[k]) != 0)
 			bad++;
 		else
 			seen[c]++;
 	}
 	is(bad, 0, "each with its client's ID, NOERROR");
-	for (k = 0; k < 66 && seen[k] == 1; k++)
+	for (k = 0; k < 200 && seen[k] == 1; k++)
 		;
-	is(k, 66, "each client exactly once");
+	is(k, 200, "each client exactly once");
 	is(query_inflight(qt), 0, "nothing left in flight");
 	endtable(qt);
 }
@@ -1191,6 +1191,400 @@ test_cache_paths(struct tls_ctx *tls)
 	endtable(qt);
 }
 
+/* Server s answers the k-th query it read (one A record, TTL ttl), with
+ * header bits set and cleared: [2] and [3] are the flag bytes. */
+static int
+answer_bits(struct dotsrv *s, int k, uint32_t ttl, uint8_t set2,
+    uint8_t clr2, uint8_t set3)
+{
+	uint8_t a[DOTSRV_QLEN + 64];
+	size_t n = mka(a, s->q[k].msg, s->q[k].len, ttl, true);
+
+	a[2] = (uint8_t)((a[2] | set2) & ~clr2);
+	a[3] |= set3;
+	return dotsrv_send(s, s->q[k].conn, a, n);
+}
+
+/* Submits a query for name with extra header flags (byte 3: AD 0x20, CD
+ * 0x10); returns the index of an answer delivered at once, or -1. */
+static int
+ask_flags(struct query_table *qt, unsigned client, uint16_t id,
+    const char *name, uint8_t flags3)
+{
+	uint8_t q[512];
+	size_t n = mkq(q, id, name, DNS_TYPE_A, false);
+	int before = ngot;
+
+	q[3] |= flags3;
+	if (submit(qt, client, q, n) != 0)
+		return -2;
+	return ngot > before ? ngot - 1 : -1;
+}
+
+static const struct got *
+got_for(unsigned client)
+{
+	int i;
+
+	for (i = 0; i < ngot && i < NGOT; i++)
+		if (got[i].client == client)
+			return &got[i];
+	return NULL;
+}
+
+/*
+ * AD per RFC 6840 §5.7: asked for upstream on every query, given to a
+ * client only when it asked with AD (or DO), from the leader's answer,
+ * to waiters and from the cache alike.
+ */
+static void
+test_ad(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port), NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	const struct got *g;
+	int base = sa_srv.queries, i;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table for AD");
+	if (qt == NULL)
+		return;
+	is(ask_flags(qt, 60, 0x7001, "ad.test", 0), -1, "AD=0 client first");
+	is(ask_flags(qt, 61, 0x7002, "ad.test", DNS_FLAG_AD), -1,
+	    "an AD=1 client joins it");
+	PUMP_UNTIL(sa_srv.queries > base);
+	ok(sa_srv.q[base].msg[3] & DNS_FLAG_AD, "AD asked for upstream");
+	(void)answer_bits(&sa_srv, base, 300, 0, 0, DNS_FLAG_AD);
+	PUMP_UNTIL(ngot >= 2);
+	ok((g = got_for(60)) != NULL && !(g->msg[3] & DNS_FLAG_AD),
+	    "the AD=0 leader gets no AD");
+	ok((g = got_for(61)) != NULL && (g->msg[3] & DNS_FLAG_AD),
+	    "the AD=1 waiter gets AD");
+	i = ask_flags(qt, 62, 0x7003, "ad.test", DNS_FLAG_AD);
+	ok(i >= 0 && (got[i].msg[3] & DNS_FLAG_AD), "AD=1 from the cache: AD");
+	i = ask_flags(qt, 63, 0x7004, "ad.test", 0);
+	ok(i >= 0 && !(got[i].msg[3] & DNS_FLAG_AD),
+	    "AD=0 from the cache: no AD");
+	ok(i >= 0 && !(got[i].msg[2] & (DNS_FLAG_AA >> 8)) ,
+	    "and no AA from the cache");
+
+	/* An AD=1 client first and an unvalidated answer: no AD later. */
+	ngot = 0;
+	base = sa_srv.queries;
+	is(ask_flags(qt, 64, 0x7005, "noad.test", DNS_FLAG_AD), -1,
+	    "AD=1 client first");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer_bits(&sa_srv, base, 300, 0, 0, 0);
+	PUMP_UNTIL(ngot >= 1);
+	ok(!(got[0].msg[3] & DNS_FLAG_AD), "no AD when the answer has none");
+
+	/* DO: the cached answer's OPT (rebuilt per client) keeps DO. */
+	ngot = 0;
+	base = sa_srv.queries;
+	{
+		uint8_t q[512], a[DOTSRV_QLEN + 64];
+		size_t n = mkq(q, 0x7006, "do.test", DNS_TYPE_A, true), m;
+
+		q[n - 4] |= 0x80;		/* DO */
+		is(submit(qt, 65, q, n), 0, "DO=1 client");
+		PUMP_UNTIL(sa_srv.queries > base);
+		m = mka(a, sa_srv.q[base].msg, sa_srv.q[base].len, 300, true);
+		a[m - 4] |= 0x80;		/* DO echoed */
+		(void)dotsrv_send(&sa_srv, sa_srv.q[base].conn, a, m);
+		PUMP_UNTIL(ngot >= 1);
+		q[1] = 0x07;
+		is(submit(qt, 66, q, n), 0, "another DO=1 client");
+		ok(ngot == 2 && got[1].len > 11 &&
+		    (got[1].msg[got[1].len - 4] & 0x80),
+		    "answered from the cache with DO in its OPT");
+	}
+	endtable(qt);
+}
+
+/*
+ * A late answer on a reused ID is checked for the key's bits: one whose
+ * RD differs is another query's (not delivered); one whose CD differs is
+ * delivered but not cached.
+ */
+static void
+test_late_bits(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port), NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	uint64_t t0 = fake_now;
+	int base = sa_srv.queries;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table for the late-answer bits");
+	if (qt == NULL)
+		return;
+	is(ask_flags(qt, 70, 0x7101, "rd.test", 0), -1, "RD=1 query");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer_bits(&sa_srv, base, 111, 0, 0x01, 0);
+	(void)answer_bits(&sa_srv, base, 300, 0, 0, 0);
+	PUMP_UNTIL(ngot >= 1);
+	pump(20);
+	is(ngot, 1, "one answer delivered");
+	is(ttl_of(&got[0]), 300, "the real one, not the one with RD=0 before it");
+
+	ngot = 0;
+	base = sa_srv.queries;
+	is(ask_flags(qt, 71, 0x7102, "cd.test", DNS_FLAG_CD), -1, "CD=1 query");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer_bits(&sa_srv, base, 300, 0, 0, 0);	/* CD dropped */
+	PUMP_UNTIL(ngot >= 1);
+	is(ngot, 1, "an answer without CD is delivered");
+	is(ask_flags(qt, 72, 0x7103, "cd.test", DNS_FLAG_CD), -1,
+	    "but not cached under the CD=1 key");
+	PUMP_UNTIL(sa_srv.queries > base + 1);
+	(void)answer_bits(&sa_srv, base + 1, 300, 0, 0, DNS_FLAG_CD);
+	PUMP_UNTIL(ngot >= 2);
+	at(t0 + 1);
+	endtable(qt);
+}
+
+/*
+ * A local overload (the one connection's ID map full) answers SERVFAIL,
+ * counted by cause, and is not remembered: the name goes upstream as soon
+ * as there is room.
+ */
+static void
+test_overload_not_cached(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--max-inflight", "1", NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	int base = sa_srv.queries, g;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table with one query in flight per connection");
+	if (qt == NULL)
+		return;
+	is(ask_flags(qt, 80, 0x7201, "slow.test", 0), -1, "slow.test in flight");
+	PUMP_UNTIL(sa_srv.queries > base);
+	g = ask_flags(qt, 81, 0x7202, "victim.test", 0);
+	ok(g >= 0, "victim.test: answered at once (no room)");
+	if (g >= 0)
+		is(rcode_of(&got[g]), DNS_RCODE_SERVFAIL, "with SERVFAIL");
+	is(query_stats(qt)->overload_by[QO_DOT], 1, "counted: cause dot");
+	(void)answer(&sa_srv, base, 60);
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	is(ask_flags(qt, 82, 0x7203, "victim.test", 0), -1,
+	    "victim.test again: not a cached failure, it goes upstream");
+	PUMP_UNTIL(sa_srv.queries > base + 1);
+	is(sa_srv.queries, base + 2, "the upstream sees it");
+	(void)answer(&sa_srv, base + 1, 60);
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	ok(ngot >= 3 && rcode_of(&got[ngot - 1]) == DNS_RCODE_NOERROR,
+	    "and it resolves");
+	endtable(qt);
+}
+
+/*
+ * Serve-stale after any failed refresh (REFUSED here, with its question);
+ * what does not fit a UDP client: additional records dropped, then
+ * authority NS records, TC only when the answer section does not fit.
+ */
+static void
+test_refresh_and_fit(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--cache-client-timeout", "5000", NULL };
+	static struct config cfg;
+	struct query_table *qt;
+	uint8_t a[4096];
+	size_t k, i;
+	uint64_t t0 = fake_now;
+	int base = sa_srv.queries;
+
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table for refresh failures and fitting");
+	if (qt == NULL)
+		return;
+	is(ask_flags(qt, 90, 0x7301, "ref.test", 0), -1, "ref.test upstream");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer(&sa_srv, base, 10);
+	PUMP_UNTIL(ngot >= 1);
+	at(t0 + 11000);
+	pump(2);
+	is(ask_flags(qt, 91, 0x7302, "ref.test", 0), -1, "expired: upstream");
+	PUMP_UNTIL(sa_srv.queries > base + 1);
+	(void)answer_bits(&sa_srv, base + 1, 300, 0, 0, DNS_RCODE_REFUSED);
+	PUMP_UNTIL(ngot >= 2);
+	is(rcode_of(&got[1]), DNS_RCODE_NOERROR, "REFUSED: the stale answer");
+	is(ttl_of(&got[1]), 30, "with TTL 30");
+
+	/* One A record, 10 NS in authority, 40 A in additional. */
+	ngot = 0;
+	base = sa_srv.queries;
+	is(ask_flags(qt, 92, 0x7303, "fit.test", 0), -1, "fit.test, no EDNS");
+	PUMP_UNTIL(sa_srv.queries > base);
+	k = mka(a, sa_srv.q[base].msg, sa_srv.q[base].len, 60, false);
+	for (i = 0; i < 10; i++) {
+		static const uint8_t ns[] = { 0xc0, 12, 0, 2, 0, 1, 0, 0, 0,
+		    60, 0, 6, 3, 'n', 's', '0', 0xc0, 12 };
+
+		memcpy(a + k, ns, sizeof(ns));
+		a[k + 15] = (uint8_t)('0' + i);
+		k += sizeof(ns);
+	}
+	for (i = 0; i < 40; i++) {
+		memcpy(a + k, a + 12 + (qend(a, k) - 12), 16);
+		a[k + 15] = (uint8_t)(i + 2);
+		k += 16;
+	}
+	a[9] = 10;
+	a[11] = 40;
+	(void)dotsrv_send(&sa_srv, sa_srv.q[base].conn, a, k);
+	PUMP_UNTIL(ngot >= 1);
+	ok(ngot == 1 && got[0].len <= 512, "at most 512 bytes (of %zu)", k);
+	ok(!(got[0].msg[2] & 0x02), "no TC: the answer itself fits");
+	ok(got[0].msg[7] == 1 && got[0].msg[11] == 0,
+	    "the answer kept, the additional records dropped");
+	is(got[0].msg[9], 10, "the authority kept (it fits)");
+	is(query_stats(qt)->truncated, 0, "nothing truncated");
+
+	/* One A record and 30 NS: the authority goes too, still no TC. */
+	ngot = 0;
+	base = sa_srv.queries;
+	is(ask_flags(qt, 93, 0x7304, "fit2.test", 0), -1, "fit2.test, no EDNS");
+	PUMP_UNTIL(sa_srv.queries > base);
+	k = mka(a, sa_srv.q[base].msg, sa_srv.q[base].len, 60, false);
+	for (i = 0; i < 30; i++) {
+		static const uint8_t ns[] = { 0xc0, 12, 0, 2, 0, 1, 0, 0, 0,
+		    60, 0, 6, 3, 'n', 's', '0', 0xc0, 12 };
+
+		memcpy(a + k, ns, sizeof(ns));
+		a[k + 15] = (uint8_t)('0' + i);
+		k += sizeof(ns);
+	}
+	a[9] = 30;
+	(void)dotsrv_send(&sa_srv, sa_srv.q[base].conn, a, k);
+	PUMP_UNTIL(ngot >= 1);
+	ok(ngot == 1 && got[0].len <= 512, "at most 512 bytes (of %zu)", k);
+	ok(!(got[0].msg[2] & 0x02), "no TC");
+	ok(got[0].msg[7] == 1 && got[0].msg[9] == 0,
+	    "the answer kept, the NS records dropped");
+	endtable(qt);
+}
+
+/*
+ * A reload's cache settings: TTL changes in place, a new size empties the
+ * cache and keeps its counters; contradictory clamps, a servfail TTL of 0
+ * and a byte bound below the tables' size are configuration errors.
+ */
+static void
+test_cache_config(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port), NULL };
+	const char *ttls[] = { "--upstream", upname(sa_srv.port),
+	    "--cache-min-ttl", "10", NULL };
+	const char *size[] = { "--upstream", upname(sa_srv.port),
+	    "--cache-size", "200", NULL };
+	const char *clamps[] = { "--cache-min-ttl", "3600", "--cache-max-ttl",
+	    "60", NULL };
+	const char *sf0[] = { "--cache-servfail-ttl", "0", NULL };
+	const char *huge[] = { "--cache-size", "1000000", NULL };
+	static struct config cfg, c2;
+	struct query_table *qt;
+	char err[256];
+	uint64_t hits;
+	int base = sa_srv.queries;
+
+	ok(mkcfg(&c2, clamps) != 0, "--cache-min-ttl above --cache-max-ttl: "
+	    "refused");
+	ok(mkcfg(&c2, sf0) != 0, "--cache-servfail-ttl 0: refused");
+	ok(mkcfg(&c2, huge) == 0 && query_cache_check(&c2, err,
+	    sizeof(err)) < 0, "--cache-size 1000000 in 16 MiB: refused (%s)",
+	    err);
+	ok(mkcfg(&c2, extra) == 0 && query_cache_check(&c2, err,
+	    sizeof(err)) == 0, "the defaults fit");
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table for cache reloads");
+	if (qt == NULL)
+		return;
+	is(ask_flags(qt, 95, 0x7401, "rl.test", 0), -1, "rl.test upstream");
+	PUMP_UNTIL(sa_srv.queries > base);
+	(void)answer(&sa_srv, base, 300);
+	PUMP_UNTIL(ngot >= 1);
+	ok(mkcfg(&c2, ttls) == 0 && query_set_cache(qt, &c2) == 0,
+	    "reload: another min TTL");
+	ok(ask_flags(qt, 96, 0x7402, "rl.test", 0) >= 0, "still cached");
+	hits = query_cache_stats(qt)->hits;
+	ok(mkcfg(&c2, size) == 0 && query_set_cache(qt, &c2) == 0,
+	    "reload: another size");
+	is(query_cache_stats(qt)->hits, hits, "the counters kept");
+	is(ask_flags(qt, 97, 0x7403, "rl.test", 0), -1, "the cache emptied");
+	PUMP_UNTIL(sa_srv.queries > base + 1);
+	(void)answer(&sa_srv, base + 1, 300);
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	endtable(qt);
+}
+
+/*
+ * The plain cap (--max-plain) is an overload of ours too: SERVFAIL at
+ * once, counted as cause plain, and not remembered for the name.
+ */
+static void
+test_plain_overload(struct tls_ctx *tls)
+{
+	const char *extra[] = { "--upstream", upname(sa_srv.port),
+	    "--local-zone", "corp.test", "--max-plain", "1", NULL };
+	static struct config cfg;
+	struct query_table *qt = NULL;
+	struct query_origin o;
+	struct sockaddr_storage ra, from;
+	socklen_t ral, fl;
+	uint8_t q[512], buf[2048], a[2048];
+	size_t n, k = 0, m;
+	int fa = udp_resolver(&ra, &ral), i;
+
+	ok(fa != -1, "a UDP resolver on loopback");
+	if (fa == -1)
+		return;
+	qt = mktable(&cfg, tls, &rc, extra);
+	ok(qt != NULL, "table with --max-plain 1");
+	if (qt == NULL)
+		goto out;
+	o = origin(110);
+	memcpy(&o.orig, &ra, ral);
+	o.orig_len = ral;
+	n = mkq(q, 0x7501, "a.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "a.corp.test sent");
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fa, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "the resolver has it");
+	o.listener = 111;
+	n = mkq(q, 0x7502, "victim.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "victim.corp.test beyond the cap");
+	ok(ngot == 1 && rcode_of(&got[0]) == DNS_RCODE_SERVFAIL,
+	    "SERVFAIL at once");
+	is(query_stats(qt)->overload_by[QO_PLAIN], 1, "counted: cause plain");
+	if (k > 12) {
+		m = mka(a, buf, k, 30, false);
+		(void)sendto(fa, a, m, 0, (struct sockaddr *)&from, fl);
+	}
+	PUMP_UNTIL(query_inflight(qt) == 0);
+	o.listener = 112;
+	n = mkq(q, 0x7503, "victim.corp.test", DNS_TYPE_A, false);
+	is(query_submit(qt, q, n, &o), 0, "victim.corp.test again");
+	k = 0;
+	for (i = 0; i < 500 && k == 0; i++) {
+		pump(1);
+		k = udp_take(fa, buf, sizeof(buf), &from, &fl);
+	}
+	ok(k > 12, "goes to the resolver: no failure was remembered");
+out:
+	if (qt != NULL)
+		endtable(qt);
+	close(fa);
+}
+
 int
 main(void)
 {
@@ -1228,6 +1622,12 @@ main(void)
 	test_cache_paths(tls);
 	test_local(tls);
 	test_refused_and_size(tls);
+	test_ad(tls);
+	test_late_bits(tls);
+	test_overload_not_cached(tls);
+	test_refresh_and_fit(tls);
+	test_cache_config(tls);
+	test_plain_overload(tls);
 
 	tls_ctx_free(tls);
 	dotsrv_close(&sa_srv);
