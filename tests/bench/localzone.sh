@@ -112,7 +112,7 @@ CLK_TCK=$(getconf CLK_TCK)
 export BUILD=${BUILD:-build}
 # shellcheck source=tests/e2e/helpers/pod.bash
 . "$ROOT/tests/e2e/helpers/pod.bash"
-[ -x "$DOTPROXY_INIT" ] || die "no $DOTPROXY_INIT (run: make)"
+[ -x "$INIT_BIN" ] || die "no $INIT_BIN (run: make)"
 
 # ------------------------------------------------------------ cleanup
 B_TREE=
@@ -187,7 +187,7 @@ capture_without_mark() {
 	! pod nft list chain inet dotproxy ct_zone | grep -q 'meta mark set'
 }
 capture_with_mark() {
-	pod "$DOTPROXY_INIT" >>"$RAW/init.log" 2>&1
+	pod "$INIT_BIN" >>"$RAW/init.log" 2>&1
 }
 capture_without_mark || die "could not remove the mark rule"
 

@@ -69,13 +69,13 @@ assert_cni_error() {
 		w_fail "no eth0 interface in the result"
 	[ "$(jq -r .cniVersion <<<"$output")" = 1.0.0 ] || w_fail "cniVersion"
 
-	run pod "$DOTPROXY_INIT" --check
+	run pod "$INIT_BIN" --check
 	[ "$status" -eq 0 ] || w_fail "dotproxy-init --check: the table differs"
 	# Byte for byte what dotproxy-init installs (counters left out).
 	ip netns add "${W_POD}x"
 	echo "${W_POD}x" >>"$W_DIR/netns"
 	cni_pod_resolv "${W_POD}x"
-	ip netns exec "${W_POD}x" "$DOTPROXY_INIT" >/dev/null
+	ip netns exec "${W_POD}x" "$INIT_BIN" >/dev/null
 	[ "$(ip netns exec "${W_POD}x" nft -s list table inet dotproxy)" = \
 		"$(pod nft -s list table inet dotproxy)" ] ||
 		w_fail "the table differs from dotproxy-init's"
@@ -170,7 +170,7 @@ assert_cni_error() {
 	[ "$status" -eq 0 ] || w_fail "dig exit $status"
 	assert_a web.ns.svc.cluster.local 198.51.100.11
 	assert_logged web.ns.svc.cluster.local. "transport=udp path=local to=192.0.2.3:53"
-	pod "$DOTPROXY_INIT" >/dev/null
+	pod "$INIT_BIN" >/dev/null
 }
 
 @test "an unannotated pod in an unlisted namespace gets nothing; CHECK and DEL leave it alone" {
@@ -207,7 +207,7 @@ assert_cni_error() {
 	run cni_list ADD "$p" "$CNI_CAPTURED_NS" '{}'
 	[ "$status" -eq 0 ] || w_fail "ADD failed"
 	[ "$(pod_tables "$p")" = "table inet dotproxy" ] || w_fail "no table"
-	run ip netns exec "$p" "$DOTPROXY_INIT" --check
+	run ip netns exec "$p" "$INIT_BIN" --check
 	[ "$status" -eq 0 ] || w_fail "not dotproxy-init's table"
 	run cni_list CHECK "$p" "$CNI_CAPTURED_NS" '{}'
 	[ "$status" -eq 0 ] || w_fail "CHECK right after ADD failed"
@@ -225,7 +225,7 @@ assert_cni_error() {
 	assert_cni_error 100 "table inet dotproxy is missing"
 
 	# Put it back (the same table, from dotproxy-init), for DEL to remove.
-	ip netns exec "$p" "$DOTPROXY_INIT" >/dev/null
+	ip netns exec "$p" "$INIT_BIN" >/dev/null
 	run cni_list CHECK "$p" "$CNI_CAPTURED_NS" '{}'
 	[ "$status" -eq 0 ] || w_fail "CHECK after the repair failed"
 	run cni_list DEL "$p" "$CNI_CAPTURED_NS" '{}'
@@ -338,7 +338,7 @@ inst_ours_last() {
 inst_start() {
 	local d=$1
 	shift
-	"$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	"$CNI_BIN" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--ready-file "$d/ready" "$@" 2>>"$d/inst.log" &
 	echo $! >"$W_DIR/inst.pid"
 }
@@ -366,9 +366,9 @@ inst_stop() {
 	inst_start "$d" --plugin-config '{"namespaces":["apps"],"logFile":"/var/log/dotproxy-cni.log"}'
 	inst_wait inst_ours_last "$f" || w_fail "not added: $(cat "$d/inst.log")"
 	inst_wait test -e "$d/ready" || w_fail "no ready file with the entry in place"
-	run "$DOTPROXY_CNI" ready "$d/ready"
+	run "$CNI_BIN" ready "$d/ready"
 	[ "$status" -eq 0 ] || w_fail "ready: exit $status"
-	cmp "$DOTPROXY_CNI" "$d/bin/dotproxy-cni" || w_fail "binary not copied"
+	cmp "$CNI_BIN" "$d/bin/dotproxy-cni" || w_fail "binary not copied"
 	[ -x "$d/bin/dotproxy-cni" ] || w_fail "binary not executable"
 	# Everything else byte for byte: the file up to the end of the last
 	# plugin is the original's.
@@ -397,7 +397,7 @@ inst_stop() {
 	# must still be able to run DEL.
 	inst_stop
 	inst_ours_last "$f" || w_fail "SIGTERM took the entry out"
-	cmp "$DOTPROXY_CNI" "$d/bin/dotproxy-cni" || w_fail "SIGTERM took the binary away"
+	cmp "$CNI_BIN" "$d/bin/dotproxy-cni" || w_fail "SIGTERM took the binary away"
 	grep -q "stopping; the plugin and its entry stay" "$d/inst.log" || w_fail "no log line"
 	# The new pod starts: nothing to change, ready at once.
 	cp "$f" "$d/with-entry"
@@ -406,7 +406,7 @@ inst_stop() {
 	cmp "$d/with-entry" "$f" || w_fail "the new installer rewrote an entry in place"
 	inst_stop
 
-	run "$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 0 ] || w_fail "uninstall failed: $output"
 	# The exact bytes the network plugin last wrote.
 	cmp "$d/rewritten" "$f" || w_fail "the list was not restored"
@@ -430,7 +430,7 @@ inst_stop() {
 	inst_wait cmp -s "$d/flannel" "$f" || w_fail "the old list was not given back"
 	inst_stop
 	inst_ours_last "$g" || w_fail "SIGTERM took the entry out"
-	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	"$CNI_BIN" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
 	cmp "$d/calico" "$g" || w_fail "the new list was not restored"
 	cmp "$d/flannel" "$f" || w_fail "the old list changed again"
 }
@@ -446,7 +446,7 @@ inst_stop() {
 		w_fail "the stale entry stayed"
 	[ "$(jq '.plugins[-1].proxyPort' "$f")" = 15353 ] || w_fail "not the new settings"
 	inst_stop
-	run "$DOTPROXY_CNI" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 0 ] || w_fail "uninstall failed"
 	[ "$(jq -S . "$f")" = "$(inst_conflist | jq -S .)" ] ||
 		w_fail "an entry of ours is left: $(cat "$f")"
@@ -457,45 +457,45 @@ inst_stop() {
 	local d=$W_DIR/inst2 f
 	mkdir -p "$d/bin" "$d/net.d"
 	f=$d/net.d/10-flannel.conflist
-	run "$DOTPROXY_CNI" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	run "$CNI_BIN" install --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--plugin-config '{"proxyPort":"x"}'
 	[ "$status" -eq 2 ] || w_fail "want exit 2"
 	[[ $output == *proxyPort* ]] || w_fail "the message does not name the key"
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--conf-file 10-x.yaml
 	[ "$status" -eq 2 ] || w_fail "a --conf-file no runtime reads: want exit 2"
 
 	# Nothing to install into: exit 1, one clear line, no binary left.
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--ready-file "$d/ready"
 	[ "$status" -eq 1 ] || w_fail "--once with no list: want exit 1, got $status"
 	[[ $output == *"no network configuration list"* ]] || w_fail "no reason given: $output"
 	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "a binary left half-installed"
 	[ ! -e "$d/ready" ] || w_fail "ready without an entry"
-	run env DOTPROXY_CNI_READY_FILE="$d/ready" "$DOTPROXY_CNI" ready
+	run env DOTPROXY_CNI_READY_FILE="$d/ready" "$CNI_BIN" ready
 	[ "$status" -eq 1 ] || w_fail "ready (from the environment) without an entry: exit $status"
 	# A single-plugin file, and a list that is not JSON: left alone.
 	printf '{"cniVersion":"0.3.1","name":"b","type":"bridge"}\n' >"$d/net.d/10-bridge.conf"
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 1 ] || w_fail "--once on a .conf: want exit 1"
 	[[ $output == *"single-plugin"* ]] || w_fail "no reason given: $output"
 	[ "$(cat "$d/net.d/10-bridge.conf")" = '{"cniVersion":"0.3.1","name":"b","type":"bridge"}' ] ||
 		w_fail "the .conf changed"
 	rm "$d/net.d/10-bridge.conf"
 	printf '{"plugins": [' >"$f"
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 1 ] || w_fail "--once on broken JSON: want exit 1"
 	[ "$(cat "$f")" = '{"plugins": [' ] || w_fail "the broken list changed"
 	[ ! -e "$d/bin/dotproxy-cni" ] || w_fail "a binary left half-installed"
 
 	inst_conflist >"$f"
 	run env DOTPROXY_CNI_CNI_BIN_DIR="$d/bin" DOTPROXY_CNI_CNI_CONF_DIR="$d/net.d" \
-		DOTPROXY_CNI_READY_FILE="$d/ready" "$DOTPROXY_CNI" install --once
+		DOTPROXY_CNI_READY_FILE="$d/ready" "$CNI_BIN" install --once
 	[ "$status" -eq 0 ] || w_fail "--once failed: $output"
 	inst_ours_last "$f" || w_fail "--once did not add the entry"
 	[ -x "$d/bin/dotproxy-cni" ] || w_fail "--once did not copy the binary"
 	[ -e "$d/ready" ] || w_fail "--once: no ready file"
-	run "$DOTPROXY_CNI" install --uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	run "$CNI_BIN" install --uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--ready-file "$d/ready"
 	[ "$status" -eq 0 ] || w_fail "--uninstall failed"
 	cmp <(inst_conflist) "$f" || w_fail "not removed"
@@ -510,21 +510,21 @@ inst_stop() {
 	h=$d/net.d/.05-hidden.conflist
 	inst_conflist >"$f"
 	# The directory sorts first: skipped.
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 0 ] || w_fail "--once past a directory failed: $output"
 	inst_ours_last "$f" || w_fail "the directory stopped it"
-	"$DOTPROXY_CNI" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	"$CNI_BIN" uninstall --keep-binary --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
 	cmp <(inst_conflist) "$f" || w_fail "uninstall did not restore the list"
 	# A dot-file sorts before both ('.' < '0') and libcni loads it.
 	inst_conflist | jq '.name = "hidden"' >"$h"
 	cp "$h" "$d/hidden"
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d"
 	[ "$status" -eq 0 ] || w_fail "--once failed: $output"
 	inst_ours_last "$h" || w_fail "the dot-file libcni loads first was not used"
 	cmp <(inst_conflist) "$f" || w_fail "a later file changed"
-	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	"$CNI_BIN" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
 	cmp "$d/hidden" "$h" || w_fail "uninstall did not restore the dot-file"
-	run "$DOTPROXY_CNI" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
+	run "$CNI_BIN" install --once --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" \
 		--conf-file 10-flannel.conflist
 	[ "$status" -eq 0 ] || w_fail "--once --conf-file failed: $output"
 	inst_ours_last "$f" || w_fail "--conf-file not used"
@@ -558,7 +558,7 @@ inst_stop() {
 	mv "$d/primary/.tmp" "$t"
 	inst_wait inst_ours_last "$f" || w_fail "not re-added through the link"
 	inst_stop
-	"$DOTPROXY_CNI" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
+	"$CNI_BIN" uninstall --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net.d" 2>/dev/null
 	[ -L "$f" ] || w_fail "uninstall replaced the link"
 	cmp "$d/rewritten" "$t" || w_fail "the target did not get its bytes back"
 	[ -z "$(find "$d" -name '.dotproxy-cni.tmp*')" ] || w_fail "temp files left"
@@ -567,16 +567,16 @@ inst_stop() {
 @test "the static plugin alone in an empty chroot: ADD, CHECK and DEL; no interpreter" {
 	local p=${W_POD}c c=$W_DIR/chroot conf out chroot
 	chroot=$(command -v chroot) || w_fail "no chroot (coreutils)"
-	run readelf -lW "$DOTPROXY_CNI"
+	run readelf -lW "$CNI_BIN"
 	[ "$status" -eq 0 ] || w_fail "readelf failed"
 	[[ $output != *INTERP* ]] || w_fail "the binary needs a program interpreter"
-	run readelf -dW "$DOTPROXY_CNI"
+	run readelf -dW "$CNI_BIN"
 	[[ $output != *NEEDED* ]] || w_fail "the binary needs shared libraries: $output"
 	cni_pod_add "$p"
 	# Only the binary and the namespace (bind-mounted): no loader, no
 	# libc, no /proc, no /etc.
 	mkdir -p "$c/netns"
-	cp "$DOTPROXY_CNI" "$c/dotproxy-cni"
+	cp "$CNI_BIN" "$c/dotproxy-cni"
 	touch "$c/netns/pod"
 	mount --bind "/var/run/netns/$p" "$c/netns/pod"
 	echo "$c/netns/pod" >"$W_DIR/chroot-mount"

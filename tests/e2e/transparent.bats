@@ -33,7 +33,7 @@ TP_METRICS=127.0.0.1:9153
 tp_resolv() {
 	printf '%s\n' "$1" >"/etc/netns/$W_POD/resolv.conf" || return 1
 	[ "$1" = "$TP_RESOLV" ] || touch "$BATS_FILE_TMPDIR/resolv-changed"
-	pod "$DOTPROXY_INIT" >/dev/null
+	pod "$INIT_BIN" >/dev/null
 }
 
 # metric NAME{LABELS}: its value on the proxy's /metrics (0 when absent).
@@ -302,7 +302,7 @@ options ndots:5' || w_fail "cannot set resolv.conf"
 	[ "$output" = 1 ] || w_fail "want the fallback logged exactly once, got $output"
 	grep 'UDP original destination unavailable' "$(proxy_log)" | grep -q 'fallback=resolv.conf' ||
 		w_fail "the log line does not name the fallback"
-	pod "$DOTPROXY_INIT" >/dev/null
+	pod "$INIT_BIN" >/dev/null
 }
 
 @test "UDP local-zone query with ambient CAP_NET_ADMIN goes to its original destination (conntrack)" {
@@ -385,12 +385,12 @@ options ndots:5' || w_fail "cannot set resolv.conf"
 }
 
 @test "dotproxy-init --validate as the app passes with the proxy up and fails with it down" {
-	run app "$DOTPROXY_INIT" --validate
+	run app "$INIT_BIN" --validate
 	[ "$status" -eq 0 ] || w_fail "--validate exit $status with the proxy up"
 	[[ $output == *"capture works"* ]] || w_fail "want 'capture works'"
 
 	stop_proxy || w_fail "proxy did not stop cleanly"
-	run app "$DOTPROXY_INIT" --validate
+	run app "$INIT_BIN" --validate
 	[ "$status" -eq 7 ] || w_fail "--validate exit $status with the proxy down (want 7)"
 	[[ $output == *"capture does not work"* ]] || w_fail "want 'capture does not work'"
 }

@@ -27,7 +27,7 @@
 # shellcheck source=tests/e2e/helpers/pod.bash
 . "$(dirname "${BASH_SOURCE[0]}")/pod.bash"
 
-DOTPROXY_CNI=${DOTPROXY_CNI:-$W_ROOT/build/dotproxy-cni}
+CNI_BIN=${CNI_BIN:-$W_ROOT/build/dotproxy-cni}
 CNI_REF_DIR=${CNI_REF_DIR:-/usr/lib/cni}
 CNI_LIST_NAME=dpt-test-net
 # The K8S_POD_NAMESPACE whose pods the plugin captures without annotation.
@@ -146,7 +146,7 @@ cni_pod_resolv() {
 cni_setup() {
 	local b
 	world_setup || return 1
-	export DOTPROXY_INIT GAI
+	export INIT_BIN GAI
 	CNI_NODE=${W_POD%-pod}-node
 	export CNI_NODE
 	ip -n "$W_UP" addr add 192.0.2.3/24 dev veth1 || return 1
@@ -171,7 +171,7 @@ cni_setup() {
 			{ echo "no $CNI_REF_DIR/$b (containernetworking-plugins)" >&2; return 1; }
 		ln -s "$CNI_REF_DIR/$b" "$W_DIR/cni-bin/$b"
 	done
-	cp "$DOTPROXY_CNI" "$W_DIR/cni-bin/dotproxy-cni" || return 1
+	cp "$CNI_BIN" "$W_DIR/cni-bin/dotproxy-cni" || return 1
 	cni_write_conflist
 	cni_list ADD "$W_POD" apps '{"dotproxy/capture":"true","other":"x"}' \
 		>"$W_DIR/pod-add.json" 2>"$W_DIR/pod-add.err" ||
@@ -182,7 +182,7 @@ cni_setup() {
 cni_file_setup() {
 	local b
 	[ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)" >&2; return 1; }
-	for b in "$DOTPROXY" "$DOTPROXY_CNI" "$DOTPROXY_INIT" "$GAI"; do
+	for b in "$DOTPROXY" "$CNI_BIN" "$INIT_BIN" "$GAI"; do
 		[ -x "$b" ] || { echo "no $b (make $b)" >&2; return 1; }
 	done
 	command -v jq >/dev/null || { echo "needs jq" >&2; return 1; }

@@ -40,8 +40,8 @@
 # shellcheck source=tests/e2e/helpers/world.bash
 . "$(dirname "${BASH_SOURCE[0]}")/world.bash"
 
-DOTPROXY_CNI=${DOTPROXY_CNI:-$W_BUILD/dotproxy-cni}
-DOTPROXY_INIT=${DOTPROXY_INIT:-$W_BUILD/dotproxy-init}
+CNI_BIN=${CNI_BIN:-$W_BUILD/dotproxy-cni}
+INIT_BIN=${INIT_BIN:-$W_BUILD/dotproxy-init}
 GAI=${GAI:-$W_BUILD/tools/gai}
 CNI_REF_DIR=${CNI_REF_DIR:-/usr/lib/cni}
 CRI_CLIENT=${CRI_CLIENT:-$W_ROOT/tests/tools/cri_client.py}
@@ -352,7 +352,7 @@ cri_setup() {
 	done
 	# A private copy: a concurrent relink of build/ cannot change it.
 	mkdir -p "$CRI_DIR/src"
-	cp "$DOTPROXY_CNI" "$CRI_DIR/src/dotproxy-cni" || return 1
+	cp "$CNI_BIN" "$CRI_DIR/src/dotproxy-cni" || return 1
 	cri_primary_conflist . >"$CRI_DIR/net.d/$CRI_LIST"
 	cri_installer_start || return 1
 
@@ -580,7 +580,7 @@ cri_teardown() {
 cri_file_setup() {
 	local b why
 	[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; return 1; }
-	for b in "$DOTPROXY" "$DOTPROXY_CNI" "$DOTPROXY_INIT" "$GAI"; do
+	for b in "$DOTPROXY" "$CNI_BIN" "$INIT_BIN" "$GAI"; do
 		[ -x "$b" ] || { echo "no $b (make $b)" >&2; return 1; }
 	done
 	for b in containerd ctr runc unshare nsenter gcc strip jq unbound kdig; do

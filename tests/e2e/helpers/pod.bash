@@ -31,7 +31,7 @@
 # shellcheck source=tests/e2e/helpers/world.bash
 . "$(dirname "${BASH_SOURCE[0]}")/world.bash"
 
-DOTPROXY_INIT=${DOTPROXY_INIT:-$W_BUILD/dotproxy-init}
+INIT_BIN=${INIT_BIN:-$W_BUILD/dotproxy-init}
 GAI=${GAI:-$W_BUILD/tools/gai}
 APP_UID=1000
 
@@ -82,7 +82,7 @@ pod_cluster_check() {
 # (pod_start_proxy).
 pod_setup() {
 	world_setup || return 1
-	export DOTPROXY_INIT GAI
+	export INIT_BIN GAI
 	ip -n "$W_UP" addr add 192.0.2.3/24 dev veth1 || return 1
 	ip -n "$W_UP" addr add 2001:db8::3/64 dev veth1 nodad || return 1
 	# Only so that a query to a resolver address nobody owns leaves the
@@ -106,7 +106,7 @@ pod_setup() {
 	pod_cluster_check 192.0.2.2 198.51.100.10 || return 1
 	pod_cluster_check 192.0.2.3 198.51.100.11 || return 1
 
-	pod "$DOTPROXY_INIT" >"$W_DIR/init.log" 2>&1 ||
+	pod "$INIT_BIN" >"$W_DIR/init.log" 2>&1 ||
 		{ cat "$W_DIR/init.log" >&2; return 1; }
 }
 
@@ -130,7 +130,7 @@ pod_teardown() {
 pod_file_setup() {
 	local b
 	[ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)" >&2; return 1; }
-	for b in "$DOTPROXY" "$DOTPROXY_INIT" "$GAI"; do
+	for b in "$DOTPROXY" "$INIT_BIN" "$GAI"; do
 		[ -x "$b" ] || { echo "no $b (make $b)" >&2; return 1; }
 	done
 	pod_root_state >"$BATS_FILE_TMPDIR/root.before" || return 1
