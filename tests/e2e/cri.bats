@@ -37,7 +37,7 @@ teardown_file() {
 	[ -z "${CRI_CG:-}" ] || ! ls -d /sys/fs/cgroup/*/"$CRI_CG" 2>/dev/null ||
 		{ echo "cgroups left"; rc=1; }
 	if [ -f "$BATS_FILE_TMPDIR/root.before" ]; then
-		nft list ruleset | diff -u "$BATS_FILE_TMPDIR/root.before" - || rc=1
+		nft -s list ruleset | diff -u "$BATS_FILE_TMPDIR/root.before" - || rc=1
 	fi
 	return "$rc"
 }

@@ -592,7 +592,7 @@ cri_file_setup() {
 		echo "$why" >"$BATS_FILE_TMPDIR/skip"
 		return 0
 	fi
-	nft list ruleset >"$BATS_FILE_TMPDIR/root.before" || return 1
+	nft -s list ruleset >"$BATS_FILE_TMPDIR/root.before" || return 1
 	cri_setup || { cri_dump >&2; cri_teardown; world_teardown; return 1; }
 }
 
