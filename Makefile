@@ -201,6 +201,10 @@ check-arm64:
 	@$(ARM64_MAKE) -s all unit-bins
 	@BUILD=$(BUILD)/arm64 EMU=qemu-aarch64-static bash tests/run.sh unit-arm64
 
+# make print-CNI_LIBS: a variable's value, for scripts/sbom.sh.
+print-%:
+	@echo '$($*)'
+
 # make release VERSION=x.y.z: tarballs, images, SBOMs, SHA256SUMS and the
 # release notes under $(BUILD)/release (scripts/release.sh).
 release:
