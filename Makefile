@@ -194,11 +194,11 @@ ARM64_MAKE = $(MAKE) BUILD=$(BUILD)/arm64 CC=aarch64-linux-gnu-gcc SANITIZE= \
   HARDEN='-D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -mbranch-protection=standard -fPIE'
 
 arm64:
-	@$(ARM64_MAKE) all
+	+@$(ARM64_MAKE) all
 
 # The unit tests and fuzz corpus replays, cross-built, run under qemu-user.
 check-arm64:
-	@$(ARM64_MAKE) -s all unit-bins
+	+@$(ARM64_MAKE) -s all unit-bins
 	@BUILD=$(BUILD)/arm64 EMU=qemu-aarch64-static bash tests/run.sh unit-arm64
 
 # make print-CNI_LIBS: a variable's value, for scripts/sbom.sh.

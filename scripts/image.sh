@@ -108,7 +108,7 @@ stage() {
 
 # build ARCH BUILD WORK
 build_image() {
-	local arch=$1 build=$2 w=$3 o layer diff ldig lsize cfg cdig csize man mdig msize lic
+	local arch=$1 build=$2 w=$3 o diff ldig lsize cdig csize mdig msize lic
 	arch_vars "$arch"
 	rm -rf "$w"
 	mkdir -p "$w"
@@ -173,7 +173,7 @@ build_image() {
 
 # index OUT WORK...: one layout, one image index over the WORKs' manifests.
 build_index() {
-	local out=$1 w list size dig
+	local out=$1 w size dig
 	shift
 	rm -rf "$out"
 	mkdir -p "$out/blobs/sha256"

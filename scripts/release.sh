@@ -145,7 +145,7 @@ bash "$src/scripts/image.sh" archive "$work/index" "$out/$name.oci.tar"
 	echo "are MIT. The SBOMs (SPDX 2.3) name every library in each binary and image."
 } >"$out/RELEASE-NOTES.md"
 
-(cd "$out" && sha256sum -- $(ls | grep -v '^SHA256SUMS$') >SHA256SUMS)
+(cd "$out" && sha256sum -- *.md *.json *.tar *.tar.gz >SHA256SUMS)
 [ "${RELEASE_KEEP_WORK:-0}" = 1 ] || rm -rf "$work"
 echo "release: $out" >&2
 (cd "$out" && cat SHA256SUMS)
