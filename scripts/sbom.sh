@@ -63,14 +63,17 @@ owner() {
 # spdx_licence PKG: the package's licence as an SPDX expression, from its
 # copyright file: DEP-5's "Files: *" paragraph (or the header's License),
 # Debian's short names mapped to SPDX; otherwise recognised from the text.
+# What a package ships of its source, where that is not "Files: *": the
+# CA bundle is made from Mozilla's certdata.txt (the rest is scripts).
+declare -A shipped=([ca-certificates]=mozilla/certdata.txt)
 spdx_licence() {
 	local f=/usr/share/doc/$1/copyright lic text
 	[ -r "$f" ] || { echo NOASSERTION; return; }
 	if head -1 "$f" | grep -q '^Format: .*copyright-format'; then
-		lic=$(awk '
+		lic=$(awk -v want="${shipped[$1]:-*}" '
 			/^$/ { infiles = 0; header_done = 1 }
 			!header_done && /^License:/ { sub(/^License: */, ""); hdr = $0 }
-			/^Files:/ { infiles = ($0 ~ /^Files: *\*( |$)/) }
+			/^Files:/ { infiles = (index(" " substr($0, 7) " ", " " want " ") > 0) }
 			infiles && /^License:/ { sub(/^License: */, ""); print; exit }
 			END { if (hdr != "") print hdr }' "$f" | head -1)
 		# The stand-alone paragraph of that licence says whether "or later".
@@ -118,7 +121,7 @@ pkg_json() {
 }
 
 export DEBIAN_VERSION_ID
-DEBIAN_VERSION_ID=$(. /etc/os-release && echo "${VERSION_ID:-unknown}")
+DEBIAN_VERSION_ID=$(sed -n "s/^VERSION_ID=\"\?\([^\"]*\)\"\?$/\1/p" /etc/os-release)
 
 declare -A pkgs=()    # package name:arch -> purpose
 rels=()               # "A TYPE B" SPDX relationships
