@@ -28,7 +28,7 @@ set -euo pipefail
 arch=$1 build=$2 out=$3 rootfs=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${VERSION:-$(cat "$root/VERSION")}
-epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct)}
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 case $arch in
 amd64) triplet=x86_64-linux-gnu readelf=readelf ;;
