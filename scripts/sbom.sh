@@ -106,7 +106,7 @@ pkg_json() {
 	IFS=$'\t' read -r name ver src srcver a home < <(dpkg-query -W \
 		-f='${Package}\t${Version}\t${source:Package}\t${source:Version}\t${Architecture}\t${Homepage}\n' "$p")
 	lic=$(spdx_licence "$name")
-	jq -n --arg id "SPDXRef-deb-$name" --arg name "$name" --arg ver "$ver" \
+	jq -n --arg id "SPDXRef-src-$name" --arg name "$name" --arg ver "$ver" \
 		--arg src "$src" --arg srcver "$srcver" --arg a "$a" --arg home "${home:-NOASSERTION}" \
 		--arg lic "$lic" --arg kind "$2" '{
 		SPDXID: $id, name: $name, versionInfo: $ver,
@@ -127,18 +127,37 @@ declare -A pkgs=()    # package name:arch -> purpose
 rels=()               # "A TYPE B" SPDX relationships
 bin_pkgs=()           # the binaries' SPDX packages (JSON)
 
-# static_libs VAR: the archives the Makefile's VAR links statically.
+# static_libs VAR: the archives the Makefile's VAR links statically (-L
+# directories on the link line are searched first).
 static_libs() {
-	local t static=0
-	for t in $(make -s -C "$root" --no-print-directory print-"$1"); do
+	local t static=0 saved=("${libdirs[@]}")
+	for t in $(make -s -C "$root" --no-print-directory BUILD="$build" print-"$1"); do
 		case $t in
+		-L*) t=${t#-L}; [[ $t == /* ]] || t=$root/$t; libdirs=("$t" "${libdirs[@]}") ;;
 		-Wl,-Bstatic | -static) static=1 ;;
 		-Wl,-Bdynamic) static=0 ;;
-		*.a) printf '%s\n' "$t" ;;
+		*.a) [[ $t == /* ]] && printf '%s\n' "$t" || printf '%s\n' "$root/$t" ;;
 		-l*) [ "$static" = 1 ] && { find_lib "lib${t#-l}.a" || die "no lib${t#-l}.a for $arch"; } ;;
 		esac
 	done
+	libdirs=("${saved[@]}")
 }
+
+# local_json ARCHIVE: an archive built here from source, not by a package,
+# is described by ARCHIVE.sbom beside it: lines name=, version=, license=
+# (SPDX), source= (where its source came from).
+local_json() {
+	local m=$1.sbom name
+	[ -r "$m" ] || die "$1: no Debian package owns it and there is no $m (name=, version=, license=, source=)"
+	name=$(sed -n 's/^name=//p' "$m")
+	jq -n -R --arg id "SPDXRef-src-$name" '
+		[inputs | select(test("^[a-z]+=")) | capture("^(?<key>[a-z]+)=(?<value>.*)$")] | from_entries as $m |
+		{SPDXID: $id, name: $m.name, versionInfo: $m.version, supplier: "NOASSERTION",
+		 downloadLocation: ($m.source // "NOASSERTION"), filesAnalyzed: false,
+		 licenseConcluded: $m.license, licenseDeclared: $m.license, copyrightText: "NOASSERTION",
+		 sourceInfo: "built from source by the dotproxy build", primaryPackagePurpose: "LIBRARY"}' <"$m"
+}
+local_pkgs=()
 
 for b in dotproxy dotproxy-init dotproxy-cni; do
 	bin=$build/$b
@@ -154,10 +173,16 @@ for b in dotproxy dotproxy-init dotproxy-cni; do
 	# Static archives: linked into the binary itself.
 	while read -r a; do
 		[ -n "$a" ] || continue
-		p=$(owner "$a") || die "$a: no Debian package owns it"
-		pkgs[$p]=LIBRARY
-		rels+=("$id STATIC_LINK SPDXRef-deb-${p%%:*}")
-		case $(spdx_licence "${p%%:*}") in GPL-*) gpl_static+=("${p%%:*}") ;; esac
+		if p=$(owner "$a"); then
+			pkgs[$p]=LIBRARY
+			l=$(spdx_licence "${p%%:*}") ref=SPDXRef-deb-${p%%:*}
+		else
+			j=$(local_json "$a")
+			p=$(jq -r .name <<<"$j") l=$(jq -r .licenseConcluded <<<"$j") ref=$(jq -r .SPDXID <<<"$j")
+			local_pkgs+=("$j")
+		fi
+		rels+=("$id STATIC_LINK $ref")
+		case $l in GPL-*) gpl_static+=("${p%%:*}") ;; esac
 	done < <(static_libs "$var")
 	# Shared libraries, and theirs in turn (the image ships them all).
 	queue=("$bin") seen=" "
@@ -210,6 +235,7 @@ if [ -n "$rootfs" ]; then
 fi
 
 lib_pkgs=()
+[ "${#local_pkgs[@]}" -eq 0 ] || mapfile -t lib_pkgs < <(printf '%s\n' "${local_pkgs[@]}" | jq -c . | sort -u)
 for p in $(printf '%s\n' "${!pkgs[@]}" | sort); do
 	lib_pkgs+=("$(pkg_json "$p" "${pkgs[$p]}")")
 done
