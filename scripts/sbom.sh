@@ -106,7 +106,7 @@ pkg_json() {
 	IFS=$'\t' read -r name ver src srcver a home < <(dpkg-query -W \
 		-f='${Package}\t${Version}\t${source:Package}\t${source:Version}\t${Architecture}\t${Homepage}\n' "$p")
 	lic=$(spdx_licence "$name")
-	jq -n --arg id "SPDXRef-src-$name" --arg name "$name" --arg ver "$ver" \
+	jq -n --arg id "SPDXRef-deb-$name" --arg name "$name" --arg ver "$ver" \
 		--arg src "$src" --arg srcver "$srcver" --arg a "$a" --arg home "${home:-NOASSERTION}" \
 		--arg lic "$lic" --arg kind "$2" '{
 		SPDXID: $id, name: $name, versionInfo: $ver,
