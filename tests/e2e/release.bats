@@ -136,6 +136,9 @@ layer_of() {
 	for arch in amd64 arm64; do
 		s=$A/dotproxy-$V-linux-$arch.spdx.json
 		jq -e '.spdxVersion == "SPDX-2.3" and .dataLicense == "CC0-1.0"' "$s"
+		# Every relationship joins elements the document defines.
+		jq -e '([.packages[].SPDXID] + ["SPDXRef-DOCUMENT"]) as $ids |
+			[.relationships[] | .spdxElementId, .relatedSpdxElement] | all(. as $x | $ids | index($x) != null)' "$s"
 		# Every package has a real licence and the version dpkg has installed.
 		jq -e '[.packages[] | select(.licenseConcluded == "NOASSERTION" or .licenseConcluded == "")] | length == 0' "$s"
 		while read -r p ver; do
