@@ -111,8 +111,9 @@ deps:
 # Every test, one summary line at the end, non-zero on any failure.
 test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash scripts/deps.sh fuzz
+	@bash scripts/deps.sh cross
 	@bash tests/run.sh all
-	$(if $(SANITIZE),,@bash scripts/deps.sh cross && $(MAKE) -s check-arm64)
+	$(if $(SANITIZE),,@$(MAKE) -s check-arm64)
 
 check: all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh unit
