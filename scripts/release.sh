@@ -143,6 +143,10 @@ bash "$src/scripts/image.sh" archive "$work/index" "$out/$name.oci.tar"
 	echo "Built from commit $rev; SHA256SUMS lists every file. dotproxy-cni links libnftnl"
 	echo "(GPL-2.0-or-later) statically and is distributed under GPL-2.0-or-later; the sources"
 	echo "are MIT. The SBOMs (SPDX 2.3) name every library in each binary and image."
+	# The GPL wants the source of what is linked in: say which one it is.
+	jq -r '.packages[] | select(.licenseConcluded | startswith("GPL")) |
+		select(.SPDXID | startswith("SPDXRef-deb-")) | "GPL code inside, its corresponding source: \(.sourceInfo | sub("; licence.*"; ""))."' \
+		"$work/image-amd64/sbom.spdx.json" | sort -u
 } >"$out/RELEASE-NOTES.md"
 
 (cd "$out" && sha256sum -- *.md *.json *.tar *.tar.gz >SHA256SUMS)
