@@ -22,6 +22,8 @@ WORKDIR /src
 COPY Makefile VERSION ./
 COPY proxy/ proxy/
 COPY init/ init/
+COPY LICENSE ./
+COPY scripts/sbom.sh scripts/
 ARG REVISION=unknown
 RUN make -j"$(nproc)" GIT_REV="$REVISION" all \
  && build/dotproxy --version && build/dotproxy-init --version \
@@ -42,6 +44,17 @@ RUN set -eu; \
       'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' >/out/etc/passwd; \
     printf '%s\n' 'root:x:0:' 'dotproxy:x:15353:' 'nogroup:x:65534:' >/out/etc/group; \
     echo "staged:"; find /out ! -type d | sort; du -sh /out
+# The SBOM (SPDX 2.3: every library in the binaries, its Debian version and
+# licence) and the licences, in the image; scripts/sbom.sh reads dpkg's
+# database with jq.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq \
+ && rm -rf /var/lib/apt/lists/* \
+ && d=/out/usr/share/doc/dotproxy && mkdir -p "$d" && cp LICENSE "$d/" \
+ && SOURCE_DATE_EPOCH=0 bash scripts/sbom.sh "$(dpkg --print-architecture)" build "$d/sbom.spdx.json" /out \
+ && for p in $(jq -r '.packages[].SPDXID | select(startswith("SPDXRef-deb-")) | ltrimstr("SPDXRef-deb-")' "$d/sbom.spdx.json"); do \
+      mkdir -p "/out/usr/share/doc/$p" && cp "/usr/share/doc/$p/copyright" "/out/usr/share/doc/$p/"; \
+    done
 
 FROM scratch
 # VERSION, REVISION: pass --build-arg VERSION="$(cat VERSION)" and the git revision.

@@ -114,7 +114,9 @@ deps:
 # Every test, one summary line at the end, non-zero on any failure.
 test: deps all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash scripts/deps.sh fuzz
+	@bash scripts/deps.sh cross
 	@bash tests/run.sh all
+	$(if $(SANITIZE),,@$(MAKE) -s check-arm64)
 
 check: all $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS) $(TOOL_BINS)
 	@bash tests/run.sh unit
@@ -157,12 +159,59 @@ fuzz:
 demo: deps all $(BUILD)/tools/gai
 	@bash examples/demo.sh
 
-install: all
-	install -d $(DESTDIR)/usr/local/bin
+# Binaries and man pages under PREFIX (default /usr/local), staged under
+# DESTDIR for packagers: make install DESTDIR=/tmp/stage PREFIX=/usr
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/dotproxy $(BUILD)/dotproxy-init $(BUILD)/dotproxy-cni \
-	  $(DESTDIR)/usr/local/bin/
+	  $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf $(BUILD)
+
+# ---------------------------------------------------------------- release
+# Man pages, the arm64 cross build and its tests under qemu, and the release.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+MANS   := $(patsubst %,$(BUILD)/man/%.8,dotproxy dotproxy-init dotproxy-cni)
+# The man pages' OPTIONS come from the binaries' own --help (the option
+# tables), run through HELP_RUN (an emulator for a cross build, if any).
+HELP_ARGS_dotproxy-cni = install --help
+
+.PHONY: man arm64 check-arm64 unit-bins release
+
+man: $(MANS)
+
+$(BUILD)/man/%.8: man/%.8.in $(BUILD)/% scripts/man.sh VERSION
+	@mkdir -p $(@D)
+	bash scripts/man.sh $< $@ $(HELP_RUN) $(BUILD)/$* $(or $(HELP_ARGS_$*),--help)
+
+# Everything the unit runner (tests/run.sh unit) executes.
+unit-bins: $(UNIT_PROXY) $(UNIT_INIT) $(UNIT_CNI) $(FUZZ_BINS)
+
+# linux/arm64 with Debian's cross toolchain (scripts/deps.sh cross) into
+# $(BUILD)/arm64. -fcf-protection is x86 only; its arm64 counterpart is
+# branch protection (PAC and BTI). No sanitizers: they do not run under qemu.
+ARM64_MAKE = $(MAKE) BUILD=$(BUILD)/arm64 CC=aarch64-linux-gnu-gcc SANITIZE= \
+  HARDEN='-D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -mbranch-protection=standard -fPIE'
+
+arm64:
+	+@$(ARM64_MAKE) all
+
+# The unit tests and fuzz corpus replays, cross-built, run under qemu-user.
+check-arm64:
+	+@$(ARM64_MAKE) -s all unit-bins
+	@BUILD=$(BUILD)/arm64 EMU=qemu-aarch64-static bash tests/run.sh unit-arm64
+
+# make print-CNI_LIBS: a variable's value, for scripts/sbom.sh.
+print-%:
+	@echo '$($*)'
+
+# make release VERSION=x.y.z: tarballs, images, SBOMs, SHA256SUMS and the
+# release notes under $(BUILD)/release (scripts/release.sh).
+release:
+	@bash scripts/release.sh $(if $(filter command line,$(origin VERSION)),$(VERSION))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

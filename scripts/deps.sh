@@ -11,6 +11,16 @@ pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-d
 [ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
 # "deps.sh fuzz": clang and its libFuzzer runtime, for make fuzz.
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
+# "deps.sh cross": the linux/arm64 build (make arm64, check-arm64, release):
+# Debian's cross compiler, the arm64 libraries (multiarch) and qemu-user.
+cross_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-aarch64-linux-gnu
+	libssl-dev:arm64 libmnl-dev:arm64 libnftnl-dev:arm64 libseccomp-dev:arm64 libjansson-dev:arm64)
+if [ "${1:-}" = cross ]; then
+	pkgs+=("${cross_pkgs[@]}")
+	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		if [ "$(id -u)" -eq 0 ]; then dpkg --add-architecture arm64; else sudo dpkg --add-architecture arm64; fi
+	fi
+fi
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

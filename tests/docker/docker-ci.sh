@@ -5,7 +5,7 @@
 #
 #   tests/docker/docker-ci.sh        (root; about 2-4 minutes the first time)
 #
-# Checks: image build, size (< 20 MB) and non-root user; the standalone proxy;
+# Checks: image build, size (< 20 MB), non-root user, the SBOM inside; the standalone proxy;
 # init + proxy sharing one namespace (docker run --network container:); the
 # compose demo with compose.local.yaml (DoT answers and compose service names);
 # docker-compose config on both files. The Cloudflare default is only validated.
@@ -289,6 +289,23 @@ c_labels() {
 	done
 }
 
+# The SBOM and the licences the build stage put in the image (no shell in
+# it: docker cp from a created, never started, container).
+c_sbom() {
+	local cid rc=0
+	cid=$(dk create "$IMG") || return 1
+	dk cp "$cid:/usr/share/doc/dotproxy/sbom.spdx.json" "$WORK/sbom.spdx.json" &&
+		dk cp "$cid:/usr/share/doc/libnftnl-dev/copyright" "$WORK/libnftnl.copyright" || rc=1
+	dk rm "$cid" >/dev/null
+	[ "$rc" = 0 ] || return 1
+	jq -r '.packages[] | "\(.name) \(.versionInfo) \(.licenseConcluded)"' "$WORK/sbom.spdx.json"
+	jq -e '.spdxVersion == "SPDX-2.3" and
+		any(.relationships[]; .spdxElementId == "SPDXRef-bin-dotproxy-cni" and
+			.relationshipType == "STATIC_LINK" and .relatedSpdxElement == "SPDXRef-deb-libnftnl-dev") and
+		any(.packages[]; .name == "dotproxy-cni" and .licenseConcluded == "GPL-2.0-or-later") and
+		any(.packages[]; .name == "libssl3")' "$WORK/sbom.spdx.json" >/dev/null
+}
+
 c_upstream_start() {
 	dk network create --subnet 203.0.113.0/24 "$NET" >/dev/null || return 1
 	dk volume create "$VOL" >/dev/null || return 1
@@ -511,6 +528,7 @@ else
 		check "image: size below 20 MB" c_size
 		check "image: runs as non-root 15353:15353, --version works" c_nonroot
 		check "image: OCI labels" c_labels
+		check "image: SBOM and licences inside" c_sbom
 		say "local DoT upstream"
 		if check "upstream: docker build examples/compose/upstream" c_build_upstream &&
 			check "upstream: container healthy on 203.0.113.53 (throw-away CA)" c_upstream_start; then

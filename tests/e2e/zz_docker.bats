@@ -68,6 +68,10 @@ dci() {
 	dci "image: OCI labels"
 }
 
+@test "docker: image carries its SBOM and the licences" {
+	dci "image: SBOM and licences inside"
+}
+
 @test "docker: local DoT upstream image builds and gets healthy" {
 	dci "upstream: docker build examples/compose/upstream"
 	dci "upstream: container healthy on 203.0.113.53 (throw-away CA)"
