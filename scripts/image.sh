@@ -67,8 +67,12 @@ stage() {
 		[ -f "$build/$b" ] || die "no $build/$b (make${cross:+ arm64})"
 		"${cross}strip" --strip-unneeded -o "$r/usr/local/bin/$b" "$build/$b"
 		queue+=("$build/$b")
-		interp=$("${cross}readelf" -l "$build/$b" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+		# The last binary with an interpreter names it (dotproxy-cni is
+		# static and has none).
+		d=$("${cross}readelf" -l "$build/$b" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+		[ -z "$d" ] || interp=$d
 	done
+	[ -n "$interp" ] || die "no binary names a program interpreter"
 	# The loader where the binaries ask for it, the libraries where it looks.
 	mkdir -p "$r$(dirname "$interp")"
 	cp -L "$interp" "$r$interp"

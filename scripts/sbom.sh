@@ -203,6 +203,12 @@ for b in dotproxy dotproxy-init dotproxy-cni; do
 		p=$(owner "$interp") || die "$interp: no Debian package owns it"
 		pkgs[$p]=LIBRARY
 		rels+=("$id DYNAMIC_LINK SPDXRef-deb-${p%%:*}")
+	elif ! $readelf -d "$bin" | grep -q '(NEEDED)'; then
+		# A static executable holds the C library itself (libc.a).
+		l=$(find_lib libc.a) || die "libc.a (linked into $b) not found for $arch"
+		p=$(owner "$l") || die "$l: no Debian package owns it"
+		pkgs[$p]=LIBRARY
+		rels+=("$id STATIC_LINK SPDXRef-deb-${p%%:*}")
 	fi
 	if [ "${#gpl_static[@]}" -gt 0 ]; then
 		concl=GPL-2.0-or-later
