@@ -35,7 +35,8 @@ amd64) triplet=x86_64-linux-gnu readelf=readelf ;;
 arm64) triplet=aarch64-linux-gnu readelf=aarch64-linux-gnu-readelf ;;
 *) echo "sbom.sh: unknown architecture $arch" >&2; exit 2 ;;
 esac
-libdirs=("/lib/$triplet" "/usr/lib/$triplet" /lib /usr/lib)
+# The cross toolchain keeps its C library (libc.a of a static binary) apart.
+libdirs=("/lib/$triplet" "/usr/lib/$triplet" /lib /usr/lib "/usr/$triplet/lib")
 
 die() { echo "sbom.sh: $*" >&2; exit 1; }
 
