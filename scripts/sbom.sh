@@ -56,7 +56,8 @@ owner() {
 	local f=$1 real p
 	real=$(readlink -f "$f")
 	for p in "$f" "$real" "/usr${real#/usr}" "${real#/usr}"; do
-		dpkg-query -S "$p" 2>/dev/null | head -1 | cut -d: -f1,2 | sed 's/: *$//' && return 0
+		# "pkg:arch: /path" or "pkg: /path": everything before ": ".
+		dpkg-query -S "$p" 2>/dev/null | head -1 | sed 's/: .*//' | grep . && return 0
 	done
 	return 1
 }
