@@ -158,7 +158,9 @@ layer_of() {
 				{ echo "$arch: $n ($p) missing from the SBOM"; return 1; }
 		done
 		# The links, and the licence of each binary.
-		jq -e '[.relationships[] | select(.spdxElementId == "SPDXRef-bin-dotproxy-cni" and .relationshipType == "STATIC_LINK") | .relatedSpdxElement] | sort == ["SPDXRef-deb-libjansson-dev", "SPDXRef-deb-libnftnl-dev"]' "$s"
+		# dotproxy-cni is static: libc too (the cross toolchain's on arm64).
+		case $arch in amd64) libc=SPDXRef-deb-libc6-dev ;; arm64) libc=SPDXRef-deb-libc6-dev-arm64-cross ;; esac
+		jq -e --arg libc "$libc" '[.relationships[] | select(.spdxElementId == "SPDXRef-bin-dotproxy-cni" and .relationshipType == "STATIC_LINK") | .relatedSpdxElement] | sort == ([$libc, "SPDXRef-deb-libjansson-dev", "SPDXRef-deb-libnftnl-dev"] | sort)' "$s"
 		jq -e '[.relationships[] | select(.spdxElementId == "SPDXRef-bin-dotproxy" and .relationshipType == "DYNAMIC_LINK") | .relatedSpdxElement] | contains(["SPDXRef-deb-libssl3", "SPDXRef-deb-libmnl0", "SPDXRef-deb-libseccomp2", "SPDXRef-deb-libc6"])' "$s"
 		jq -e '.packages[] | select(.name == "dotproxy-cni") | .licenseConcluded == "GPL-2.0-or-later" and .licenseDeclared == "MIT"' "$s"
 		jq -e '.packages[] | select(.name == "dotproxy") | .licenseConcluded == "MIT"' "$s"
