@@ -121,7 +121,7 @@ replay() {
 }
 
 run_unit() {
-	local src t name rc target bin tmp
+	local src t name rc target bin tmp line
 	tmp=$(mktemp) || exit 2
 	echo "# unit tests"
 	for src in tests/unit/proxy/test_*.c tests/unit/init/test_*.c; do
@@ -135,7 +135,9 @@ run_unit() {
 		# (the loop check of fe_tcp uses it): these run natively only.
 		if [ -n "${EMU:-}" ] && [[ " test_sandbox test_nl test_fe_tcp " == *" $name "* ]]; then
 			skipped=$((skipped + 1))
-			echo "ok - $name # SKIP under $EMU: needs seccomp or sock_diag, which qemu-user lacks"
+			line="ok - $name # SKIP under ${EMU##*/}: needs seccomp or sock_diag, which qemu-user lacks"
+			echo "$line"
+			skips+=("$name (${EMU##*/})|${line#*# SKIP }")
 			continue
 		fi
 		echo "# $name"
