@@ -272,6 +272,18 @@ nodelocal_plan(const struct nodelocal_spec *spec, struct nodelocal_rule *rules,
 	/* prerouting: a listener takes it; else fall back (rewrite, track). */
 	EACH RULE(r.chain = NLC_PRE_RAW; r.daddr = a->addr;
 	    r.socket_bound = true; r.action = NLA_NOTRACK_ACCEPT);
+	/*
+	 * The wildcard key needs a full socket: the ACK that completes a
+	 * handshake finds a request socket, a late FIN a time-wait one, and
+	 * would be tracked and DNATed away. Past the SYN, any socket of ours
+	 * for that tuple takes the packet (transparent 0: none of ours is).
+	 */
+	for (i = 0; i < spec->naddr; i++) {
+		a = &spec->addr[i];
+		p = 1;
+		RULE(r.chain = NLC_PRE_RAW; r.daddr = a->addr;
+		    r.socket_any = true; r.action = NLA_NOTRACK_ACCEPT);
+	}
 	EACH if (ll) RULE(r.chain = NLC_PRE_RAW; r.daddr = a->addr;
 	    r.action = NLA_SET_DADDR; r.arg = up->addr);
 	EACH RULE(r.chain = NLC_PRE_RAW; r.iif_lo = true;
@@ -354,6 +366,9 @@ nodelocal_rule_text(const struct nodelocal_rule *r, char *buf, size_t cap)
 		    r->sport53 ? "sport" : "dport");
 	if (r->socket_bound)
 		text_add(buf, cap, &off, &err, "socket wildcard 0 ");
+	if (r->socket_any)
+		text_add(buf, cap, &off, &err, "tcp flags & syn == 0 socket "
+		    "transparent 0 ");
 	if (r->ct_dnat)
 		text_add(buf, cap, &off, &err, "ct status dnat ");
 	if (r->ct_reply)
@@ -552,6 +567,35 @@ add_verdict(struct nftnl_rule *r, int verdict)
 	return expr_add(r, e);
 }
 
+/* tcp flags & mask == 0 (the l4proto is matched already). */
+static int
+add_tcp_nosyn(struct nftnl_rule *r, uint8_t mask)
+{
+	struct nftnl_expr *e;
+	uint8_t zero = 0;
+	int rc;
+
+	if ((e = nftnl_expr_alloc("payload")) == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE,
+	    NFT_PAYLOAD_TRANSPORT_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 13);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	if ((rc = expr_add(r, e)) != 0)
+		return rc;
+	if ((e = nftnl_expr_alloc("bitwise")) == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 1);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
+	if ((rc = expr_add(r, e)) != 0)
+		return rc;
+	return add_cmp(r, NFT_CMP_EQ, &zero, 1);
+}
+
 static int
 rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 {
@@ -584,6 +628,19 @@ rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 			return -ENOMEM;
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY,
 		    NFT_SOCKET_WILDCARD);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
+		if ((rc = expr_add(r, e)) == 0)
+			rc = add_cmp(r, NFT_CMP_EQ, &zero8, 1);
+	}
+	if (rc == 0 && nr->socket_any) {
+		uint8_t syn = 0x02;
+
+		if ((rc = add_tcp_nosyn(r, syn)) != 0)
+			return rc;
+		if ((e = nftnl_expr_alloc("socket")) == NULL)
+			return -ENOMEM;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY,
+		    NFT_SOCKET_TRANSPARENT);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
 		if ((rc = expr_add(r, e)) == 0)
 			rc = add_cmp(r, NFT_CMP_EQ, &zero8, 1);

@@ -79,6 +79,9 @@ struct nodelocal_rule {
 	uint8_t		 l4proto;	/* IPPROTO_UDP or IPPROTO_TCP */
 	bool		 sport53;	/* th sport 53, else th dport 53 */
 	bool		 socket_bound;	/* socket wildcard 0 */
+	bool		 socket_any;	/* tcp flags & syn == 0 socket
+					 * transparent 0: any socket, half-open
+					 * and time-wait ones too */
 	bool		 ct_dnat;	/* ct status dnat */
 	bool		 ct_reply;	/* ct direction reply */
 	enum nodelocal_action action;
