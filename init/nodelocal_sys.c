@@ -414,8 +414,39 @@ do_remove(const char *ifname)
 	return EX_OK;
 }
 
+/*
+ * Writes "nameserver UPSTREAM" to path (atomically: a temporary file
+ * renamed over it): the proxy's --resolv-conf, so its plain path to cluster
+ * DNS is the kube-dns-upstream Service that a manifest only learns at run
+ * time ($(KUBE_DNS_UPSTREAM_SERVICE_HOST)), and the proxy image has no
+ * shell to write it.
+ */
 static int
-do_install(struct nodelocal_spec *spec)
+write_resolv(const char *path, const struct rules_cidr *up)
+{
+	char a[INET6_ADDRSTRLEN], tmp[4096], line[INET6_ADDRSTRLEN + 16];
+	int fd, n, rc = 0;
+
+	inet_ntop(up->family, up->addr, a, sizeof(a));
+	n = snprintf(line, sizeof(line), "nameserver %s\n", a);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) ==
+	    -1)
+		return -errno;
+	if (write(fd, line, (size_t)n) != n)
+		rc = -errno;
+	if (close(fd) == -1 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) == -1)
+		rc = -errno;
+	if (rc != 0)
+		(void)unlink(tmp);
+	return rc;
+}
+
+static int
+do_install(struct nodelocal_spec *spec, const char *resolv)
 {
 	static struct rules_batch batch;
 	char why[256], s[INET6_ADDRSTRLEN], name[IF_NAMESIZE];
@@ -510,6 +541,8 @@ do_install(struct nodelocal_spec *spec)
 	nl_close(nl);
 	if (al == 0 && (rc = sysctl_write(ACCEPT_LOCAL, "1")) != 0)
 		errx(EX_FAIL, "cannot set %s: %s", ACCEPT_LOCAL, strerror(-rc));
+	if (resolv != NULL && (rc = write_resolv(resolv, &spec->upstream)) != 0)
+		errx(EX_FAIL, "cannot write %s: %s", resolv, strerror(-rc));
 	printf("dotproxy-init: node-local installed: %zu address%s on %s (%s), "
 	    "table inet %s\n", spec->naddr, spec->naddr == 1 ? "" : "es",
 	    spec->ifname, rt.kind[0] != '\0' ? rt.kind : "?", NODELOCAL_TABLE);
@@ -531,6 +564,7 @@ nodelocal_wanted(int argc, char **argv)
 static const char usage_text[] =
 "usage: dotproxy-init --node-local ADDR[,ADDR...] [--node-local-upstream IP]\n"
 "                     [--node-local-interface NAME] [--dry-run]\n"
+"                     [--node-local-resolv-conf PATH]\n"
 "       dotproxy-init --node-local-remove [--node-local-interface NAME]\n"
 "In the node's network namespace: puts the addresses (the link-local\n"
 "169.254.20.10 and the kube-dns Service IP, by convention) on a dummy (or\n"
@@ -539,24 +573,29 @@ static const char usage_text[] =
 "on them, and falls back to CoreDNS while none does. A link-local address\n"
 "falls back to --node-local-upstream (the kube-dns-upstream Service IP).\n"
 "Sets net.ipv4.conf.lo.accept_local=1 (restored by --node-local-remove).\n"
+"--node-local-resolv-conf writes \"nameserver UPSTREAM\" there, for the\n"
+"proxy's --resolv-conf (its plain path to cluster DNS).\n"
 "Exit status: 0 ok; 1 other failure; 2 bad usage or value (nothing\n"
 "changed); 4 no permission; 5 kernel feature missing; 6 netlink failure.\n";
 
 int
 nodelocal_main(int argc, char **argv)
 {
-	enum { O_ADDRS = 256, O_REMOVE, O_IFNAME, O_UPSTREAM, O_DRY, O_HELP };
+	enum { O_ADDRS = 256, O_REMOVE, O_IFNAME, O_UPSTREAM, O_DRY, O_HELP,
+	    O_RESOLV };
 	static const struct option longopts[] = {
 		{ "node-local", required_argument, NULL, O_ADDRS },
 		{ "node-local-remove", no_argument, NULL, O_REMOVE },
 		{ "node-local-interface", required_argument, NULL, O_IFNAME },
 		{ "node-local-upstream", required_argument, NULL, O_UPSTREAM },
+		{ "node-local-resolv-conf", required_argument, NULL, O_RESOLV },
 		{ "dry-run", no_argument, NULL, O_DRY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct nodelocal_spec spec;
 	bool remove = false, dry = false, addrs = false;
+	const char *resolv = NULL;
 	char why[256], *text;
 	int c, rc;
 
@@ -592,6 +631,12 @@ nodelocal_main(int argc, char **argv)
 		case O_DRY:
 			dry = true;
 			break;
+		case O_RESOLV:
+			if (optarg[0] != '/')
+				errx(EX_USAGE, "--node-local-resolv-conf '%s': "
+				    "not an absolute path", optarg);
+			resolv = optarg;
+			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			return EX_OK;
@@ -602,6 +647,9 @@ nodelocal_main(int argc, char **argv)
 	}
 	if (optind < argc)
 		errx(EX_USAGE, "unexpected argument '%s'", argv[optind]);
+	if (resolv != NULL && !spec.has_upstream)
+		errx(EX_USAGE, "--node-local-resolv-conf needs "
+		    "--node-local-upstream");
 	if (remove && (addrs || dry || spec.has_upstream))
 		errx(EX_USAGE, "--node-local-remove takes only "
 		    "--node-local-interface");
@@ -621,5 +669,5 @@ nodelocal_main(int argc, char **argv)
 		free(text);
 		return EX_OK;
 	}
-	return do_install(&spec);
+	return do_install(&spec, resolv);
 }

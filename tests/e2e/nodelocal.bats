@@ -82,6 +82,8 @@ kp_pre() {
 	grep -q "$NL_LL/32" "$BATS_TEST_TMPDIR/addr1"
 	grep -q "$NL_KDNS/32" "$BATS_TEST_TMPDIR/addr1"
 	[ "$(node cat /proc/sys/net/ipv4/conf/lo/accept_local)" = 1 ]
+	# The proxy's plain path to cluster DNS, written for it.
+	[ "$(cat "$W_DIR/upstream-resolv.conf")" = "nameserver $NL_UPSTREAM" ]
 	# The batch is what --dry-run prints: nft accepts that text too.
 	node "$INIT_BIN" --node-local "$NL_LL,$NL_KDNS" \
 		--node-local-upstream "$NL_UPSTREAM" --dry-run | node nft -c -f -

@@ -98,8 +98,6 @@ nl_setup() {
 	printf 'nameserver %s\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:1 attempts:1\n' \
 		"$NL_KDNS" >"/etc/netns/$NL_PODNS/resolv.conf"
 	cp "/etc/netns/$NL_PODNS/resolv.conf" "/etc/netns/$W_POD/resolv.conf"
-	printf 'nameserver %s\n' "$NL_UPSTREAM" >"$W_DIR/upstream-resolv.conf"
-	chmod 0644 "$W_DIR/upstream-resolv.conf"
 	nl_snapshot "$W_DIR/node.before"
 }
 
@@ -111,7 +109,8 @@ nl_teardown() {
 
 nl_init() {
 	node "$INIT_BIN" --node-local "$NL_LL,$NL_KDNS" \
-		--node-local-upstream "$NL_UPSTREAM" "$@"
+		--node-local-upstream "$NL_UPSTREAM" \
+		--node-local-resolv-conf "$W_DIR/upstream-resolv.conf" "$@"
 }
 
 nl_start_proxy() {
