@@ -32,6 +32,7 @@
 
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -294,17 +295,32 @@ sysctl_read(const char *path)
 	return n > 0 ? atoi(buf) : -1;
 }
 
+/*
+ * Sets lo's accept_local through rtnetlink (IFLA_INET_CONF), not
+ * /proc/sys: a container without privileged: true sees /proc/sys read-only
+ * even with hostNetwork, while CAP_NET_ADMIN is enough for this.
+ */
 static int
-sysctl_write(const char *path, const char *v)
+accept_local_set(struct rt *rt, uint32_t v)
 {
-	int fd, rc = 0;
+	uint8_t buf[256];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlattr *spec, *inet, *conf;
+	struct ifinfomsg *ifi;
 
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
-		return -errno;
-	if (write(fd, v, strlen(v)) != (ssize_t)strlen(v))
-		rc = -errno;
-	close(fd);
-	return rc;
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = 1;	/* lo */
+	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet = mnl_attr_nest_start(nlh, AF_INET);
+	conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+	mnl_attr_put_u32(nlh, IPV4_DEVCONF_ACCEPT_LOCAL, v);
+	mnl_attr_nest_end(nlh, conf);
+	mnl_attr_nest_end(nlh, inet);
+	mnl_attr_nest_end(nlh, spec);
+	return rt_talk(rt, nlh, NULL);
 }
 
 __attribute__((noreturn)) static void
@@ -402,9 +418,8 @@ do_remove(const char *ifname)
 	send_batch(nl, buf, &batch);
 	free(buf);
 	nl_close(nl);
-	if (marker && (rc = sysctl_write(ACCEPT_LOCAL, "0")) != 0)
-		errx(EX_FAIL, "cannot restore %s: %s", ACCEPT_LOCAL,
-		    strerror(-rc));
+	if (marker && (rc = accept_local_set(&rt, 0)) != 0)
+		rt_fail("cannot restore lo's accept_local", rc);
 	if (rt.ifindex != 0 && (rc = link_set(&rt, rt.ifindex, true)) != 0)
 		rt_fail("cannot delete the interface", rc);
 	mnl_socket_close(rt.sock);
@@ -539,8 +554,8 @@ do_install(struct nodelocal_spec *spec, const char *resolv)
 	}
 	free(buf);
 	nl_close(nl);
-	if (al == 0 && (rc = sysctl_write(ACCEPT_LOCAL, "1")) != 0)
-		errx(EX_FAIL, "cannot set %s: %s", ACCEPT_LOCAL, strerror(-rc));
+	if (al == 0 && (rc = accept_local_set(&rt, 1)) != 0)
+		rt_fail("cannot set lo's accept_local", rc);
 	if (resolv != NULL && (rc = write_resolv(resolv, &spec->upstream)) != 0)
 		errx(EX_FAIL, "cannot write %s: %s", resolv, strerror(-rc));
 	printf("dotproxy-init: node-local installed: %zu address%s on %s (%s), "
