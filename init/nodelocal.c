@@ -720,14 +720,18 @@ static struct nlmsghdr *
 batch_msg(struct batch *bt, uint16_t type, uint16_t flags, const char *what)
 {
 	struct rules_msg *m;
+	size_t n;
 
 	if (bt->out->nmsg >= RULES_MAX_MSGS)
 		return NULL;
 	m = &bt->out->msg[bt->out->nmsg++];
 	m->seq = bt->seq;
 	/* Only for error messages: a long command may be cut. */
-	strncpy(m->what, what, sizeof(m->what) - 1);
-	m->what[sizeof(m->what) - 1] = '\0';
+	n = strlen(what);
+	if (n >= sizeof(m->what))
+		n = sizeof(m->what) - 1;
+	memcpy(m->what, what, n);
+	m->what[n] = '\0';
 	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
 	    NFPROTO_INET, flags | NLM_F_ACK, bt->seq++);
 }

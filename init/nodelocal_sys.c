@@ -284,7 +284,8 @@ addr_eq(const struct local_addr *la, const struct rules_cidr *c)
 static int
 sysctl_read(const char *path)
 {
-	char buf[16] = "";
+	char buf[16] = "", *end;
+	long v;
 	int fd;
 	ssize_t n;
 
@@ -292,7 +293,10 @@ sysctl_read(const char *path)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	return n > 0 ? atoi(buf) : -1;
+	if (n <= 0)
+		return -1;
+	v = strtol(buf, &end, 10);
+	return end != buf && v >= 0 && v <= 1 ? (int)v : -1;
 }
 
 /*

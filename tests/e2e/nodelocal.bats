@@ -7,6 +7,8 @@
 # answers at once (fail-open), and captures again once it is back; bad
 # input changes nothing; removal gives the node back as it was.
 
+# $stderr comes from bats' run --separate-stderr.
+# shellcheck disable=SC2154
 bats_require_minimum_version 1.5.0
 load helpers/nodelocal
 

@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154
+# The NL_* constants and W_UNBOUND_EXTRA_plain are read by the .bats file
+# and world.bash; $output and $status come from bats' run.
+# shellcheck disable=SC2154,SC2034
 # The node-local world, on top of helpers/world.bash (whose "pod" namespace
 # plays the node here, and whose "up" namespace holds the DoT upstream and
 # the plain unbound that plays CoreDNS):
