@@ -27,6 +27,11 @@ teardown_file() {
 }
 
 teardown() {
+	# The load loop of the kill test, if it failed before ending it.
+	if [ -s "${W_DIR:-/nonexistent}/load.pid" ]; then
+		kill "$(cat "$W_DIR/load.pid")" 2>/dev/null || true
+		: >"$W_DIR/load.pid"
+	fi
 	[ -z "$BATS_TEST_COMPLETED" ] && show_proxy_log
 	return 0
 }
@@ -129,14 +134,15 @@ kp_pre() {
 
 @test "kill -9 under load: CoreDNS answers within a second; captured again once back" {
 	proxy_alive || nl_start_proxy
-	local pid t0 t1 ms i got
+	local pid t0 t1 ms i got load
 	# Load: a pod asking the kube-dns IP as fast as dig goes.
 	(
 		for ((i = 0; i < 2000; i++)); do
 			podns dig @"$NL_KDNS" +tries=1 +time=1 +short n$((i % 2000 + 1)).test A >/dev/null 2>&1
 		done
 	) 3>&- &
-	w_track $!
+	load=$!
+	echo "$load" >"$W_DIR/load.pid"
 	sleep 0.5
 	pid=$(proxy_pid)
 	t0=$(date +%s%N)
@@ -159,6 +165,8 @@ kp_pre() {
 	[ "$(ask podns "$NL_LL" whoami.test)" = "$NL_VIA_DOT" ]
 	[ "$(ask node "$NL_KDNS" whoami.test)" = "$NL_VIA_DOT" ]
 	[ "$(ask node "$NL_LL" whoami.test)" = "$NL_VIA_DOT" ]
+	kill "$load" 2>/dev/null || true
+	wait "$load" 2>/dev/null || true
 }
 
 @test "removal leaves the node namespace as it was" {
