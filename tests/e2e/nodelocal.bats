@@ -91,6 +91,16 @@ kp_pre() {
 	[ "$(node cat /proc/sys/net/ipv4/conf/lo/accept_local)" = 1 ]
 	# The proxy's plain path to cluster DNS, written for it.
 	[ "$(cat "$W_DIR/upstream-resolv.conf")" = "nameserver $NL_UPSTREAM" ]
+	# A re-run with fewer addresses drops the others, and back.
+	run node "$INIT_BIN" --node-local "$NL_KDNS"
+	[ "$status" -eq 0 ]
+	run node ip -o addr show dev dotproxy0
+	[[ $output == *"$NL_KDNS/32"* && $output != *"$NL_LL/32"* ]]
+	run node nft list table inet dotproxy-nodelocal
+	[[ $output != *"$NL_LL"* ]]
+	nl_init
+	node nft list table inet dotproxy-nodelocal | sed 's/packets [0-9]* bytes [0-9]*//' >"$BATS_TEST_TMPDIR/three"
+	sed 's/packets [0-9]* bytes [0-9]*//' "$BATS_TEST_TMPDIR/one" | diff - "$BATS_TEST_TMPDIR/three"
 	# The batch is what --dry-run prints: nft accepts that text too.
 	node "$INIT_BIN" --node-local "$NL_LL,$NL_KDNS" \
 		--node-local-upstream "$NL_UPSTREAM" --dry-run | node nft -c -f -
