@@ -32,6 +32,7 @@
 
 #include "init/hostnet.h"
 #include "init/nl.h"
+#include "init/nodelocal.h"
 #include "init/rules.h"
 
 #ifndef DOTPROXY_VERSION
@@ -860,6 +861,9 @@ main(int argc, char **argv)
 	enum init_mode mode = MODE_INSTALL;
 	int m, nmodes = 0;
 
+	/* --node-local*: the node's namespace, a mode with its own flags. */
+	if (nodelocal_wanted(argc, argv))
+		return nodelocal_main(argc, argv);
 	memset(&cf, 0, sizeof(cf));
 	parse_args(argc, argv, &cf);
 	for (m = MODE_DRY_RUN; m <= MODE_VALIDATE; m++)
