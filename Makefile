@@ -43,8 +43,10 @@ PURE_OBJS  := $(patsubst %,$(BUILD)/proxy/%.o,errors log buf dns config idmap re
 INIT_SRCS  := $(filter-out init/cni%,$(wildcard init/*.c))
 INIT_OBJS  := $(INIT_SRCS:%.c=$(BUILD)/%.o)
 INIT_LIB   := $(filter-out $(BUILD)/init/main.o,$(INIT_OBJS))
-# dotproxy-cni: the same rules and netlink talk, plus its own files.
-CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) $(INIT_LIB)
+# dotproxy-cni: the same rules and netlink talk, plus its own files; not
+# the init container's own checks (hostnet) nor node-local mode.
+CNI_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/cni*.c)) \
+              $(filter-out $(BUILD)/init/hostnet.o $(BUILD)/init/nodelocal%.o,$(INIT_LIB))
 CNI_LIB    := $(filter-out $(BUILD)/init/cni.o,$(CNI_OBJS))
 # Fully static (glibc -static-pie, no NSS used): the installer copies this
 # binary onto nodes whose loader and libraries are unknown. jansson and

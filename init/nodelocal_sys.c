@@ -362,13 +362,15 @@ table_state(struct nl *nl, bool *present, bool *marker)
 	struct nftnl_chain_list_iter *it;
 	struct nftnl_chain *c;
 	const char *name;
+	uint32_t flags;
 	int rc;
 
 	*marker = false;
 	if ((chains = nftnl_chain_list_alloc()) == NULL ||
 	    (rules = nftnl_rule_list_alloc()) == NULL)
 		err(EX_FAIL, "malloc");
-	rc = nl_read_table(nl, NODELOCAL_TABLE, present, chains, rules);
+	rc = nl_read_table(nl, NODELOCAL_TABLE, present, &flags, chains,
+	    rules);
 	if (rc == 0 && *present &&
 	    (it = nftnl_chain_list_iter_create(chains)) != NULL) {
 		while ((c = nftnl_chain_list_iter_next(it)) != NULL) {
