@@ -334,19 +334,24 @@ snap_add(struct m_snap *m, struct query_table *qt, struct fe_udp *udp,
 		m->winflight[m->nw] = query_inflight(qt);
 	}
 	m->nw++;
-	/* Every worker has the same upstreams, in the same order. */
-	if (n > CFG_MAX_UPSTREAMS)
-		n = CFG_MAX_UPSTREAMS;
-	if (m->nup == 0) {
-		m->nup = n;
-		for (i = 0; i < n; i++)
-			(void)snprintf(m->upname[i], sizeof(m->upname[i]), "%s",
-			    up_pool_name(pool, i));
-	}
-	for (i = 0; i < n && i < m->nup; i++) {
+	/* Matched by name: during a reload one worker may already have the
+	 * new upstreams while another still has the old ones. */
+	for (i = 0; i < n; i++) {
+		const char *name = up_pool_name(pool, (unsigned)i);
 		const struct up_stats *u = up_pool_stats(pool, (unsigned)i);
-		struct up_stats *a = &m->up[i];
+		struct up_stats *a;
+		size_t j;
 
+		for (j = 0; j < m->nup && strcmp(m->upname[j], name) != 0; j++)
+			;
+		if (j == m->nup) {
+			if (m->nup == CFG_MAX_UPSTREAMS)
+				continue;
+			(void)snprintf(m->upname[j], sizeof(m->upname[j]), "%s",
+			    name);
+			m->nup++;
+		}
+		a = &m->up[j];
 		a->queries += u->queries;
 		a->answers += u->answers;
 		a->errors += u->errors;
@@ -359,7 +364,7 @@ snap_add(struct m_snap *m, struct query_table *qt, struct fe_udp *udp,
 		a->conns_opened += u->conns_opened;
 		a->conns_open += u->conns_open;
 		/* Up while any worker reaches it: each backs off alone. */
-		a->up = m->nw == 1 ? u->up : (a->up || u->up);
+		a->up = a->up || u->up;
 		sum_hist(&a->latency, &u->latency);
 	}
 }

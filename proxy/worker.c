@@ -87,7 +87,9 @@ worker_apply(struct worker *w, struct config *cfg, struct tls_ctx *tls)
 		tls_ctx_free(tls);
 		log_warn("worker: reload not applied", "worker=%u error=\"out "
 		    "of memory\"", w->idx);
-	}
+	} else
+		log_info("upstreams swapped", "worker=%u upstreams=%zu", w->idx,
+		    cfg->nupstream);
 	free(cfg);
 }
 
