@@ -350,6 +350,7 @@ snap_add(struct m_snap *m, struct query_table *qt, struct fe_udp *udp,
 			(void)snprintf(m->upname[j], sizeof(m->upname[j]), "%s",
 			    name);
 			m->nup++;
+			m->up[j].up = true;
 		}
 		a = &m->up[j];
 		a->queries += u->queries;
@@ -363,8 +364,9 @@ snap_add(struct m_snap *m, struct query_table *qt, struct fe_udp *udp,
 		a->mismatched += u->mismatched;
 		a->conns_opened += u->conns_opened;
 		a->conns_open += u->conns_open;
-		/* Up while any worker reaches it: each backs off alone. */
-		a->up = a->up || u->up;
+		/* Down as soon as one worker's last attempt failed (each
+		 * backs off alone; one that never tried says up). */
+		a->up = a->up && u->up;
 		sum_hist(&a->latency, &u->latency);
 	}
 }

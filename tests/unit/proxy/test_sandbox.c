@@ -157,9 +157,11 @@ fork_refused(void)
 	return refused((int)fork()) ? 0 : 1;
 }
 
-/* A worker thread (--workers) started before the filter: it blocks until
- * the main thread installed it, then tries a Unix socket. */
-static int gate[2];
+/* A worker thread (--workers) started before the filter: it says it runs
+ * (as worker_start waits for: a thread still starting would meet the
+ * filter in glibc's own set-up, rseq), blocks until the main thread
+ * installed the filter, then tries a Unix socket. */
+static int gate[2], running[2];
 
 static void *
 thread_probe(void *arg)
@@ -168,7 +170,7 @@ thread_probe(void *arg)
 	int fd;
 
 	(void)arg;
-	if (read(gate[0], &c, 1) != 1)
+	if (write(running[1], "r", 1) != 1 || read(gate[0], &c, 1) != 1)
 		return (void *)1;
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd >= 0) {
@@ -185,7 +187,11 @@ threads_filtered(void)
 	pthread_t t;
 	void *r = (void *)9;
 
-	if (pipe(gate) == -1 || pthread_create(&t, NULL, thread_probe, NULL))
+	char c;
+
+	if (pipe(gate) == -1 || pipe(running) == -1 ||
+	    pthread_create(&t, NULL, thread_probe, NULL) ||
+	    read(running[0], &c, 1) != 1)
 		return 1;
 	if (sandbox_install() != 0)
 		return 100;
