@@ -139,7 +139,7 @@ field() { sed -n "s/^ *$1: *\([0-9.]*\).*/\1/p" "$2" | head -n 1; }
 
 # saturate NAME BIN CPUS ARGS...: qps and CPU us per answer
 saturate() {
-	local name=$1 bin=$2 cpus=$3 t0 t1 hz done qps
+	local name=$1 bin=$2 cpus=$3 t0 t1 hz answered qps
 	shift 3
 	start_proxy "$name" "$bin" "$cpus" "$@"
 	# Warm every worker's cache shard: many source ports, every name.
@@ -151,9 +151,9 @@ saturate() {
 	kill -TERM "$PID"
 	wait "$PID" 2>/dev/null
 	hz=$(getconf CLK_TCK)
-	done=$(field "Queries completed" "$WORKDIR/$name.perf")
+	answered=$(field "Queries completed" "$WORKDIR/$name.perf")
 	qps=$(field "Queries per second" "$WORKDIR/$name.perf")
-	awk -v n="$name" -v q="$qps" -v d="$done" -v t=$((t1 - t0)) -v hz="$hz" \
+	awk -v n="$name" -v q="$qps" -v d="$answered" -v t=$((t1 - t0)) -v hz="$hz" \
 	    'BEGIN { printf "%-34s %10.0f qps %8.2f us CPU/answer\n", n, q,
 	        d > 0 ? t * 1e6 / hz / d : 0 }'
 	echo "$name $qps" >>"$WORKDIR/qps"
