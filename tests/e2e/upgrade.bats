@@ -146,5 +146,8 @@ teardown() {
 	upg_alive b || w_fail "b is gone"
 	run q whoami.test
 	assert_dot_answer
+	# The TCP listeners came over too.
+	run q +tcp whoami.test
+	assert_dot_answer
 	[ "$(upg_stop b)" = 0 ] || w_fail "b: exit status"
 }
