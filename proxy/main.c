@@ -194,8 +194,10 @@ bind_one(struct app *a, const struct sockaddr *sa, socklen_t len)
 			continue;
 		r = h->type == SOCK_DGRAM ? worker_adopt_udp(w, h->fd, sa, len) :
 		    worker_adopt_tcp(w, h->fd);
+		/* No room (far fewer workers than before): the rest are
+		 * closed, with a warning, after the listeners are bound. */
 		if (r < 0)
-			return r;
+			break;
 		h->fd = -1;
 	}
 	return 0;

@@ -236,9 +236,12 @@ worker_main(void *arg)
 	pthread_cond_signal(&w->cv);
 	while (!w->stop) {
 		if ((r = loop_run_once(w->loop, -1)) < 0) {
+			/* As the main loop's failure: exit 1. A worker that
+			 * stopped alone would leave its sockets in the
+			 * reuseport group, their share of queries unread. */
 			log_error("event loop failed", "worker=%u error=\"%s\"",
 			    w->idx, proxy_strerror(r));
-			break;
+			_exit(1);
 		}
 	}
 	worker_finish(w);
