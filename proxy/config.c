@@ -12,11 +12,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,6 +64,8 @@ enum opt_id {
 	OPT_CONFIG,
 	OPT_MAX_PLAIN,
 	OPT_SECCOMP,
+	OPT_WORKERS,
+	OPT_HANDOVER_SOCKET,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT
@@ -261,6 +265,20 @@ static const struct opt opts[] = {
 	  .def = "on",
 	  .help = "After start-up, refuse every system call the proxy does\n"
 	  "not need (EPERM, logged by the kernel). off is for debugging." },
+	{ .name = "workers", .env = "DOTPROXY_WORKERS", .id = OPT_WORKERS,
+	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "N|auto",
+	  .def = "auto",
+	  .help = "Event loops, one thread each, sharing nothing: each has its\n"
+	  "own listening sockets (SO_REUSEPORT), upstream connections\n"
+	  "and cache. auto: the CPUs the process may run on, but 1 with\n"
+	  "--transparent (a sidecar serves one pod). 1 to 256." },
+	{ .name = "handover-socket", .env = "DOTPROXY_HANDOVER_SOCKET",
+	  .id = OPT_HANDOVER_SOCKET, .kind = OK_VALUE, .group = G_OTHER,
+	  .metavar = "PATH", .defshow = "none",
+	  .help = "Unix socket for upgrades without a lost query: at start,\n"
+	  "take the listening sockets of the process serving there; then\n"
+	  "serve them to the next one. After a handover, SIGTERM stops\n"
+	  "at once (no lameduck): the successor reads the same sockets." },
 	{ .name = "config", .env = "DOTPROXY_CONFIG", .id = OPT_CONFIG,
 	  .kind = OK_VALUE, .group = G_OTHER, .metavar = "FILE",
 	  .defshow = "none",
@@ -1003,6 +1021,33 @@ apply(struct config *cfg, const struct opt *o, const char *val,
 			return -E_USAGE;
 		}
 		return 0;
+	case OPT_WORKERS: {
+		char *end;
+		unsigned long n;
+
+		if (strcmp(val, "auto") == 0) {
+			cfg->workers = 0;
+			return 0;
+		}
+		errno = 0;
+		n = strtoul(val, &end, 10);
+		if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0 ||
+		    n < 1 || n > CFG_MAX_WORKERS) {
+			errf(msg, cap, "'%s' is not auto or a number from 1 to %d",
+			    show(a, sizeof(a), val, strlen(val)),
+			    CFG_MAX_WORKERS);
+			return -E_USAGE;
+		}
+		cfg->workers = (unsigned)n;
+		return 0;
+	}
+	case OPT_HANDOVER_SOCKET:
+		if (strlen(val) >= CFG_SOCKPATH_MAX) {
+			errf(msg, cap, "path is longer than %d bytes",
+			    CFG_SOCKPATH_MAX - 1);
+			return -E_USAGE;
+		}
+		return set_path(cfg->handover_socket, val, msg, cap);
 	case OPT_SECCOMP:
 		if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
 			errf(msg, cap, "'%s' is not one of on, off",

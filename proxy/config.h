@@ -61,6 +61,9 @@
 
 #define CFG_MAX_LISTEN		8
 #define CFG_MAX_UPSTREAMS	8
+#define CFG_MAX_WORKERS		256
+/* A Unix socket path: sun_path less a ".<pid>" suffix for the rename. */
+#define CFG_SOCKPATH_MAX	(108 - 12)
 #define CFG_MAX_PINS		4
 #define CFG_MAX_ZONES		32
 #define CFG_PATH_MAX		1024
@@ -123,6 +126,8 @@ struct config {
 	bool			allow_root;
 	bool			transparent;
 	bool			seccomp;	/* install the allowlist */
+	unsigned		workers;	/* event loops; 0 = auto */
+	char			handover_socket[CFG_PATH_MAX];	/* "" = none */
 	char			resolv_conf[CFG_PATH_MAX];
 	char			config_file[CFG_PATH_MAX];	/* "" = none */
 };

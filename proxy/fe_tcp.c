@@ -546,22 +546,32 @@ fe_tcp_new(struct loop *loop, struct query_table *qt, const struct config *cfg)
 int
 fe_tcp_listen(struct fe_tcp *fe, const struct sockaddr *sa, socklen_t len)
 {
-	struct fe_tcp_listener *l;
 	int fd, r;
 
 	if (fe->nls == FE_TCP_MAX_LISTEN)
 		return -E_TOOBIG;
 	if ((fd = sock_listen(sa, len, SOCK_STREAM)) < 0)
 		return fd;
+	if ((r = fe_tcp_adopt(fe, fd)) < 0)
+		close(fd);
+	return r;
+}
+
+int
+fe_tcp_adopt(struct fe_tcp *fe, int fd)
+{
+	struct fe_tcp_listener *l;
+	int r;
+
+	if (fe->nls == FE_TCP_MAX_LISTEN)
+		return -E_TOOBIG;
 	l = &fe->ls[fe->nls];
 	l->fe = fe;
 	l->fd = fd;
 	l->io.cb = fe_tcp_on_listen;
 	l->io.arg = l;
-	if ((r = loop_io_start(fe->loop, &l->io, fd, LOOP_READ)) < 0) {
-		close(fd);
+	if ((r = loop_io_start(fe->loop, &l->io, fd, LOOP_READ)) < 0)
 		return r;
-	}
 	fe->nls++;
 	return 0;
 }

@@ -34,6 +34,9 @@ struct fe_tcp	*fe_tcp_new(struct loop *, struct query_table *,
 		    const struct config *);
 int		 fe_tcp_listen(struct fe_tcp *, const struct sockaddr *,
 		    socklen_t);
+/* As fe_tcp_listen, on a listening socket made elsewhere; takes fd on
+ * success only. */
+int		 fe_tcp_adopt(struct fe_tcp *, int fd);
 /* Stops accepting and closes idle clients; busy ones close once answered. */
 void		 fe_tcp_stop(struct fe_tcp *);
 size_t		 fe_tcp_open(const struct fe_tcp *);

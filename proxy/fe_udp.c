@@ -300,19 +300,29 @@ fe_udp_new(struct loop *loop, struct query_table *qt)
 int
 fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
 {
+	int fd, r;
+
+	if (fe->nls == FE_UDP_MAX)
+		return -E_TOOBIG;
+	if ((fd = sock_listen(sa, len, SOCK_DGRAM)) < 0)
+		return fd;
+	if ((r = fe_udp_adopt(fe, fd, sa, len)) < 0)
+		close(fd);
+	return r;
+}
+
+int
+fe_udp_adopt(struct fe_udp *fe, int fd, const struct sockaddr *sa,
+    socklen_t len)
+{
 	struct fe_udp_listener *l;
-	int fd, r, rcvbuf = 4 << 20, one = 1;
+	int r, rcvbuf = 4 << 20, one = 1;
 
 	if (fe->nls == FE_UDP_MAX)
 		return -E_TOOBIG;
 	l = &fe->ls[fe->nls];
 	if ((l->out = calloc(FE_UDP_BATCH, sizeof(*l->out))) == NULL)
 		return -ENOMEM;
-	if ((fd = sock_listen(sa, len, SOCK_DGRAM)) < 0) {
-		free(l->out);
-		l->out = NULL;
-		return fd;
-	}
 	/* Room for bursts: the default (about 200 KiB, some 250 small
 	 * datagrams) drops a burst of 1000 queries. The kernel caps it at
 	 * net.core.rmem_max; a refusal only leaves the default. */
@@ -334,7 +344,6 @@ fe_udp_listen(struct fe_udp *fe, const struct sockaddr *sa, socklen_t len)
 	l->flush.cb = fe_udp_on_flush;
 	l->flush.arg = l;
 	if ((r = loop_io_start(fe->loop, &l->io, fd, LOOP_READ)) < 0) {
-		close(fd);
 		free(l->out);
 		l->out = NULL;
 		return r;

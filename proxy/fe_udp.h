@@ -41,6 +41,11 @@ void		 fe_udp_set_resolv(struct fe_udp *, const struct resolv *rc);
 int		 fe_udp_listen(struct fe_udp *, const struct sockaddr *,
 		    socklen_t);
 /* Stops reading; answers still go out. */
+/* As fe_udp_listen, on a bound socket made elsewhere (another worker's
+ * address, or one handed over by the process being replaced); takes fd
+ * on success only. */
+int		 fe_udp_adopt(struct fe_udp *, int fd, const struct sockaddr *,
+		    socklen_t);
 void		 fe_udp_stop(struct fe_udp *);
 void		 fe_udp_free(struct fe_udp *);
 const struct fe_udp_stats *fe_udp_stats(const struct fe_udp *);

@@ -21,14 +21,15 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 void
 log_setup(enum log_level lvl, enum log_format fmt)
 {
-	log_min = lvl;
-	log_fmt = fmt;
+	/* Worker threads read these while the main thread reloads. */
+	__atomic_store_n(&log_min, lvl, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_fmt, fmt, __ATOMIC_RELAXED);
 }
 
 bool
 log_enabled(enum log_level lvl)
 {
-	return lvl >= log_min;
+	return lvl >= __atomic_load_n(&log_min, __ATOMIC_RELAXED);
 }
 
 const char *
@@ -198,7 +199,7 @@ log_vemit(enum log_level lvl, const char *msg, const char *suffix,
 	r = snprintf(ts + 19, sizeof(ts) - 19, ".%03ldZ", now.tv_nsec / 1000000);
 	if (r < 0)
 		ts[19] = '\0';
-	if (log_fmt == LOG_FMT_JSON) {
+	if (__atomic_load_n(&log_fmt, __ATOMIC_RELAXED) == LOG_FMT_JSON) {
 		n = (size_t)snprintf(line, sizeof(line),
 		    "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
 		    log_level_name(lvl));
@@ -237,7 +238,7 @@ log_msg(enum log_level lvl, const char *msg, const char *fmt, ...)
 	va_list ap;
 	int saved = errno;
 
-	if (lvl < log_min)
+	if (!log_enabled(lvl))
 		return;
 	va_start(ap, fmt);
 	log_vemit(lvl, msg, "", fmt, ap);
@@ -253,7 +254,7 @@ log_limited(struct log_limit *lim, uint64_t now_ms, enum log_level lvl,
 	va_list ap;
 	int saved = errno;
 
-	if (lvl < log_min)
+	if (!log_enabled(lvl))
 		return;
 	if (now_ms - lim->window_start_ms >= LOG_LIMIT_INTERVAL_MS ||
 	    lim->window_start_ms == 0) {

@@ -35,6 +35,9 @@ struct loop {
 	struct loop_deferred	*deferred;	/* owned array */
 	size_t			 ndeferred, capdeferred;
 	struct epoll_event	 events[LOOP_EVENTS];
+	void			(*wait_before)(void *);	/* NULL: none */
+	void			(*wait_after)(void *);
+	void			*wait_arg;	/* borrowed */
 };
 
 static uint64_t
@@ -363,12 +366,20 @@ loop_run_once(struct loop *l, int max_wait_ms)
 		if (wait < 0 || until < wait)
 			wait = until;
 	}
+	if (l->wait_before != NULL)
+		l->wait_before(l->wait_arg);
 	n = epoll_wait(l->epfd, l->events, LOOP_EVENTS, wait);
 	if (n == -1) {
-		if (errno == EINTR)
+		int err = errno;
+
+		if (l->wait_after != NULL)
+			l->wait_after(l->wait_arg);
+		if (err == EINTR)
 			return 0;
-		return -errno;
+		return -err;
 	}
+	if (l->wait_after != NULL)
+		l->wait_after(l->wait_arg);
 	loop_update_now(l);
 	for (i = 0; i < n; i++) {
 		struct loop_io *io = l->events[i].data.ptr;
@@ -389,4 +400,13 @@ loop_run_once(struct loop *l, int max_wait_ms)
 	run_timers(l);
 	run_deferred(l);
 	return 0;
+}
+
+void
+loop_set_wait_hooks(struct loop *l, void (*before)(void *),
+    void (*after)(void *), void *arg)
+{
+	l->wait_before = before;
+	l->wait_after = after;
+	l->wait_arg = arg;
 }

@@ -79,6 +79,12 @@ int	loop_defer_free(struct loop *, void (*fn)(void *), void *p)
  * dispatch, timers, deferred frees. Returns 0 or -errno. */
 int	loop_run_once(struct loop *, int max_wait_ms);
 
+/* Calls before() just before the loop sleeps in epoll_wait and after()
+ * as soon as it wakes: a worker thread (worker.c) drops its lock while
+ * it sleeps, so the main thread may read its counters. NULL: none. */
+void	loop_set_wait_hooks(struct loop *, void (*before)(void *),
+	    void (*after)(void *), void *arg);
+
 /* Number of armed timers (for tests and shutdown checks). */
 size_t	loop_timer_count(const struct loop *);
 

@@ -1,11 +1,14 @@
 /*
  * dotproxy: plain DNS in over UDP and TCP, DNS-over-TLS out. Top layer:
- * parses the configuration, wires the modules together, owns the signal
- * fd, runs the loop and shuts down in order (stop taking queries, finish
- * what is in flight within the timeout, close TLS with close_notify, free
- * everything so leak checkers see real leaks).
+ * parses the configuration, makes the workers (worker.h: one event loop
+ * each, inline on the main loop when there is one), owns the signal fd,
+ * the metrics endpoint and the handover socket (handover.h) on the main
+ * loop, and shuts down in order (stop taking queries, finish what is in
+ * flight within the timeout, close TLS with close_notify, free everything
+ * so leak checkers see real leaks).
  */
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
@@ -23,6 +26,7 @@
 #include "errors.h"
 #include "fe_tcp.h"
 #include "fe_udp.h"
+#include "handover.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +37,7 @@
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
+#include "worker.h"
 
 #ifndef DOTPROXY_VERSION
 #define DOTPROXY_VERSION "0.0.0"
@@ -47,12 +52,16 @@ struct app {
 	struct config		 cfg;
 	struct resolv		 rc;
 	struct loop		*loop;		/* owned */
-	struct tls_ctx		*tls;		/* owned */
-	struct query_table	*qt;		/* owned */
-	struct fe_udp		*udp;		/* owned */
-	struct fe_tcp		*tcp;		/* owned */
+	struct tls_ctx		*tls;		/* worker 0's until made */
+	struct worker		**w;		/* owned: nw */
+	unsigned		 nw;
+	struct metrics_worker	*mw;		/* owned: nw */
 	struct metrics		*metrics;	/* owned, NULL when off */
 	struct metrics_sources	 msrc;
+	struct handover_inv	*inv;		/* owned: sockets taken over */
+	int			 hofd;		/* handover server, or -1 */
+	struct loop_io		 hoio;
+	bool			 handed_over;	/* a successor has our sockets */
 	int			 sigfd;
 	struct loop_io		 sigio;
 	struct loop_timer	 grace;		/* lameduck end */
@@ -121,8 +130,15 @@ on_signal(struct loop_io *io, uint32_t ev)
 			reload(a);
 			continue;
 		}
-		if (a->msrc.lameduck) {
-			/* A second signal: no more grace. */
+		if (a->msrc.lameduck || a->handed_over) {
+			/* A second signal: no more grace. After a handover
+			 * there is none to give: the successor reads the
+			 * same sockets, so stop reading them at once. */
+			if (a->handed_over && !a->msrc.lameduck)
+				log_info("stopping: the sockets were handed over",
+				    "signal=%s", si.ssi_signo == SIGTERM ? "TERM" :
+				    "INT");
+			a->msrc.lameduck = true;
 			a->stop = true;
 			continue;
 		}
@@ -133,6 +149,58 @@ on_signal(struct loop_io *io, uint32_t ev)
 		loop_timer_set(a->loop, &a->grace,
 		    loop_now(a->loop) + a->cfg.shutdown_grace_ms);
 	}
+}
+
+/* A socket of type bound to sa for a worker: one the predecessor handed
+ * over, else a new one in the address's SO_REUSEPORT group. */
+static int
+listen_fd(struct app *a, const struct sockaddr *sa, socklen_t len, int type)
+{
+	int fd;
+
+	if (a->inv != NULL && (fd = handover_take(a->inv, type, sa, len)) >= 0)
+		return fd;
+	return sock_listen(sa, len, type);
+}
+
+/* Binds UDP and TCP on one address for every worker. */
+static int
+bind_one(struct app *a, const struct sockaddr *sa, socklen_t len)
+{
+	unsigned i, k;
+	int fd, r;
+
+	for (i = 0; i < a->nw; i++) {
+		if ((fd = listen_fd(a, sa, len, SOCK_DGRAM)) < 0)
+			return fd;
+		if ((r = worker_adopt_udp(a->w[i], fd, sa, len)) < 0) {
+			close(fd);
+			return r;
+		}
+		if ((fd = listen_fd(a, sa, len, SOCK_STREAM)) < 0)
+			return fd;
+		if ((r = worker_adopt_tcp(a->w[i], fd)) < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	/* The predecessor ran more workers: their sockets' queues are ours
+	 * to read too, spread over the workers. */
+	for (i = 0, k = 0; a->inv != NULL && i < a->inv->n; i++) {
+		struct handover_sock *h = &a->inv->s[i];
+		struct worker *w = a->w[k++ % a->nw];
+
+		if (h->fd < 0 || h->len != len || memcmp(&h->addr, sa, len) != 0)
+			continue;
+		r = h->type == SOCK_DGRAM ? worker_adopt_udp(w, h->fd, sa, len) :
+		    worker_adopt_tcp(w, h->fd);
+		/* No room (far fewer workers than before): the rest are
+		 * closed, with a warning, after the listeners are bound. */
+		if (r < 0)
+			break;
+		h->fd = -1;
+	}
+	return 0;
 }
 
 /* Binds UDP and TCP on every --listen address. IPv6 addresses the
@@ -150,9 +218,7 @@ bind_listeners(struct app *a)
 		const struct sockaddr *sa = (const struct sockaddr *)&l->ss;
 
 		config_addr_text(l, text, sizeof(text));
-		r = fe_udp_listen(a->udp, sa, l->len);
-		if (r == 0)
-			r = fe_tcp_listen(a->tcp, sa, l->len);
+		r = bind_one(a, sa, l->len);
 		if (r < 0 && sa->sa_family == AF_INET6 &&
 		    (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT)) {
 			log_warn("IPv6 listener skipped", "listen=%s error=\"%s\"",
@@ -164,9 +230,13 @@ bind_listeners(struct app *a)
 			    proxy_strerror(r));
 			return -1;
 		}
-		log_info("listening", "listen=%s proto=udp,tcp", text);
+		log_info("listening", "listen=%s proto=udp,tcp workers=%u", text,
+		    a->nw);
 		n++;
 	}
+	if (a->inv != NULL && (r = (int)handover_close_rest(a->inv)) > 0)
+		log_warn("handed-over sockets not listened on any more closed",
+		    "sockets=%d", r);
 	return n;
 }
 
@@ -300,7 +370,9 @@ needs_restart(const struct config *a, const struct config *b)
 	    a->has_metrics != b->has_metrics || a->transparent != b->transparent ||
 	    a->timeout_ms != b->timeout_ms || a->max_clients != b->max_clients ||
 	    a->max_pipeline != b->max_pipeline ||
-	    strcmp(a->resolv_conf, b->resolv_conf) != 0;
+	    strcmp(a->resolv_conf, b->resolv_conf) != 0 ||
+	    a->workers != b->workers ||
+	    strcmp(a->handover_socket, b->handover_socket) != 0;
 }
 
 /*
@@ -312,9 +384,10 @@ needs_restart(const struct config *a, const struct config *b)
 static void
 reload(struct app *a)
 {
-	struct config *n;
+	struct config *n, *c;
 	struct tls_ctx *tls;
 	char err[512];
+	unsigned i;
 
 	if ((n = calloc(1, sizeof(*n))) == NULL) {
 		a->msrc.reload_failures++;
@@ -329,12 +402,24 @@ reload(struct app *a)
 		    err);
 		goto fail;
 	}
-	(void)apply_fd_budget(n, a->nofile, true);
-	if (query_swap_upstreams(a->qt, tls, n) < 0) {
-		tls_ctx_free(tls);
-		log_warn("configuration reload refused", "%s",
-		    "error=\"out of memory\"");
-		goto fail;
+	(void)apply_fd_budget(n, a->nofile / a->nw, true);
+	/* Every worker gets its own copy and its own TLS context, applied
+	 * by its own thread: nothing is shared between them. */
+	for (i = 0; i < a->nw; i++) {
+		if (i > 0 && (tls = tls_ctx_new(n->ca_file, err,
+		    sizeof(err))) == NULL) {
+			log_warn("configuration reload not applied to a worker",
+			    "worker=%u error=\"--ca-file: %s\"", i, err);
+			continue;
+		}
+		if ((c = malloc(sizeof(*c))) == NULL) {
+			tls_ctx_free(tls);
+			log_warn("configuration reload not applied to a worker",
+			    "worker=%u error=\"out of memory\"", i);
+			continue;
+		}
+		memcpy(c, n, sizeof(*c));
+		worker_reload(a->w[i], c, tls);
 	}
 	if (query_cache_check(n, err, sizeof(err)) < 0 ||
 	    query_set_cache(a->qt, n) < 0)
@@ -376,28 +461,93 @@ read_resolv(struct app *a)
 }
 
 /* Stops taking queries, waits for those in flight (at most the query
- * timeout), then closes the upstream connections cleanly. */
+ * timeout), then closes the upstream connections cleanly: every worker
+ * at once. */
 static void
 drain(struct app *a)
 {
-	uint64_t deadline;
+	unsigned i;
 
-	fe_udp_stop(a->udp);
-	fe_tcp_stop(a->tcp);
-	deadline = loop_now(a->loop) + a->cfg.timeout_ms;
-	while ((query_inflight(a->qt) > 0 || fe_tcp_open(a->tcp) > 0) &&
-	    loop_now(a->loop) < deadline)
-		(void)loop_run_once(a->loop, 50);
-	if (query_inflight(a->qt) > 0) {
-		log_warn("answering the rest with SERVFAIL", "inflight=%zu",
-		    query_inflight(a->qt));
-		query_fail_all(a->qt);
+	for (i = 0; i < a->nw; i++)
+		worker_ask_stop(a->w[i]);
+	for (i = 0; i < a->nw; i++)
+		worker_drain(a->w[i]);
+}
+
+/*
+ * The handover server (handover.h): a successor connected; give it every
+ * worker's listening sockets. We keep reading them until SIGTERM, which
+ * then stops us at once.
+ */
+static void
+on_handover(struct loop_io *io, uint32_t ev)
+{
+	struct app *a = io->arg;
+	int fds[HANDOVER_MAX_FDS];
+	size_t n = 0;
+	unsigned i;
+	int c, r;
+
+	(void)ev;
+	while ((c = accept4(a->hofd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		if (a->stop) {
+			close(c);
+			continue;
+		}
+		for (i = 0, n = 0; i < a->nw; i++)
+			n += worker_fds(a->w[i], fds + n, HANDOVER_MAX_FDS - n);
+		if ((r = handover_send(c, fds, n)) < 0)
+			log_warn("handover failed", "error=\"%s\"",
+			    proxy_strerror(r));
+		else {
+			log_info("listening sockets handed over", "sockets=%zu "
+			    "next=\"SIGTERM stops at once\"", n);
+			a->handed_over = true;
+			/* In lameduck already: the successor serves now. */
+			if (a->msrc.lameduck)
+				a->stop = true;
+		}
+		close(c);
 	}
-	up_pool_shutdown(query_pool(a->qt));
-	deadline = loop_now(a->loop) + 1000;
-	while (!up_pool_idle(query_pool(a->qt)) && loop_now(a->loop) < deadline)
-		(void)loop_run_once(a->loop, 50);
-	(void)loop_run_once(a->loop, 0);
+}
+
+/* Takes the predecessor's sockets, if one serves --handover-socket. */
+static int
+handover_start(struct app *a)
+{
+	int r;
+
+	if (a->cfg.handover_socket[0] == '\0')
+		return 0;
+	if ((a->inv = calloc(1, sizeof(*a->inv))) == NULL)
+		return -ENOMEM;
+	r = handover_fetch(a->cfg.handover_socket, a->inv);
+	if (r < 0)
+		log_warn("no handover: binding afresh", "path=%s error=\"%s\"",
+		    a->cfg.handover_socket, proxy_strerror(r));
+	else if (r > 0)
+		log_info("listening sockets taken over", "path=%s sockets=%d",
+		    a->cfg.handover_socket, r);
+	return 0;
+}
+
+/* Serves --handover-socket to the next process (after our listeners). */
+static int
+handover_serve(struct app *a)
+{
+	int r;
+
+	if (a->cfg.handover_socket[0] == '\0')
+		return 0;
+	if ((a->hofd = handover_listen(a->cfg.handover_socket)) < 0)
+		return a->hofd;
+	a->hoio.cb = on_handover;
+	a->hoio.arg = a;
+	if ((r = loop_io_start(a->loop, &a->hoio, a->hofd, LOOP_READ)) < 0)
+		return r;
+	log_info("handover socket listening", "path=%s",
+	    a->cfg.handover_socket);
+	return 0;
 }
 
 /*
@@ -447,18 +597,69 @@ healthcheck(int argc, char *argv[])
 	return 1;
 }
 
+/* --workers: auto is the CPUs we may run on, but one for a sidecar
+ * (--transparent serves one pod: more loops would only split its cache). */
+static unsigned
+worker_count(const struct config *cfg)
+{
+	if (cfg->workers > 0)
+		return cfg->workers;
+	return cfg->transparent ? 1 : worker_cpus();
+}
+
+/* metrics.c reads a worker's counters under its lock. */
+static void
+metrics_lock(void *w, bool on)
+{
+	worker_lock(w, on);
+}
+
+/* Makes the workers: one runs inline on the main loop; more each get a
+ * loop and, later, a thread. */
+static int
+make_workers(struct app *a)
+{
+	char err[512];
+	unsigned i;
+
+	if ((a->w = calloc(a->nw, sizeof(*a->w))) == NULL ||
+	    (a->mw = calloc(a->nw, sizeof(*a->mw))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < a->nw; i++) {
+		struct tls_ctx *tls = a->tls;
+
+		a->tls = NULL;
+		if (tls == NULL &&
+		    (tls = tls_ctx_new(a->cfg.ca_file, err, sizeof(err))) == NULL) {
+			log_error("cannot load the CA file", "error=\"%s\"", err);
+			return -EINVAL;
+		}
+		if ((a->w[i] = worker_new(i, a->nw == 1 ? a->loop : NULL, tls,
+		    &a->cfg, &a->rc)) == NULL)
+			return -ENOMEM;
+		a->mw[i].qt = worker_qt(a->w[i]);
+		a->mw[i].udp = worker_udp(a->w[i]);
+		a->mw[i].tcp = worker_tcp(a->w[i]);
+		a->mw[i].lock = metrics_lock;
+		a->mw[i].lock_arg = a->w[i];
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct app *a;
 	char err[512];
 	int status = 1, r;
+	unsigned i;
 
 	if (argc >= 2 && strcmp(argv[1], "healthcheck") == 0)
 		return healthcheck(argc, argv);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return 1;
 	a->sigfd = -1;
+	a->hofd = -1;
 	a->argc = argc;
 	a->argv = argv;
 	a->grace.cb = on_grace_end;
@@ -487,11 +688,15 @@ main(int argc, char *argv[])
 		free(a);
 		return 2;
 	}
+	a->nw = worker_count(&a->cfg);
 	a->nofile = raise_nofile();
-	if (apply_fd_budget(&a->cfg, a->nofile, false) < 0) {
+	/* Each worker has its own listeners, upstream connections and
+	 * clients: each gets its share of the descriptors. */
+	if (apply_fd_budget(&a->cfg, a->nofile / a->nw, false) < 0) {
 		fprintf(stderr, "dotproxy: the descriptor limit (%llu) is too low "
-		    "for the listeners and upstream connections configured\n",
-		    (unsigned long long)a->nofile);
+		    "for the listeners and upstream connections configured%s\n",
+		    (unsigned long long)a->nofile, a->nw > 1 ?
+		    " (per worker: try fewer --workers)" : "");
 		free(a);
 		return 2;
 	}
@@ -510,16 +715,16 @@ main(int argc, char *argv[])
 	}
 	log_config(&a->cfg, "dotproxy starting");
 	if ((a->loop = loop_new(NULL, NULL)) == NULL ||
-	    (a->qt = query_table_new(a->loop, a->tls, &a->cfg, &a->rc)) == NULL ||
-	    (a->udp = fe_udp_new(a->loop, a->qt)) == NULL ||
-	    (a->tcp = fe_tcp_new(a->loop, a->qt, &a->cfg)) == NULL) {
-		log_error("out of memory at start", "%s", "");
+	    (r = make_workers(a)) < 0) {
+		log_error("cannot set up the workers", "workers=%u", a->nw);
 		goto out;
 	}
-	/* A UDP mark names a nameserver of --resolv-conf (udp_mark.h). */
-	fe_udp_set_resolv(a->udp, &a->rc);
 	if ((r = setup_signals(a)) < 0) {
 		log_error("cannot set up signals", "error=\"%s\"", proxy_strerror(r));
+		goto out;
+	}
+	if ((r = handover_start(a)) < 0) {
+		log_error("out of memory at start", "%s", "");
 		goto out;
 	}
 	if ((r = bind_listeners(a)) <= 0) {
@@ -527,9 +732,16 @@ main(int argc, char *argv[])
 			log_error("no listener could be bound", "%s", "");
 		goto out;
 	}
-	a->msrc.qt = a->qt;
-	a->msrc.udp = a->udp;
-	a->msrc.tcp = a->tcp;
+	if ((r = handover_serve(a)) < 0) {
+		log_error("cannot serve the handover socket", "path=%s "
+		    "error=\"%s\"", a->cfg.handover_socket, proxy_strerror(r));
+		goto out;
+	}
+	a->msrc.qt = worker_qt(a->w[0]);
+	a->msrc.udp = worker_udp(a->w[0]);
+	a->msrc.tcp = worker_tcp(a->w[0]);
+	a->msrc.workers = a->mw;
+	a->msrc.nworkers = a->nw;
 	a->msrc.version = DOTPROXY_VERSION;
 	a->msrc.revision = DOTPROXY_REVISION;
 	a->msrc.start_wall_s = (uint64_t)time(NULL);
@@ -550,6 +762,14 @@ main(int argc, char *argv[])
 		log_info("metrics listening", "listen=%s paths=/metrics,/livez,/readyz",
 		    text);
 	}
+	/* Threads before the filter: creating one needs clone, which the
+	 * filter refuses; the filter then covers them all (TSYNC). */
+	for (i = 0; a->nw > 1 && i < a->nw; i++)
+		if ((r = worker_start(a->w[i])) < 0) {
+			log_error("cannot start a worker", "worker=%u error=\"%s\"",
+			    i, proxy_strerror(r));
+			goto out;
+		}
 	if (a->cfg.seccomp) {
 		if ((r = sandbox_install()) < 0) {
 			log_error("cannot install the seccomp filter", "error=\"%s\" "
@@ -559,7 +779,7 @@ main(int argc, char *argv[])
 		}
 		log_info("seccomp filter installed", "%s", "refused=EPERM");
 	}
-	log_info("ready", "%s", "");
+	log_info("ready", "workers=%u", a->nw);
 	while (!a->stop) {
 		if ((r = loop_run_once(a->loop, -1)) < 0) {
 			log_error("event loop failed", "error=\"%s\"",
@@ -573,9 +793,17 @@ main(int argc, char *argv[])
 out:
 	loop_timer_stop(a->loop, &a->grace);
 	metrics_free(a->metrics);
-	fe_tcp_free(a->tcp);
-	fe_udp_free(a->udp);
-	query_table_free(a->qt);
+	for (i = 0; a->w != NULL && i < a->nw; i++)
+		worker_free(a->w[i]);
+	free(a->w);
+	free(a->mw);
+	if (a->inv != NULL)
+		(void)handover_close_rest(a->inv);
+	free(a->inv);
+	if (a->hofd >= 0) {
+		loop_io_stop(a->loop, &a->hoio);
+		close(a->hofd);
+	}
 	if (a->sigfd != -1) {
 		loop_io_stop(a->loop, &a->sigio);
 		close(a->sigfd);

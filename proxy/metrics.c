@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
+#include "config.h"
 #include "ct.h"
 #include "errors.h"
 #include "fe_tcp.h"
@@ -278,20 +280,164 @@ static const struct up_series {
 /* The counters of a netlink lookup not in use: its series read 0. */
 static const struct nl_stats nl_unused;
 
+/*
+ * The counters of every worker, summed: copied under each worker's lock
+ * (its thread holds it whenever it is awake), so a scrape sees each
+ * worker at one instant and never a pool a reload is swapping.
+ */
+struct m_snap {
+	struct query_stats	 q;
+	struct fe_udp_stats	 u;
+	struct fe_tcp_stats	 t;
+	struct plain_stats	 p;
+	struct cache_stats	 c;
+	bool			 has_cache, has_ct, has_diag;
+	struct nl_stats		 ct, diag;
+	size_t			 inflight;
+	size_t			 nup;
+	char			 upname[CFG_MAX_UPSTREAMS][320];
+	struct up_stats		 up[CFG_MAX_UPSTREAMS];
+	uint64_t		 wqueries[CFG_MAX_WORKERS];
+	uint64_t		 winflight[CFG_MAX_WORKERS];
+	size_t			 nw;
+};
+
+/* Adds the fields a counter table describes (the only ones rendered). */
+static void
+sum_table(const struct stat_table *t, void *acc, const void *src)
+{
+	size_t i;
+
+	if (src == NULL)
+		return;
+	for (i = 0; i < t->n; i++) {
+		unsigned char *p = (unsigned char *)acc + t->rows[i].off;
+
+		if (t->rows[i].width == STAT_UINT)
+			*(unsigned *)(void *)p += (unsigned)stat_value(&t->rows[i],
+			    src);
+		else
+			*(uint64_t *)(void *)p += stat_value(&t->rows[i], src);
+	}
+}
+
+static void
+sum_hist(struct hist *acc, const struct hist *h)
+{
+	unsigned i;
+
+	for (i = 0; i < HIST_NBUCKETS + 1; i++)
+		acc->counts[i] += h->counts[i];
+	acc->count += h->count;
+	acc->sum_us += h->sum_us;
+}
+
+/* struct query_stats is all uint64_t counters (the histogram too). */
+_Static_assert(sizeof(struct query_stats) % sizeof(uint64_t) == 0,
+    "query_stats: uint64_t fields only");
+
+static void
+snap_add(struct m_snap *m, struct query_table *qt, struct fe_udp *udp,
+    struct fe_tcp *tcp)
+{
+	const struct query_stats *qs = query_stats(qt);
+	const uint64_t *src = (const uint64_t *)(const void *)qs;
+	uint64_t *dst = (uint64_t *)(void *)&m->q;
+	struct up_pool *pool = query_pool(qt);
+	size_t i, n = up_pool_count(pool);
+
+	for (i = 0; i < sizeof(*qs) / sizeof(uint64_t); i++)
+		dst[i] += src[i];
+	sum_table(&fe_udp_stat_table, &m->u, fe_udp_stats(udp));
+	sum_table(&fe_tcp_stat_table, &m->t, fe_tcp_stats(tcp));
+	sum_table(&plain_stat_table, &m->p, query_plain_stats(qt));
+	if (query_cache_stats(qt) != NULL)
+		m->has_cache = true;
+	sum_table(&cache_stat_table, &m->c, query_cache_stats(qt));
+	if (query_ct_stats(qt) != NULL)
+		m->has_ct = true;
+	sum_table(&ct_stat_table, &m->ct, query_ct_stats(qt));
+	if (fe_tcp_diag_stats(tcp) != NULL)
+		m->has_diag = true;
+	sum_table(&diag_stat_table, &m->diag, fe_tcp_diag_stats(tcp));
+	m->inflight += query_inflight(qt);
+	if (m->nw < CFG_MAX_WORKERS) {
+		m->wqueries[m->nw] = qs->queries_udp + qs->queries_tcp;
+		m->winflight[m->nw] = query_inflight(qt);
+	}
+	m->nw++;
+	/* Matched by name: during a reload one worker may already have the
+	 * new upstreams while another still has the old ones. */
+	for (i = 0; i < n; i++) {
+		const char *name = up_pool_name(pool, (unsigned)i);
+		const struct up_stats *u = up_pool_stats(pool, (unsigned)i);
+		struct up_stats *a;
+		size_t j;
+
+		for (j = 0; j < m->nup && strcmp(m->upname[j], name) != 0; j++)
+			;
+		if (j == m->nup) {
+			if (m->nup == CFG_MAX_UPSTREAMS)
+				continue;
+			(void)snprintf(m->upname[j], sizeof(m->upname[j]), "%s",
+			    name);
+			m->nup++;
+			m->up[j].up = true;
+		}
+		a = &m->up[j];
+		a->queries += u->queries;
+		a->answers += u->answers;
+		a->errors += u->errors;
+		a->handshakes += u->handshakes;
+		a->resumed += u->resumed;
+		a->reused += u->reused;
+		a->late += u->late;
+		a->unanswered += u->unanswered;
+		a->mismatched += u->mismatched;
+		a->conns_opened += u->conns_opened;
+		a->conns_open += u->conns_open;
+		/* Down as soon as one worker's last attempt failed (each
+		 * backs off alone; one that never tried says up). */
+		a->up = a->up && u->up;
+		sum_hist(&a->latency, &u->latency);
+	}
+}
+
+static void
+snap_take(const struct metrics_sources *s, struct m_snap *m)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	if (s->nworkers == 0) {
+		snap_add(m, s->qt, s->udp, s->tcp);
+		return;
+	}
+	for (i = 0; i < s->nworkers; i++) {
+		const struct metrics_worker *w = &s->workers[i];
+
+		if (w->lock != NULL)
+			w->lock(w->lock_arg, true);
+		snap_add(m, w->qt, w->udp, w->tcp);
+		if (w->lock != NULL)
+			w->lock(w->lock_arg, false);
+	}
+}
+
 size_t
 metrics_render(struct metrics *m, char *buf, size_t cap)
 {
 	const struct metrics_sources *s = m->src;
-	const struct query_stats *qs = query_stats(s->qt);
-	const struct fe_udp_stats *us = fe_udp_stats(s->udp);
-	const struct fe_tcp_stats *ts = fe_tcp_stats(s->tcp);
-	const struct nl_stats *cts = query_ct_stats(s->qt);
-	const struct nl_stats *dts = fe_tcp_diag_stats(s->tcp);
-	struct up_pool *pool = query_pool(s->qt);
+	struct m_snap *sn;
+	const struct query_stats *qs;
 	struct m_out o = { buf, cap, 0, false };
 	char e[400], lab[480];
 	unsigned t, f, q, i;
 
+	if ((sn = malloc(sizeof(*sn))) == NULL)
+		return 0;
+	snap_take(s, sn);
+	qs = &sn->q;
 	help(&o, "dotproxy_build_info", "gauge", "Version of the running proxy.");
 	out(&o, "dotproxy_build_info{version=\"%s\",revision=\"%s\"} 1\n",
 	    esc(s->version, e, sizeof(e)), s->revision);
@@ -322,16 +468,32 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 	hist_out(&o, "dotproxy_query_duration_seconds", "", &qs->duration);
 
 	help(&o, "dotproxy_inflight_queries", "gauge", "Queries waiting for an answer.");
-	out(&o, "dotproxy_inflight_queries %zu\n", query_inflight(s->qt));
+	out(&o, "dotproxy_inflight_queries %zu\n", sn->inflight);
+	if (s->nworkers > 0) {
+		help(&o, "dotproxy_workers", "gauge",
+		    "Event loops (--workers), each with its own sockets, "
+		    "upstream connections and cache.");
+		out(&o, "dotproxy_workers %zu\n", s->nworkers);
+		help(&o, "dotproxy_worker_queries_total", "counter",
+		    "Queries received, by worker.");
+		for (i = 0; i < sn->nw && i < CFG_MAX_WORKERS; i++)
+			out(&o, "dotproxy_worker_queries_total{worker=\"%u\"} "
+			    "%llu\n", i, (unsigned long long)sn->wqueries[i]);
+		help(&o, "dotproxy_worker_inflight_queries", "gauge",
+		    "Queries waiting for an answer, by worker.");
+		for (i = 0; i < sn->nw && i < CFG_MAX_WORKERS; i++)
+			out(&o, "dotproxy_worker_inflight_queries{worker=\"%u\"} "
+			    "%llu\n", i, (unsigned long long)sn->winflight[i]);
+	}
 	{
 		struct m_table tab[] = {
 			{ &query_stat_table, qs },
-			{ &fe_udp_stat_table, us },
-			{ &fe_tcp_stat_table, ts },
-			{ &plain_stat_table, query_plain_stats(s->qt) },
-			{ &cache_stat_table, query_cache_stats(s->qt) },
-			{ &ct_stat_table, cts != NULL ? cts : &nl_unused },
-			{ &diag_stat_table, dts != NULL ? dts : &nl_unused },
+			{ &fe_udp_stat_table, &sn->u },
+			{ &fe_tcp_stat_table, &sn->t },
+			{ &plain_stat_table, &sn->p },
+			{ &cache_stat_table, sn->has_cache ? &sn->c : NULL },
+			{ &ct_stat_table, sn->has_ct ? &sn->ct : &nl_unused },
+			{ &diag_stat_table, sn->has_diag ? &sn->diag : &nl_unused },
 		};
 
 		tables_out(&o, tab, sizeof(tab) / sizeof(tab[0]));
@@ -352,18 +514,18 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 		const struct up_series *u = &up_series[f];
 
 		help(&o, u->name, u->type, u->help);
-		for (i = 0; i < up_pool_count(pool); i++)
+		for (i = 0; i < sn->nup; i++)
 			out(&o, "%s{upstream=\"%s\"} %llu\n", u->name,
-			    esc(up_pool_name(pool, i), e, sizeof(e)),
-			    (unsigned long long)u->get(up_pool_stats(pool, i)));
+			    esc(sn->upname[i], e, sizeof(e)),
+			    (unsigned long long)u->get(&sn->up[i]));
 	}
 	help(&o, "dotproxy_upstream_latency_seconds", "histogram",
 	    "From a query written to the upstream to its answer.");
-	for (i = 0; i < up_pool_count(pool); i++) {
+	for (i = 0; i < sn->nup; i++) {
 		(void)snprintf(lab, sizeof(lab), "upstream=\"%s\"",
-		    esc(up_pool_name(pool, i), e, sizeof(e)));
+		    esc(sn->upname[i], e, sizeof(e)));
 		hist_out(&o, "dotproxy_upstream_latency_seconds", lab,
-		    &up_pool_stats(pool, i)->latency);
+		    &sn->up[i].latency);
 	}
 	help(&o, "dotproxy_config_reloads_total", "counter",
 	    "SIGHUP reloads, by result.");
@@ -379,6 +541,7 @@ metrics_render(struct metrics *m, char *buf, size_t cap)
 		tables_out(&o, tab, 1);
 	}
 	process_figures(&o, s->start_wall_s);
+	free(sn);
 	return o.full ? 0 : o.len;
 }
 

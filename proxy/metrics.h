@@ -19,8 +19,21 @@ struct loop;
 struct metrics;
 struct query_table;
 
-/* What the endpoint reports on; all borrowed, owned by main. */
+/* One event loop's modules (worker.h), read under its lock. */
+struct metrics_worker {
+	struct query_table	*qt;
+	struct fe_udp		*udp;
+	struct fe_tcp		*tcp;
+	void			(*lock)(void *, bool on);	/* NULL: none */
+	void			*lock_arg;
+};
+
+/* What the endpoint reports on; all borrowed, owned by main. With
+ * workers, the series are their sums (and a few per worker); without,
+ * qt, udp and tcp are the one loop's. */
 struct metrics_sources {
+	const struct metrics_worker *workers;
+	size_t			 nworkers;
 	struct query_table	*qt;
 	struct fe_udp		*udp;
 	struct fe_tcp		*tcp;

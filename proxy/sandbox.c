@@ -85,6 +85,10 @@ sandbox_install(void)
 		return -ENOMEM;
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1)) < 0)
 		goto out;
+	/* Every thread: --workers starts them before the filter, since
+	 * creating one needs clone, which the filter refuses. */
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		goto out;
 	/* Already set at start-up; the filter needs it when unprivileged. */
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) < 0)
 		goto out;

@@ -26,6 +26,12 @@ sock_listen(const struct sockaddr *addr, socklen_t len, int type)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
+	/* Workers of one process, and the old and the new process of an
+	 * upgrade, bind the same address side by side; the kernel spreads
+	 * packets and connections over the group. Only sockets of the same
+	 * effective UID may join it, so no other user can take a share. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
 	if (addr->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;

@@ -35,6 +35,8 @@
 #       the proxy's own)
 #   W_CACHE=1  keep the proxy's cache on (it is off by default in tests
 #       of the forwarding path, so every query reaches an upstream)
+#   W_WORKERS  the proxy's --workers (default 1: the tests count one
+#       loop's sessions and cache hits; "auto" is the proxy's default)
 
 W_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 # The build directory: $BUILD as make and tests/run.sh use it (relative to
@@ -402,6 +404,10 @@ start_proxy() {
 	# the cache is off unless a file sets W_CACHE=1 (cache.bats does;
 	# a --cache-size flag beats this too).
 	[ "${W_CACHE:-0}" = 1 ] || envs+=("DOTPROXY_CACHE_SIZE=0")
+	# One event loop unless a file sets W_WORKERS (upgrade.bats tests
+	# several): these tests count one loop's sessions, back-offs and
+	# cache hits, which N share-nothing loops each have on their own.
+	envs+=("DOTPROXY_WORKERS=${W_WORKERS:-1}")
 	(
 		ip netns exec "$W_POD" env "${envs[@]}" setpriv --reuid "$W_PROXY_UID" \
 			--regid "$W_PROXY_UID" --clear-groups "${W_SETPRIV_EXTRA[@]}" \

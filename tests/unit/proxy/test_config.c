@@ -885,6 +885,42 @@ test_fd_budget(void)
 	is(b.max_clients, 1024 - fixed - 6 - 100, "and taken from the clients");
 }
 
+/* --workers and --handover-socket (proxy/worker.h, proxy/handover.h). */
+static void
+test_workers(void)
+{
+	char longpath[CFG_SOCKPATH_MAX + 8];
+
+	is(parse(NOARGS, NULL), 0, "workers: defaults");
+	is(cfg.workers, 0u, "--workers defaults to auto (0)");
+	is(cfg.handover_socket[0], '\0', "no handover socket by default");
+	is(parse(ARGV("--workers", "3", "--handover-socket", "/run/dp/ho"),
+	    NULL), 0, "--workers 3 --handover-socket PATH");
+	is(cfg.workers, 3u, "three workers");
+	ok(strcmp(cfg.handover_socket, "/run/dp/ho") == 0, "the handover path");
+	is(parse(ARGV("--workers=auto"), ENVP("DOTPROXY_WORKERS=2")), 0,
+	    "the flag beats the environment");
+	is(cfg.workers, 0u, "auto from the flag");
+	is(parse(NOARGS, ENVP("DOTPROXY_WORKERS=256")), 0, "the most");
+	is(cfg.workers, 256u, "256 from the environment");
+	expect_err("no workers", ARGV("--workers", "0"), NULL, "--workers:",
+	    "not auto or a number from 1 to 256");
+	expect_err("too many workers", ARGV("--workers", "257"), NULL,
+	    "--workers:", "from 1 to 256");
+	expect_err("workers not a number", ARGV("--workers", "two"), NULL,
+	    "--workers:", "'two'");
+	expect_err("workers with a sign", ARGV("--workers", "+2"), NULL,
+	    "--workers:", NULL);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	expect_err("handover path too long for a Unix socket",
+	    ARGV("--handover-socket", longpath), NULL, "--handover-socket:",
+	    "longer than");
+	expect_err("empty handover path", ARGV("--handover-socket="), NULL,
+	    "--handover-socket:", "empty path");
+}
+
 int
 main(void)
 {
@@ -899,5 +935,6 @@ main(void)
 	test_actions();
 	test_usage();
 	test_fd_budget();
+	test_workers();
 	return tap_done();
 }

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,49 @@ fork_refused(void)
 	return refused((int)fork()) ? 0 : 1;
 }
 
+/* A worker thread (--workers) started before the filter: it says it runs
+ * (as worker_start waits for: a thread still starting would meet the
+ * filter in glibc's own set-up, rseq), blocks until the main thread
+ * installed the filter, then tries a Unix socket. */
+static int gate[2], running[2];
+
+static void *
+thread_probe(void *arg)
+{
+	char c;
+	int fd;
+
+	(void)arg;
+	if (write(running[1], "r", 1) != 1 || read(gate[0], &c, 1) != 1)
+		return (void *)1;
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd >= 0) {
+		close(fd);
+		return (void *)2;
+	}
+	return errno == EPERM ? NULL : (void *)3;
+}
+
+/* Exit 0 when the thread made before the filter is filtered too. */
+static int
+threads_filtered(void)
+{
+	pthread_t t;
+	void *r = (void *)9;
+
+	char c;
+
+	if (pipe(gate) == -1 || pipe(running) == -1 ||
+	    pthread_create(&t, NULL, thread_probe, NULL) ||
+	    read(running[0], &c, 1) != 1)
+		return 1;
+	if (sandbox_install() != 0)
+		return 100;
+	if (write(gate[1], "x", 1) != 1 || pthread_join(t, &r) != 0)
+		return 1;
+	return (int)(long)r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -170,6 +214,8 @@ main(int argc, char **argv)
 	is(in_sandbox(netlink_socket_refused), 0, "new netlink socket: EPERM");
 	is(in_sandbox(raw_socket_refused), 0, "packet socket: EPERM");
 	is(in_sandbox(bind_refused), 0, "bind (a new listener): EPERM");
+	is(in_child(threads_filtered, 0), 0,
+	    "a thread started before the filter is filtered too (TSYNC)");
 	if (SANITIZED) {
 		ok(1, "# skip opens are not restricted under sanitizers");
 		ok(1, "# skip fork is allowed under sanitizers (LeakSanitizer)");
