@@ -397,6 +397,10 @@ reload(struct app *a)
 		log_warn("configuration reload refused", "error=\"%s\"", err);
 		goto fail;
 	}
+	if (query_cache_check(n, err, sizeof(err)) < 0) {
+		log_warn("configuration reload refused", "error=\"%s\"", err);
+		goto fail;
+	}
 	if ((tls = tls_ctx_new(n->ca_file, err, sizeof(err))) == NULL) {
 		log_warn("configuration reload refused", "error=\"--ca-file: %s\"",
 		    err);
@@ -421,11 +425,6 @@ reload(struct app *a)
 		memcpy(c, n, sizeof(*c));
 		worker_reload(a->w[i], c, tls);
 	}
-	if (query_cache_check(n, err, sizeof(err)) < 0 ||
-	    query_set_cache(a->qt, n) < 0)
-		log_warn("cache settings not applied", "error=\"%s\"",
-		    query_cache_check(n, err, sizeof(err)) < 0 ? err :
-		    "out of memory");
 	if (needs_restart(&a->cfg, n))
 		log_warn("some changed settings need a restart", "%s",
 		    "applied=\"upstreams, CA file, cache, log level and format\"");

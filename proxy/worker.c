@@ -90,6 +90,11 @@ worker_apply(struct worker *w, struct config *cfg, struct tls_ctx *tls)
 	} else
 		log_info("upstreams swapped", "worker=%u upstreams=%zu", w->idx,
 		    cfg->nupstream);
+	/* The cache settings (checked by the caller): in place, or a new
+	 * shard when its size changed. */
+	if (query_set_cache(w->qt, cfg) < 0)
+		log_warn("cache settings not applied", "worker=%u error=\"out "
+		    "of memory\"", w->idx);
 	free(cfg);
 }
 
