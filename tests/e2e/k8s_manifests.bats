@@ -210,36 +210,118 @@ rules_rejected() {
 	run "$RULES"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"SUCCESS: 5 rules found"* ]]
+	[[ "$output" == *"SUCCESS: 9 rules found"* ]]
+	[[ "$output" == *"every alert has a firing (0.2 queries/s), a healthy-idle and a healthy-but-imperfect unit test"* ]]
 	[[ "$output" == *"Unit Testing:"*"SUCCESS"* ]]
 }
 
 @test "alerts: a ratio threshold that never fires fails its unit test" {
 	copy_examples
-	sed -i 's/) > 0.05/) > 0.5/' "$COPY/monitoring/prometheusrule.yaml"
+	sed -i 's/) > 0.05/) > 0.5/' "$COPY/monitoring/rules/prometheusrule.yaml"
 	rules_rejected "alertname: DotproxyServfailRatioHigh" "got:[]"
 }
 
 @test "alerts: the old 'up == 0' alert fires on the healthy idle proxy" {
 	copy_examples
-	mutate monitoring/prometheusrule.yaml \
+	mutate monitoring/rules/prometheusrule.yaml \
 		'doc.spec.groups[0].rules[0].expr = "min by (job, namespace, pod, instance, upstream) (dotproxy_upstream_connections) == 0"'
-	rules_rejected "healthy idle proxy, nothing fires" "alertname: DotproxyUpstreamUnreachable"
+	rules_rejected "healthy idle proxy, nothing fires" "alertname: DotproxyUpstreamsAllDown"
+}
+
+@test "alerts: paging for one dead upstream of two fires on the healthy but imperfect proxy" {
+	copy_examples
+	mutate monitoring/rules/prometheusrule.yaml \
+		'doc.spec.groups[0].rules[0].expr = doc.spec.groups[0].rules[0].expr.replace("max by", "min by")'
+	rules_rejected "healthy but imperfect proxy at 0.2 queries/s, nothing fires" \
+		"alertname: DotproxyUpstreamsAllDown"
+}
+
+@test "alerts: a ratio alert that needs more than 1 query/s misses the quiet pod" {
+	copy_examples
+	mutate monitoring/rules/prometheusrule.yaml \
+		'doc.spec.groups[0].rules[1].expr = doc.spec.groups[0].rules[1].expr.replace(") >= 30", ") >= 1000")'
+	rules_rejected "every upstream refuses at 0.2 queries/s" "alertname: DotproxyServfailRatioHigh"
+}
+
+@test "alerts: a cache comparison with offset 1h stays silent for a young pod" {
+	copy_examples
+	mutate monitoring/rules/prometheusrule.yaml \
+		'const r = doc.spec.groups[0].rules.find((x) => x.alert === "DotproxyCacheHitRatioCollapsed"); r.expr = r.expr.replace(/\[1h\]/g, "[1h] offset 1h")'
+	rules_rejected "a 40-minute-old pod at 0.2 queries/s whose cache hit ratio collapses"
+}
+
+@test "alerts: latency from the query-duration histogram pages on the imperfect proxy's timeouts" {
+	copy_examples
+	# Where every query, timeouts too, is timed: the imperfect proxy's 2 %
+	# of 3 s timeouts make the p99.
+	mutate monitoring/rules/prometheusrule.yaml \
+		'const r = doc.spec.groups[0].rules.find((x) => x.alert === "DotproxyUpstreamLatencyHigh"); r.expr = r.expr.replace(/dotproxy_upstream_latency_seconds/g, "dotproxy_query_duration_seconds")'
+	cat >"$BATS_TEST_TMPDIR/add.js" <<-'EOF'
+		// The imperfect pod: 11.75 answers a minute under 0.1 s, one in
+		// four minutes after the 3 s timeout.
+		const fs = require('fs'), f = process.argv[2];
+		const seq = (g) => Array.from({ length: 181 }, (_, m) => g(m)).join(' ');
+		const who = 'job="dotproxy",namespace="ns",pod="imperfect",instance="10.0.0.4:9153"';
+		const row = (name, v) => `      - series: '${name}'\n        values: '${v}'\n`;
+		let add = '';
+		for (const le of ['0.1', '1', '2.5'])
+			add += row(`dotproxy_query_duration_seconds_bucket{${who},le="${le}"}`,
+			    seq((m) => 12 * m - Math.floor(m / 4)));
+		for (const le of ['5', '+Inf'])
+			add += row(`dotproxy_query_duration_seconds_bucket{${who},le="${le}"}`,
+			    seq((m) => 12 * m));
+		add += row(`dotproxy_query_duration_seconds_count{${who}}`, seq((m) => 12 * m));
+		const t = fs.readFileSync(f, 'utf8').replace(
+		    /(- name: "healthy but imperfect[^\n]*\n    interval: 1m\n    input_series:\n)/,
+		    (m) => m + add);
+		fs.writeFileSync(f, t);
+	EOF
+	node "$BATS_TEST_TMPDIR/add.js" "$COPY/monitoring/rules/promtool/rules_test.yaml"
+	grep -q dotproxy_query_duration_seconds_count "$COPY/monitoring/rules/promtool/rules_test.yaml"
+	rules_rejected "healthy but imperfect proxy at 0.2 queries/s, nothing fires" \
+		"alertname: DotproxyUpstreamLatencyHigh"
 }
 
 @test "alerts: a broken expression is rejected by promtool check rules" {
 	copy_examples
-	mutate monitoring/prometheusrule.yaml \
+	mutate monitoring/rules/prometheusrule.yaml \
 		'doc.spec.groups[0].rules.push({ alert: "Broken", expr: "rate(dotproxy_queries_total[5m] >" })'
 	rules_rejected "Broken" "FAILED"
 }
 
-@test "alerts: an alert without a firing and a healthy-idle unit test is rejected" {
+@test "alerts: an alert without a firing, a healthy-idle and a healthy-but-imperfect unit test is rejected" {
 	copy_examples
-	mutate monitoring/prometheusrule.yaml \
+	mutate monitoring/rules/prometheusrule.yaml \
 		'doc.spec.groups[0].rules.push({ alert: "Untested", expr: "dotproxy_inflight_queries > 1000", for: "5m" })'
-	rules_rejected "Untested: no unit test shows it firing" \
-		"Untested: no unit test shows it silent on a healthy idle proxy"
+	rules_rejected "Untested: no unit test shows it firing at 0.2 queries/s" \
+		"Untested: no unit test shows it silent on a healthy idle proxy" \
+		"Untested: no unit test shows it silent on a healthy but imperfect proxy"
+}
+
+@test "alerts: one PrometheusRule for the cluster, none per namespace" {
+	need_kubectl
+	run kubectl kustomize "$EXAMPLES/kubernetes/all"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[ "$(grep -c '^kind: PrometheusRule$' <<<"$output")" -eq 1 ]
+	[ "$(grep -c '^kind: PodMonitor$' <<<"$output")" -eq 2 ]
+	group_ok monitoring
+	# The rule's namespace is a parameter: an overlay moves it.
+	mkdir -p "$BATS_TEST_TMPDIR/rules"
+	cp -r "$EXAMPLES/monitoring" "$BATS_TEST_TMPDIR/monitoring"
+	cat >"$BATS_TEST_TMPDIR/rules/kustomization.yaml" <<-'EOF'
+		apiVersion: kustomize.config.k8s.io/v1beta1
+		kind: Kustomization
+		namespace: observability
+		resources:
+		  - ../monitoring/rules
+	EOF
+	run kubectl kustomize "$BATS_TEST_TMPDIR/rules"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[[ "$output" == *"namespace: observability"* ]]
+	# Put back into the monitoring component, it is rejected.
+	copy_examples
+	mutate monitoring/kustomization.yaml 'doc.resources.push("rules/prometheusrule.yaml")'
+	rejected "kubernetes/sidecar renders a PrometheusRule: the rule is cluster-wide"
 }
 
 # ------------------------------------------------- dashboard, live proxy
@@ -265,7 +347,7 @@ rules_rejected() {
 	m=$W_DIR/dash.prom
 	scrape "$m"
 	run node "$SERIES" "${gaps[@]}" "$m" "$DASHBOARD" \
-		"$EXAMPLES/monitoring/prometheusrule.yaml"
+		"$EXAMPLES/monitoring/rules/prometheusrule.yaml"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"ok - series: dotproxy_responses_total{source=\"synthesized\",rcode=\"SERVFAIL\"}"* ]]

@@ -328,10 +328,36 @@ function main() {
 		}
 	if (want('monitoring'))
 		for (const d of ['kubernetes/sidecar', 'kubernetes/node-local'])
-			report('monitoring', `${d} is monitored`, (rendered[d] || [])
-			    .some((x) => x.kind === 'PodMonitor') &&
-			    (rendered[d] || []).some((x) => x.kind === 'PrometheusRule') ?
-			    [] : [`${d} renders no PodMonitor and PrometheusRule`]);
+			report('monitoring', `${d} is scraped, and has no rule of ` +
+			    'its own', [
+				...((rendered[d] || []).some((x) => x.kind ===
+				    'PodMonitor') ? [] : [`${d} renders no PodMonitor`]),
+				/* The rules cover every namespace: a copy per
+				 * namespace makes every alert fire once per copy. */
+				...((rendered[d] || []).some((x) => x.kind ===
+				    'PrometheusRule') ? [`${d} renders a ` +
+				    'PrometheusRule: the rule is cluster-wide and ' +
+				    'belongs in monitoring/rules only'] : []),
+			    ]);
+	if (want('monitoring')) {
+		/* One PrometheusRule for the cluster, in the monitoring namespace;
+		 * a render holding several copies would page once per copy. */
+		const errs = [];
+		for (const [dir, list] of Object.entries(rendered)) {
+			const rules = list.filter((x) => x.kind === 'PrometheusRule');
+			if (rules.length > 1)
+				errs.push(`${dir} renders ${rules.length} PrometheusRules`);
+		}
+		const r = (rendered['monitoring/rules'] || [])
+		    .filter((x) => x.kind === 'PrometheusRule');
+		if (r.length !== 1)
+			errs.push(`monitoring/rules renders ${r.length} PrometheusRules, not 1`);
+		else if (r[0].metadata.namespace !== 'monitoring')
+			errs.push('monitoring/rules puts the PrometheusRule in ' +
+			    `${r[0].metadata.namespace}, not monitoring`);
+		report('monitoring', 'one PrometheusRule for the cluster, in ' +
+		    'monitoring/rules', errs);
+	}
 
 	if (want('overlay'))
 		report('overlay', 'kubernetes/overlays/quad9 changes only the ' +
@@ -476,8 +502,14 @@ function monitoringErrors(list) {
 	if (pms.length === 0)
 		return null;
 	const errs = [];
-	if (!list.some((x) => x.kind === 'PrometheusRule'))
-		errs.push('a PodMonitor without the PrometheusRule');
+	for (const pm of pms)
+		for (const ep of pm.spec.podMetricsEndpoints || [])
+			if (!(ep.relabelings || []).some((r) => r.targetLabel ===
+			    'job' && r.replacement === 'dotproxy' &&
+			    (r.action || 'replace') === 'replace'))
+				errs.push(`PodMonitor ${pm.metadata.name}: port ` +
+				    `${ep.port} does not set job="dotproxy", which ` +
+				    'the rules select');
 	for (const w of list) {
 		if (!dp.modeOf(w))
 			continue;
