@@ -436,7 +436,10 @@ function renderFixture(dir) {
 		fs.writeFileSync(path.join(tmp, 'kustomization.yaml'), yaml.dump({
 			apiVersion: 'kustomize.config.k8s.io/v1beta1',
 			kind: 'Kustomization', namespace: 'fixture',
-			resources: ['workloads.yaml'],
+			/* The namespace's settings, which the components refer to
+			 * and do not make. */
+			resources: ['workloads.yaml',
+			    path.relative(tmp, path.resolve(dir, '../../config'))],
 			components: [path.relative(tmp, dir)],
 		}));
 		return kz.render(tmp);
@@ -531,8 +534,10 @@ function monitoringErrors(list) {
 	return errs;
 }
 
+/* The proxy's ConfigMaps (dotproxy-config-HASH), not dotproxy-init's. */
 function cms(list) {
-	return (list || []).filter((x) => x.kind === 'ConfigMap');
+	return (list || []).filter((x) => x.kind === 'ConfigMap' &&
+	    /^dotproxy-config(-[a-z0-9]+)?$/.test(x.metadata.name));
 }
 
 function overlayErrors(base, q) {
