@@ -198,9 +198,10 @@ rules_rejected() {
 		echo "the app's own manifest names a dotproxy container"
 		return 1
 	fi
-	[ "$(grep -c -- '- name: dotproxy$' <<<"$output")" -eq 1 ]
-	[ "$(grep -c 'name: dotproxy-init$' <<<"$output")" -eq 1 ]
-	[ "$(grep -c 'name: dotproxy-validate$' <<<"$output")" -eq 1 ]
+	# (A container's name at its indentation, first key or not.)
+	[ "$(grep -cE -- '^      (- |  )name: dotproxy$' <<<"$output")" -eq 1 ]
+	[ "$(grep -cE '^      (- |  )name: dotproxy-init$' <<<"$output")" -eq 1 ]
+	[ "$(grep -cE '^      (- |  )name: dotproxy-validate$' <<<"$output")" -eq 1 ]
 }
 
 # ---------------------------------------------------------------- alerts
@@ -410,7 +411,7 @@ rules_rejected() {
 @test "k8s: rejects a capability other than NET_ADMIN on dotproxy-init" {
 	copy_examples
 	mutate kubernetes/components/inject/init.yaml \
-		'doc[0].value.securityContext.capabilities.add.push("NET_RAW")'
+		'c("dotproxy-init").securityContext.capabilities.add.push("NET_RAW")'
 	rejected 'dotproxy-init: must add exactly [NET_ADMIN]'
 }
 
