@@ -217,16 +217,27 @@ function main() {
 	for (const [dir, entry] of kust)
 		for (const c of (entry.refs || { components: [] }).components)
 			usedBy.set(c, [...(usedBy.get(c) || []), dir]);
+	/* A component that only changes injected workloads (every patch
+	 * selects by annotation or label, as components/ipv6) is rendered
+	 * after each injection component instead of alone. */
+	const fixtures = [];
 	for (const [dir, entry] of kust) {
 		if (!entry.k || !kz.isComponent(entry.k) || !injects(entry.k) ||
 		    (usedBy.get(dir) || []).some((u) => kust.get(u) &&
 			kust.get(u).k && kz.isComponent(kust.get(u).k)))
 			continue;
-		const name = `fixture:${rel(dir)}`;
+		if (modifies(entry.k))
+			for (const first of ['inject', 'inject-cni'])
+				fixtures.push([dir, `fixture:${rel(dir)}+${first}`,
+				    [path.resolve(dir, '..', first), dir]]);
+		else
+			fixtures.push([dir, `fixture:${rel(dir)}`, [dir]]);
+	}
+	for (const [dir, name, comps] of fixtures) {
 		const errs = [];
 		let list = [];
 		try {
-			list = renderFixture(dir);
+			list = renderFixture(comps);
 			rendered[name] = list;
 			errs.push(...renderedErrors(list));
 			for (const kind of FIXTURE_KINDS) {
@@ -246,8 +257,8 @@ function main() {
 		}
 		usedComponents.add(dir);
 		if (want('kustomize'))
-			report('kustomize', `${rel(dir)} injects into ` +
-			    `${FIXTURE_KINDS.join(', ')}`, errs);
+			report('kustomize', `${name.replace(/^fixture:/, '')} ` +
+			    `injects into ${FIXTURE_KINDS.join(', ')}`, errs);
 	}
 
 	if (want('kustomize')) {
@@ -379,6 +390,11 @@ function canon(x) {
 }
 
 /* A component that patches workloads (Deployment, ... by target). */
+function modifies(k) {
+	return (k.patches || []).every((p) => p && p.target &&
+	    (p.target.annotationSelector || p.target.labelSelector));
+}
+
 function injects(k) {
 	return (k.patches || []).some((p) => p && p.target &&
 	    /Deployment/.test(p.target.kind || '') &&
@@ -405,8 +421,10 @@ const FIXTURE_SERVICE = { apiVersion: 'v1', kind: 'Service',
 	metadata: { name: 'fixture' },
 	spec: { selector: { app: 'fixture' }, ports: [{ port: 80 }] } };
 
-/* Renders component dir applied to one workload of every kind. */
-function renderFixture(dir) {
+/* Renders the components dirs (in order) applied to one workload of every
+ * kind. */
+function renderFixture(dirs) {
+	const dir = dirs[0];
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dotproxy-k8s-'));
 	try {
 		const sel = { matchLabels: { app: 'fixture' } };
@@ -440,7 +458,7 @@ function renderFixture(dir) {
 			 * and do not make. */
 			resources: ['workloads.yaml',
 			    path.relative(tmp, path.resolve(dir, '../../config'))],
-			components: [path.relative(tmp, dir)],
+			components: dirs.map((d) => path.relative(tmp, d)),
 		}));
 		return kz.render(tmp);
 	} finally {

@@ -389,8 +389,10 @@ function checkNodeLocal(ds, objs, base) {
 	/* Listen on the pod IP exactly: the original destination of a
 	 * Service-routed query is then recognised as the proxy itself. */
 	const listen = optValues(proxy, 'listen', 'DOTPROXY_LISTEN');
-	if (listen.length !== 1 || !/^\$\(POD_IP\):[0-9]+$/.test(listen[0]))
-		e.push(`${proxy.name}: must --listen $(POD_IP):PORT only`);
+	if (listen.length !== 1 ||
+	    !/^(\$\(POD_IP\)|\[\$\(POD_IP\)\]):[0-9]+$/.test(listen[0]))
+		e.push(`${proxy.name}: must --listen $(POD_IP):PORT ` +
+		    '(or [$(POD_IP)]:PORT) only');
 	if (!podIPEnv(proxy))
 		e.push(`${proxy.name}: POD_IP must come from status.podIP`);
 	const lport = listen.length ? Number(listen[0].split(':').pop()) : 0;
