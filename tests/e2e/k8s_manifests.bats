@@ -459,7 +459,7 @@ rules_rejected() {
 	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'delete c("dotproxy").startupProbe; c("dotproxy").env[1].value = "0.0.0.0:9153"'
 	mutate kubernetes/node-local/daemonset.yaml \
-		'c("dotproxy").env[1].value = "127.0.0.1:9153"'
+		'c("dotproxy").env.find((e) => e.name === "DOTPROXY_METRICS").value = "127.0.0.1:9153"'
 	rejected "dotproxy: no startupProbe" \
 		"metrics listens on 0.0.0.0; bind it to the pod IP" \
 		"unreachable from the kubelet"
