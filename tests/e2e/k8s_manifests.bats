@@ -204,6 +204,83 @@ rules_rejected() {
 	[ "$(grep -cE '^      (- |  )name: dotproxy-validate$' <<<"$output")" -eq 1 ]
 }
 
+@test "k8s: egress: injected pods send DoT only to their upstreams, DNS only to kube-dns" {
+	group_ok egress
+	[[ "$output" == *"ok - egress: kubernetes/sidecar: Deployment/dns-app"* ]]
+	[[ "$output" == *"ok - egress: kubernetes/sidecar-cni: Deployment/dns-app"* ]]
+	[[ "$output" == *"ok - egress: kubernetes/overlays/quad9: Deployment/dns-app"* ]]
+}
+
+@test "k8s: rejects an upstream the egress policy does not admit, and 53 open to anywhere" {
+	copy_examples
+	sed -i 's/DOTPROXY_UPSTREAM=1.1.1.1@853#cloudflare-dns.com,1.0.0.1@853#cloudflare-dns.com/DOTPROXY_UPSTREAM=192.0.2.8@853#dot.test/' \
+		"$COPY/kubernetes/config/kustomization.yaml"
+	mutate kubernetes/egress/networkpolicy.yaml \
+		'doc.spec.egress[2].ports[0] = { protocol: "UDP", port: 1, endPort: 1000 }'
+	rejected "not ok - egress: kubernetes/sidecar: Deployment/dns-app" \
+		"upstream 192.0.2.8:853 is not admitted" \
+		"853/TCP is admitted to {\"ipBlock\":{\"cidr\":\"1.1.1.1/32\"}}" \
+		"53/UDP is admitted to anywhere"
+}
+
+@test "k8s: the DoH switch drops 443 to the public resolvers and keeps HTTPS elsewhere" {
+	need_kubectl
+	run kubectl kustomize "$EXAMPLES/kubernetes/sidecar-cni"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/r.yaml"
+	run node -e '
+		const yaml = require(process.argv[2] + "/js-yaml");
+		const fs = require("fs");
+		const np = yaml.loadAll(fs.readFileSync(process.argv[1], "utf8"))
+		    .find((o) => o && o.kind === "NetworkPolicy" && o.metadata.name === "dotproxy-egress");
+		const r2 = np.spec.egress[2].ports;
+		const has = (port, proto) => r2.some((p) => p.protocol === proto && p.port <= port && port <= (p.endPort || p.port));
+		if (has(443, "TCP") || has(443, "UDP") || !has(80, "TCP") || !has(444, "TCP")) throw new Error("rule 2: " + JSON.stringify(r2));
+		const r3 = np.spec.egress[3];
+		const v4 = r3.to.find((p) => p.ipBlock.cidr === "0.0.0.0/0");
+		if (!v4.ipBlock.except.includes("8.8.8.8/32") || !r3.ports.some((p) => p.port === 443 && p.protocol === "UDP")) throw new Error("rule 3: " + JSON.stringify(r3));
+		console.log("ok");
+	' "$BATS_TEST_TMPDIR/r.yaml" "$REPO/tests/k8s/node_modules"
+	echo "$output"
+	[ "$output" = ok ]
+	# Without the switch, 443 is in rule 2 (the sidecar example).
+	run kubectl kustomize "$EXAMPLES/kubernetes/sidecar"
+	! grep -q 'endPort: 442' <<<"$output"
+}
+
+@test "k8s: node-local admits hostNetwork clients from the nodes' network, a parameter" {
+	need_kubectl
+	run kubectl kustomize "$EXAMPLES/kubernetes/node-local"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	grep -A3 -- '- ipBlock:' <<<"$output" | grep -q 'cidr: 10.0.0.0/8'
+	# One patch of dotproxy-params, in a component before network-params,
+	# moves the node network and the monitoring namespace in every
+	# NetworkPolicy of the namespace.
+	copy_examples
+	sed -i 's|^  - ../components/network-params|  - my-params\n&|' \
+		"$COPY/kubernetes/node-local/kustomization.yaml"
+	mkdir "$COPY/kubernetes/node-local/my-params"
+	cat >"$COPY/kubernetes/node-local/my-params/kustomization.yaml" <<-'EOF'
+		apiVersion: kustomize.config.k8s.io/v1alpha1
+		kind: Component
+		patches:
+		  - target: {kind: ConfigMap, name: dotproxy-params}
+		    patch: |
+		      - op: replace
+		        path: /data/monitoringNamespace
+		        value: observability
+		      - op: replace
+		        path: /data/nodeCIDR
+		        value: 198.51.100.0/24
+	EOF
+	run kubectl kustomize "$COPY/kubernetes/node-local"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[[ "$output" == *"cidr: 198.51.100.0/24"* ]]
+	[[ "$output" == *"kubernetes.io/metadata.name: observability"* ]]
+	[[ "$output" != *"kubernetes.io/metadata.name: monitoring"* ]]
+	[[ "$output" != *"dotproxy-params"* ]]
+}
+
 # ---------------------------------------------------------------- alerts
 
 @test "alerts: promtool check rules and promtool test rules pass" {
@@ -487,8 +564,10 @@ rules_rejected() {
 	rejected "no NetworkPolicy isolates its pods for ingress" \
 		"node-local/networkpolicy.yaml is in no kustomization's resources"
 	copy_examples
+	# The nodes' network set to the world; metrics open to every namespace.
+	mutate kubernetes/config/params.yaml 'doc.data.nodeCIDR = "0.0.0.0/0"'
 	mutate kubernetes/node-local/networkpolicy.yaml \
-		'doc.spec.ingress[0].from.push({ ipBlock: { cidr: "0.0.0.0/0" } }); doc.spec.ingress[1].from = [{ namespaceSelector: {} }]'
+		'doc.spec.ingress[1].from.push({ namespaceSelector: {} })'
 	rejected "NetworkPolicy admits ipBlock 0.0.0.0/0" \
 		"metrics 9153/TCP is open to" "not only the monitoring namespace"
 }

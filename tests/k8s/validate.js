@@ -25,7 +25,10 @@
  *   pss         the Pod Security level of each namespace admits its pods,
  *               and is the one the README states for the mode
  *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
- *   overlay     overlays/quad9 changes only the upstream
+ *   overlay     overlays/quad9 changes only the upstream (and the egress
+ *               policy's addresses for it)
+ *   egress      injected pods may send DoT only to their upstreams, DNS
+ *               only to kube-dns, nothing else on 53 or 853
  * Prints one "ok"/"not ok" line per check and exits 1 if any failed, 3 if
  * kubectl is missing (render groups skipped, everything else checked).
  */
@@ -39,7 +42,7 @@ const dp = require('./lib/dotproxy');
 const pss = require('./lib/pss');
 
 const GROUPS = ['yaml', 'schema', 'strict', 'kustomize', 'sidecar',
-	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay'];
+	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay', 'egress'];
 const RENDER_GROUPS = GROUPS.slice(3);
 
 function usage(msg) {
@@ -308,6 +311,21 @@ function main() {
 	/* The two modes the README documents must exist; the CNI mode's
 	 * component must render for every workload kind (an example using it
 	 * may come from tests/e2e/k8s_manifests.bats). */
+	/* egress: every injected workload of a render that has an egress
+	 * policy for it (the examples do; a fixture need not). */
+	if (want('egress'))
+		for (const m of ['sidecar', 'sidecar-cni'])
+			for (const w of byMode[m]) {
+				const errs = egressErrors(w.o, w.list);
+				if (errs !== null)
+					report('egress', `${w.dir}: ${w.o.kind}/` +
+					    `${w.o.metadata.name}`, errs);
+			}
+	if (want('egress'))
+		for (const d of ['kubernetes/sidecar', 'kubernetes/sidecar-cni'])
+			report('egress', `${d} fences its pods' egress`,
+			    byModeHas(byMode, d) ? [] : [`no egress policy in ${d}`]);
+
 	if (want('sidecar'))
 		report('sidecar', 'kubernetes/sidecar has a sidecar workload',
 		    byMode.sidecar.some((w) => w.dir === 'kubernetes/sidecar') ? [] :
@@ -390,6 +408,83 @@ function canon(x) {
 }
 
 /* A component that patches workloads (Deployment, ... by target). */
+/* Egress NetworkPolicies selecting the pods of w, in its namespace. */
+function egressPolicies(w, list) {
+	const labels = kz.podMeta(w).labels || {};
+	return list.filter((o) => o.kind === 'NetworkPolicy' &&
+	    o.metadata.namespace === w.metadata.namespace &&
+	    (o.spec.policyTypes || []).includes('Egress') &&
+	    matchesSelector(o.spec.podSelector || {}, labels));
+}
+
+function byModeHas(byMode, dir) {
+	return ['sidecar', 'sidecar-cni'].some((m) => byMode[m].some((w) =>
+	    w.dir === dir && egressPolicies(w.o, w.list).length > 0));
+}
+
+/* What may leave the pod on 53 and 853. null when no egress policy selects
+ * it (nothing to check). */
+function egressErrors(w, list) {
+	const pols = egressPolicies(w, list);
+	if (pols.length === 0)
+		return null;
+	const errs = [];
+	const rules = pols.flatMap((p) => p.spec.egress || []);
+	const covers = (r, port, proto) => !r.ports || r.ports.length === 0 ||
+	    r.ports.some((p) => (p.protocol || 'TCP') === proto &&
+		(p.port === undefined || p.port === port ||
+		 (p.endPort !== undefined && p.port <= port && port <= p.endPort)));
+	const kubeDns = (peer) => peer.podSelector &&
+	    JSON.stringify((peer.podSelector.matchLabels || {})) ===
+	    '{"k8s-app":"kube-dns"}' && peer.namespaceSelector;
+	const host = (cidr) => cidr.replace(/\/(32|128)$/, '');
+	/* The upstreams, from the ConfigMap the proxy reads. */
+	const proxy = kz.containersOf(kz.podSpecs(w)[0]).find(dp.isProxy);
+	const ref = (proxy.envFrom || []).map((e) => e.configMapRef)
+	    .find((r) => r && /^dotproxy-config/.test(r.name));
+	const cm = ref && list.find((o) => o.kind === 'ConfigMap' &&
+	    o.metadata.name === ref.name &&
+	    o.metadata.namespace === w.metadata.namespace);
+	const ups = ((cm && cm.data && cm.data.DOTPROXY_UPSTREAM) || '')
+	    .split(',').filter(Boolean).map((u) => {
+		const m = /^(\[[^\]]+\]|[^@#^]+)(?:@([0-9]+))?/.exec(u.trim());
+		return { ip: m[1].replace(/^\[|\]$/g, ''),
+			port: m[2] ? Number(m[2]) : 853 };
+	    });
+	if (ups.length === 0)
+		errs.push('no DOTPROXY_UPSTREAM to compare the policy with');
+	for (const u of ups)
+		if (!rules.some((r) => covers(r, u.port, 'TCP') && (r.to || [])
+		    .some((p) => p.ipBlock && host(p.ipBlock.cidr) === u.ip)))
+			errs.push(`upstream ${u.ip}:${u.port} is not admitted ` +
+			    '(an ipBlock /32 or /128 per upstream, TCP)');
+	for (const proto of ['UDP', 'TCP'])
+		if (!rules.some((r) => covers(r, 53, proto) &&
+		    (r.to || []).some(kubeDns)))
+			errs.push(`DNS 53/${proto} to kube-dns is not admitted`);
+	/* Nothing else on 53 or 853 (either protocol). */
+	for (const [port, proto] of [[53, 'UDP'], [53, 'TCP'], [853, 'TCP'],
+	    [853, 'UDP']])
+		for (const r of rules) {
+			if (!covers(r, port, proto))
+				continue;
+			const to = r.to || [];
+			if (to.length === 0) {
+				errs.push(`${port}/${proto} is admitted to anywhere`);
+				continue;
+			}
+			for (const p of to) {
+				const ok = port === 53 ? kubeDns(p) :
+				    p.ipBlock && !p.ipBlock.except &&
+				    ups.some((u) => u.ip === host(p.ipBlock.cidr));
+				if (!ok)
+					errs.push(`${port}/${proto} is admitted to ` +
+					    JSON.stringify(p));
+			}
+		}
+	return [...new Set(errs)];
+}
+
 function modifies(k) {
 	return (k.patches || []).every((p) => p && p.target &&
 	    (p.target.annotationSelector || p.target.labelSelector));
@@ -581,8 +676,13 @@ function overlayErrors(base, q) {
 			if (b.data[k] !== cm.data[k])
 				errs.push(`${cm.metadata.namespace}: ${k} changed too`);
 	}
+	/* The egress policy's upstream addresses follow the upstream (the
+	 * egress group checks that they match it). */
 	const strip = (l) => JSON.stringify(l.filter((x) => x.kind !==
-	    'ConfigMap').map((x) => JSON.stringify(x)
+	    'ConfigMap').map((x) => (x.kind === 'NetworkPolicy' &&
+	    x.metadata.name === 'dotproxy-egress' ? JSON.stringify(
+		{ ...x, spec: { ...x.spec, egress: x.spec.egress.slice(1) } }) :
+	    JSON.stringify(x))
 	    .replace(/dotproxy-config-[0-9a-z]{10}/g, 'dotproxy-config')));
 	if (strip(base) !== strip(q))
 		errs.push('objects other than the ConfigMaps differ');

@@ -505,7 +505,9 @@ function fenceErrors(ds, objs, dnsPort, metricsPort) {
 			e.push('a NetworkPolicy ingress rule admits every source');
 		const ports = arr(r.ports);
 		for (const peer of arr(r.from)) {
-			if (peer.ipBlock)
+			/* An ipBlock is the nodes' network (hostNetwork
+			 * clients), never the world. */
+			if (peer.ipBlock && /\/0$/.test(peer.ipBlock.cidr || ''))
 				e.push(`NetworkPolicy admits ipBlock ${peer.ipBlock.cidr}`);
 			const openPorts = want.filter(([port, proto]) =>
 			    ports.length === 0 || ports.some((p) =>
@@ -515,7 +517,8 @@ function fenceErrors(ds, objs, dnsPort, metricsPort) {
 					e.push(`metrics ${port}/${proto} is open to ` +
 					    `${JSON.stringify(peer)}, not only the ` +
 					    'monitoring namespace');
-				if (port === dnsPort && !allPods(peer) && !monitoringNs(peer))
+				if (port === dnsPort && !allPods(peer) &&
+				    !monitoringNs(peer) && !peer.ipBlock)
 					e.push(`DNS ${port}/${proto} is admitted from ` +
 					    `${JSON.stringify(peer)}`);
 			}
