@@ -120,14 +120,14 @@ in_pod() {
 # start_proxy WORKLOAD: dotproxy as the rendered container, UID 15353;
 # waits for /readyz on the pod IP, port 9153 (where the probes go).
 start_proxy() {
-	local code i
+	local code
 	spec "$1" dotproxy
 	# Not through in_pod: $! must be the proxy itself (exec all the way).
 	ip netns exec "$NETNS" setpriv --reuid 15353 --regid 15353 --clear-groups \
 		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
 		>"$BATS_TEST_TMPDIR/proxy.log" 2>&1 3>&- &
 	PIDS+=("$!")
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		code=$(ip netns exec "$NETNS" curl -g -s -o /dev/null -w '%{http_code}' \
 			--max-time 1 "http://$URL_IP:9153/readyz") || true
 		[ "$code" = 200 ] && break

@@ -245,7 +245,10 @@ rules_rejected() {
 	[ "$output" = ok ]
 	# Without the switch, 443 is in rule 2 (the sidecar example).
 	run kubectl kustomize "$EXAMPLES/kubernetes/sidecar"
-	! grep -q 'endPort: 442' <<<"$output"
+	if grep -q 'endPort: 442' <<<"$output"; then
+		echo "443 is cut out without the switch"
+		return 1
+	fi
 }
 
 @test "k8s: node-local admits hostNetwork clients from the nodes' network, a parameter" {
