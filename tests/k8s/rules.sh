@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Checks and unit-tests the alerts of examples/monitoring/prometheusrule.yaml
+# Checks and unit-tests the alerts of examples/monitoring/rules/prometheusrule.yaml
 # with promtool: the PrometheusRule's spec (the deployed object itself) is
 # written out as a Prometheus rule file, `promtool check rules` lints it and
-# `promtool test rules` runs examples/monitoring/promtool/rules_test.yaml,
-# which must show every alert firing and silent on a healthy idle proxy.
+# `promtool test rules` runs examples/monitoring/rules/promtool/rules_test.yaml,
+# which must show every alert firing at 0.2 queries/s and silent on a
+# healthy idle and a healthy but imperfect proxy.
 #
 #   tests/k8s/rules.sh [--root EXAMPLES_DIR]
 #
@@ -22,11 +23,11 @@ command -v promtool >/dev/null 2>&1 || {
 }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-node "$here/extract-rules.js" "$root/monitoring/prometheusrule.yaml" \
+node "$here/extract-rules.js" "$root/monitoring/rules/prometheusrule.yaml" \
 	>"$tmp/dotproxy.rules.yaml"
-cp "$root/monitoring/promtool/rules_test.yaml" "$tmp/"
+cp "$root/monitoring/rules/promtool/rules_test.yaml" "$tmp/"
 promtool check rules "$tmp/dotproxy.rules.yaml"
-node "$here/extract-rules.js" --check-tests "$root/monitoring/promtool/rules_test.yaml" \
-	"$root/monitoring/prometheusrule.yaml"
-echo "every alert has a firing and a healthy-idle unit test"
+node "$here/extract-rules.js" --check-tests "$root/monitoring/rules/promtool/rules_test.yaml" \
+	"$root/monitoring/rules/prometheusrule.yaml"
+echo "every alert has a firing (0.2 queries/s), a healthy-idle and a healthy-but-imperfect unit test"
 (cd "$tmp" && promtool test rules rules_test.yaml)

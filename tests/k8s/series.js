@@ -2,7 +2,8 @@
 'use strict';
 /*
  * Checks that every dotproxy series a dashboard or an alert queries is one a
- * running proxy exports: each selector `dotproxy_name{label="value",...}` in
+ * running proxy exports: each selector `dotproxy_name{label="value",...}`
+ * (and the standard `process_name{...}`) in
  * the PromQL of FILEs must match at least one sample of SCRAPE (a /metrics
  * body). Labels Prometheus adds at scrape time (namespace, pod, job,
  * instance, ...) and values with Grafana variables ($pod) are not checked.
@@ -82,7 +83,7 @@ function exprs(file) {
 
 function selectors(expr) {
 	const out = [];
-	const re = /\b(dotproxy_[a-zA-Z0-9_]+)\s*(\{([^}]*)\})?/g;
+	const re = /\b((?:dotproxy|process)_[a-zA-Z0-9_]+)\s*(\{([^}]*)\})?/g;
 	let m;
 	while ((m = re.exec(expr)) !== null) {
 		const matchers = [];

@@ -25,7 +25,10 @@
  *   pss         the Pod Security level of each namespace admits its pods,
  *               and is the one the README states for the mode
  *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
- *   overlay     overlays/quad9 changes only the upstream
+ *   overlay     overlays/quad9 changes only the upstream (and the egress
+ *               policy's addresses for it)
+ *   egress      injected pods may send DoT only to their upstreams, DNS
+ *               only to kube-dns, nothing else on 53 or 853
  * Prints one "ok"/"not ok" line per check and exits 1 if any failed, 3 if
  * kubectl is missing (render groups skipped, everything else checked).
  */
@@ -39,7 +42,7 @@ const dp = require('./lib/dotproxy');
 const pss = require('./lib/pss');
 
 const GROUPS = ['yaml', 'schema', 'strict', 'kustomize', 'sidecar',
-	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay'];
+	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay', 'egress'];
 const RENDER_GROUPS = GROUPS.slice(3);
 
 function usage(msg) {
@@ -217,16 +220,27 @@ function main() {
 	for (const [dir, entry] of kust)
 		for (const c of (entry.refs || { components: [] }).components)
 			usedBy.set(c, [...(usedBy.get(c) || []), dir]);
+	/* A component that only changes injected workloads (every patch
+	 * selects by annotation or label, as components/ipv6) is rendered
+	 * after each injection component instead of alone. */
+	const fixtures = [];
 	for (const [dir, entry] of kust) {
 		if (!entry.k || !kz.isComponent(entry.k) || !injects(entry.k) ||
 		    (usedBy.get(dir) || []).some((u) => kust.get(u) &&
 			kust.get(u).k && kz.isComponent(kust.get(u).k)))
 			continue;
-		const name = `fixture:${rel(dir)}`;
+		if (modifies(entry.k))
+			for (const first of ['inject', 'inject-cni'])
+				fixtures.push([dir, `fixture:${rel(dir)}+${first}`,
+				    [path.resolve(dir, '..', first), dir]]);
+		else
+			fixtures.push([dir, `fixture:${rel(dir)}`, [dir]]);
+	}
+	for (const [dir, name, comps] of fixtures) {
 		const errs = [];
 		let list = [];
 		try {
-			list = renderFixture(dir);
+			list = renderFixture(comps);
 			rendered[name] = list;
 			errs.push(...renderedErrors(list));
 			for (const kind of FIXTURE_KINDS) {
@@ -246,8 +260,8 @@ function main() {
 		}
 		usedComponents.add(dir);
 		if (want('kustomize'))
-			report('kustomize', `${rel(dir)} injects into ` +
-			    `${FIXTURE_KINDS.join(', ')}`, errs);
+			report('kustomize', `${name.replace(/^fixture:/, '')} ` +
+			    `injects into ${FIXTURE_KINDS.join(', ')}`, errs);
 	}
 
 	if (want('kustomize')) {
@@ -297,6 +311,21 @@ function main() {
 	/* The two modes the README documents must exist; the CNI mode's
 	 * component must render for every workload kind (an example using it
 	 * may come from tests/e2e/k8s_manifests.bats). */
+	/* egress: every injected workload of a render that has an egress
+	 * policy for it (the examples do; a fixture need not). */
+	if (want('egress'))
+		for (const m of ['sidecar', 'sidecar-cni'])
+			for (const w of byMode[m]) {
+				const errs = egressErrors(w.o, w.list);
+				if (errs !== null)
+					report('egress', `${w.dir}: ${w.o.kind}/` +
+					    `${w.o.metadata.name}`, errs);
+			}
+	if (want('egress'))
+		for (const d of ['kubernetes/sidecar', 'kubernetes/sidecar-cni'])
+			report('egress', `${d} fences its pods' egress`,
+			    byModeHas(byMode, d) ? [] : [`no egress policy in ${d}`]);
+
 	if (want('sidecar'))
 		report('sidecar', 'kubernetes/sidecar has a sidecar workload',
 		    byMode.sidecar.some((w) => w.dir === 'kubernetes/sidecar') ? [] :
@@ -328,10 +357,36 @@ function main() {
 		}
 	if (want('monitoring'))
 		for (const d of ['kubernetes/sidecar', 'kubernetes/node-local'])
-			report('monitoring', `${d} is monitored`, (rendered[d] || [])
-			    .some((x) => x.kind === 'PodMonitor') &&
-			    (rendered[d] || []).some((x) => x.kind === 'PrometheusRule') ?
-			    [] : [`${d} renders no PodMonitor and PrometheusRule`]);
+			report('monitoring', `${d} is scraped, and has no rule of ` +
+			    'its own', [
+				...((rendered[d] || []).some((x) => x.kind ===
+				    'PodMonitor') ? [] : [`${d} renders no PodMonitor`]),
+				/* The rules cover every namespace: a copy per
+				 * namespace makes every alert fire once per copy. */
+				...((rendered[d] || []).some((x) => x.kind ===
+				    'PrometheusRule') ? [`${d} renders a ` +
+				    'PrometheusRule: the rule is cluster-wide and ' +
+				    'belongs in monitoring/rules only'] : []),
+			    ]);
+	if (want('monitoring')) {
+		/* One PrometheusRule for the cluster, in the monitoring namespace;
+		 * a render holding several copies would page once per copy. */
+		const errs = [];
+		for (const [dir, list] of Object.entries(rendered)) {
+			const rules = list.filter((x) => x.kind === 'PrometheusRule');
+			if (rules.length > 1)
+				errs.push(`${dir} renders ${rules.length} PrometheusRules`);
+		}
+		const r = (rendered['monitoring/rules'] || [])
+		    .filter((x) => x.kind === 'PrometheusRule');
+		if (r.length !== 1)
+			errs.push(`monitoring/rules renders ${r.length} PrometheusRules, not 1`);
+		else if (r[0].metadata.namespace !== 'monitoring')
+			errs.push('monitoring/rules puts the PrometheusRule in ' +
+			    `${r[0].metadata.namespace}, not monitoring`);
+		report('monitoring', 'one PrometheusRule for the cluster, in ' +
+		    'monitoring/rules', errs);
+	}
 
 	if (want('overlay'))
 		report('overlay', 'kubernetes/overlays/quad9 changes only the ' +
@@ -353,6 +408,88 @@ function canon(x) {
 }
 
 /* A component that patches workloads (Deployment, ... by target). */
+/* Egress NetworkPolicies selecting the pods of w, in its namespace. */
+function egressPolicies(w, list) {
+	const labels = kz.podMeta(w).labels || {};
+	return list.filter((o) => o.kind === 'NetworkPolicy' &&
+	    o.metadata.namespace === w.metadata.namespace &&
+	    (o.spec.policyTypes || []).includes('Egress') &&
+	    matchesSelector(o.spec.podSelector || {}, labels));
+}
+
+function byModeHas(byMode, dir) {
+	return ['sidecar', 'sidecar-cni'].some((m) => byMode[m].some((w) =>
+	    w.dir === dir && egressPolicies(w.o, w.list).length > 0));
+}
+
+/* What may leave the pod on 53 and 853. null when no egress policy selects
+ * it (nothing to check). */
+function egressErrors(w, list) {
+	const pols = egressPolicies(w, list);
+	if (pols.length === 0)
+		return null;
+	const errs = [];
+	const rules = pols.flatMap((p) => p.spec.egress || []);
+	const covers = (r, port, proto) => !r.ports || r.ports.length === 0 ||
+	    r.ports.some((p) => (p.protocol || 'TCP') === proto &&
+		(p.port === undefined || p.port === port ||
+		 (p.endPort !== undefined && p.port <= port && port <= p.endPort)));
+	const kubeDns = (peer) => peer.podSelector &&
+	    JSON.stringify((peer.podSelector.matchLabels || {})) ===
+	    '{"k8s-app":"kube-dns"}' && peer.namespaceSelector;
+	const host = (cidr) => cidr.replace(/\/(32|128)$/, '');
+	/* The upstreams, from the ConfigMap the proxy reads. */
+	const proxy = kz.containersOf(kz.podSpecs(w)[0]).find(dp.isProxy);
+	const ref = (proxy.envFrom || []).map((e) => e.configMapRef)
+	    .find((r) => r && /^dotproxy-config/.test(r.name));
+	const cm = ref && list.find((o) => o.kind === 'ConfigMap' &&
+	    o.metadata.name === ref.name &&
+	    o.metadata.namespace === w.metadata.namespace);
+	const ups = ((cm && cm.data && cm.data.DOTPROXY_UPSTREAM) || '')
+	    .split(',').filter(Boolean).map((u) => {
+		const m = /^(\[[^\]]+\]|[^@#^]+)(?:@([0-9]+))?/.exec(u.trim());
+		return { ip: m[1].replace(/^\[|\]$/g, ''),
+			port: m[2] ? Number(m[2]) : 853 };
+	    });
+	if (ups.length === 0)
+		errs.push('no DOTPROXY_UPSTREAM to compare the policy with');
+	for (const u of ups)
+		if (!rules.some((r) => covers(r, u.port, 'TCP') && (r.to || [])
+		    .some((p) => p.ipBlock && host(p.ipBlock.cidr) === u.ip)))
+			errs.push(`upstream ${u.ip}:${u.port} is not admitted ` +
+			    '(an ipBlock /32 or /128 per upstream, TCP)');
+	for (const proto of ['UDP', 'TCP'])
+		if (!rules.some((r) => covers(r, 53, proto) &&
+		    (r.to || []).some(kubeDns)))
+			errs.push(`DNS 53/${proto} to kube-dns is not admitted`);
+	/* Nothing else on 53 or 853 (either protocol). */
+	for (const [port, proto] of [[53, 'UDP'], [53, 'TCP'], [853, 'TCP'],
+	    [853, 'UDP']])
+		for (const r of rules) {
+			if (!covers(r, port, proto))
+				continue;
+			const to = r.to || [];
+			if (to.length === 0) {
+				errs.push(`${port}/${proto} is admitted to anywhere`);
+				continue;
+			}
+			for (const p of to) {
+				const ok = port === 53 ? kubeDns(p) :
+				    p.ipBlock && !p.ipBlock.except &&
+				    ups.some((u) => u.ip === host(p.ipBlock.cidr));
+				if (!ok)
+					errs.push(`${port}/${proto} is admitted to ` +
+					    JSON.stringify(p));
+			}
+		}
+	return [...new Set(errs)];
+}
+
+function modifies(k) {
+	return (k.patches || []).every((p) => p && p.target &&
+	    (p.target.annotationSelector || p.target.labelSelector));
+}
+
 function injects(k) {
 	return (k.patches || []).some((p) => p && p.target &&
 	    /Deployment/.test(p.target.kind || '') &&
@@ -379,8 +516,10 @@ const FIXTURE_SERVICE = { apiVersion: 'v1', kind: 'Service',
 	metadata: { name: 'fixture' },
 	spec: { selector: { app: 'fixture' }, ports: [{ port: 80 }] } };
 
-/* Renders component dir applied to one workload of every kind. */
-function renderFixture(dir) {
+/* Renders the components dirs (in order) applied to one workload of every
+ * kind. */
+function renderFixture(dirs) {
+	const dir = dirs[0];
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dotproxy-k8s-'));
 	try {
 		const sel = { matchLabels: { app: 'fixture' } };
@@ -410,8 +549,11 @@ function renderFixture(dir) {
 		fs.writeFileSync(path.join(tmp, 'kustomization.yaml'), yaml.dump({
 			apiVersion: 'kustomize.config.k8s.io/v1beta1',
 			kind: 'Kustomization', namespace: 'fixture',
-			resources: ['workloads.yaml'],
-			components: [path.relative(tmp, dir)],
+			/* The namespace's settings, which the components refer to
+			 * and do not make. */
+			resources: ['workloads.yaml',
+			    path.relative(tmp, path.resolve(dir, '../../config'))],
+			components: dirs.map((d) => path.relative(tmp, d)),
 		}));
 		return kz.render(tmp);
 	} finally {
@@ -476,8 +618,14 @@ function monitoringErrors(list) {
 	if (pms.length === 0)
 		return null;
 	const errs = [];
-	if (!list.some((x) => x.kind === 'PrometheusRule'))
-		errs.push('a PodMonitor without the PrometheusRule');
+	for (const pm of pms)
+		for (const ep of pm.spec.podMetricsEndpoints || [])
+			if (!(ep.relabelings || []).some((r) => r.targetLabel ===
+			    'job' && r.replacement === 'dotproxy' &&
+			    (r.action || 'replace') === 'replace'))
+				errs.push(`PodMonitor ${pm.metadata.name}: port ` +
+				    `${ep.port} does not set job="dotproxy", which ` +
+				    'the rules select');
 	for (const w of list) {
 		if (!dp.modeOf(w))
 			continue;
@@ -499,8 +647,10 @@ function monitoringErrors(list) {
 	return errs;
 }
 
+/* The proxy's ConfigMaps (dotproxy-config-HASH), not dotproxy-init's. */
 function cms(list) {
-	return (list || []).filter((x) => x.kind === 'ConfigMap');
+	return (list || []).filter((x) => x.kind === 'ConfigMap' &&
+	    /^dotproxy-config(-[a-z0-9]+)?$/.test(x.metadata.name));
 }
 
 function overlayErrors(base, q) {
@@ -526,8 +676,13 @@ function overlayErrors(base, q) {
 			if (b.data[k] !== cm.data[k])
 				errs.push(`${cm.metadata.namespace}: ${k} changed too`);
 	}
+	/* The egress policy's upstream addresses follow the upstream (the
+	 * egress group checks that they match it). */
 	const strip = (l) => JSON.stringify(l.filter((x) => x.kind !==
-	    'ConfigMap').map((x) => JSON.stringify(x)
+	    'ConfigMap').map((x) => (x.kind === 'NetworkPolicy' &&
+	    x.metadata.name === 'dotproxy-egress' ? JSON.stringify(
+		{ ...x, spec: { ...x.spec, egress: x.spec.egress.slice(1) } }) :
+	    JSON.stringify(x))
 	    .replace(/dotproxy-config-[0-9a-z]{10}/g, 'dotproxy-config')));
 	if (strip(base) !== strip(q))
 		errs.push('objects other than the ConfigMaps differ');

@@ -389,8 +389,10 @@ function checkNodeLocal(ds, objs, base) {
 	/* Listen on the pod IP exactly: the original destination of a
 	 * Service-routed query is then recognised as the proxy itself. */
 	const listen = optValues(proxy, 'listen', 'DOTPROXY_LISTEN');
-	if (listen.length !== 1 || !/^\$\(POD_IP\):[0-9]+$/.test(listen[0]))
-		e.push(`${proxy.name}: must --listen $(POD_IP):PORT only`);
+	if (listen.length !== 1 ||
+	    !/^(\$\(POD_IP\)|\[\$\(POD_IP\)\]):[0-9]+$/.test(listen[0]))
+		e.push(`${proxy.name}: must --listen $(POD_IP):PORT ` +
+		    '(or [$(POD_IP)]:PORT) only');
 	if (!podIPEnv(proxy))
 		e.push(`${proxy.name}: POD_IP must come from status.podIP`);
 	const lport = listen.length ? Number(listen[0].split(':').pop()) : 0;
@@ -503,7 +505,9 @@ function fenceErrors(ds, objs, dnsPort, metricsPort) {
 			e.push('a NetworkPolicy ingress rule admits every source');
 		const ports = arr(r.ports);
 		for (const peer of arr(r.from)) {
-			if (peer.ipBlock)
+			/* An ipBlock is the nodes' network (hostNetwork
+			 * clients), never the world. */
+			if (peer.ipBlock && /\/0$/.test(peer.ipBlock.cidr || ''))
 				e.push(`NetworkPolicy admits ipBlock ${peer.ipBlock.cidr}`);
 			const openPorts = want.filter(([port, proto]) =>
 			    ports.length === 0 || ports.some((p) =>
@@ -513,7 +517,8 @@ function fenceErrors(ds, objs, dnsPort, metricsPort) {
 					e.push(`metrics ${port}/${proto} is open to ` +
 					    `${JSON.stringify(peer)}, not only the ` +
 					    'monitoring namespace');
-				if (port === dnsPort && !allPods(peer) && !monitoringNs(peer))
+				if (port === dnsPort && !allPods(peer) &&
+				    !monitoringNs(peer) && !peer.ipBlock)
 					e.push(`DNS ${port}/${proto} is admitted from ` +
 					    `${JSON.stringify(peer)}`);
 			}
