@@ -17,9 +17,15 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DOTPROXY=$ROOT/build/dotproxy
-INIT=$ROOT/build/dotproxy-init
-GAI=$ROOT/build/tools/gai
+# $BUILD as make and tests/run.sh use it (relative to the checkout).
+BUILD=${BUILD:-build}
+case $BUILD in
+/*) B=$BUILD ;;
+*) B=$ROOT/$BUILD ;;
+esac
+DOTPROXY=$B/dotproxy
+INIT=$B/dotproxy-init
+GAI=$B/tools/gai
 PROXY_UID=15353
 APP_UID=1000
 POD=dpdemo-$$-pod
@@ -80,7 +86,7 @@ as_app() {
 
 if [ ! -x "$DOTPROXY" ] || [ ! -x "$INIT" ] || [ ! -x "$GAI" ]; then
 	say "building dotproxy, dotproxy-init and the gai tool"
-	make -C "$ROOT" all build/tools/gai
+	make -C "$ROOT" BUILD="$BUILD" all "$BUILD/tools/gai"
 fi
 
 DIR=$(mktemp -d /tmp/dpdemo.XXXXXX)
