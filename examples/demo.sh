@@ -32,6 +32,7 @@ POD=dpdemo-$$-pod
 UP=dpdemo-$$-up
 DIR=
 PIDS=()
+WORKER=
 MADE_ETC_NETNS=
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -47,6 +48,7 @@ done
 cleanup() {
 	local pid i
 	trap - EXIT INT TERM
+	[ -z "$WORKER" ] || kill -TERM "$WORKER" 2>/dev/null || true
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -137,8 +139,8 @@ echo "CA: $DIR/ca.pem"
 # section of NXDOMAIN and NODATA answers: without it a negative answer may
 # not be cached (RFC 2308 §5), and every search-list expansion that ndots:5
 # makes would reach the resolver again. Negative TTL: min(SOA TTL, MINIMUM).
-SOA_TEST="ns.test. hostmaster.test. 1 7200 1800 86400 60"
-SOA_CLUSTER="ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30"
+SOA_TEST="ns.test. hostmaster.test. 1 7200 1800 86400 300"
+SOA_CLUSTER="ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 60"
 
 # unbound_conf NAME KIND(dot|plain)
 unbound_conf() {
@@ -156,17 +158,17 @@ unbound_conf() {
 			printf '%s\n' "interface: 192.0.2.2@853" "tls-port: 853" \
 				"tls-service-key: \"$DIR/server.key\"" \
 				"tls-service-pem: \"$DIR/server.pem\"" \
-				"local-data: \"whoami.test. 60 IN A 203.0.113.1\""
+				"local-data: \"whoami.test. 300 IN A 203.0.113.1\""
 			for ((i = 1; i <= 100; i++)); do
-				echo "local-data: \"big.test. 60 IN A 203.0.113.$i\""
+				echo "local-data: \"big.test. 300 IN A 203.0.113.$i\""
 			done
 		else
 			printf '%s\n' "interface: 192.0.2.2@53" \
 				"local-data: \"whoami.test. 60 IN A 198.51.100.53\"" \
 				"local-data: \"big.test. 60 IN A 198.51.100.99\"" \
 				"local-zone: \"cluster.local.\" static" \
-				"local-data: \"cluster.local. 30 IN SOA $SOA_CLUSTER\"" \
-				"local-data: \"web.ns.svc.cluster.local. 30 IN A 198.51.100.10\""
+				"local-data: \"cluster.local. 60 IN SOA $SOA_CLUSTER\"" \
+				"local-data: \"web.ns.svc.cluster.local. 60 IN A 198.51.100.10\""
 		fi
 		printf '%s\n' "remote-control:" "control-enable: no"
 	} >"$DIR/$name.conf"
@@ -199,7 +201,7 @@ say "dotproxy in the pod as UID $PROXY_UID"
 # Local-zone answers are kept at most 5 s by default (cluster records
 # change); the demo's second round may come later than that.
 ARGS=(--transparent --local-zone cluster.local --log-queries
-	--local-cache-max-ttl 30
+	--local-cache-max-ttl 60
 	--upstream "192.0.2.2@853#dot.test" --ca-file "$DIR/ca.pem")
 echo "dotproxy ${ARGS[*]}"
 pod setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
@@ -328,8 +330,12 @@ round() {
 	ROUND_START=$d0 ROUND_END=$d1
 }
 
-round 1
-cat <<'EOF'
+# Everything the app does, in a child of this shell: the signal traps run
+# while this shell waits for it, never in the middle of its command
+# substitutions (bash 5.2 can then fail to parse the trap and exit 2).
+lookups() {
+	round 1
+	cat <<'EOF'
 
 PATH: whose answer came back (DoT gives 203.0.113.x, kube-dns 198.51.100.x),
 checked against the proxy's query log; "cache" when the proxy answered every
@@ -345,28 +351,34 @@ does not fit in UDP: the proxy sets TC and the client retries over TCP
 catches it.
 EOF
 
-say "what reached the DoT upstream in round 1 (its query log)"
-grep ' info: [0-9.]* [^ ]* [A-Z0-9]* IN$' "$DIR/dot.log" |
-	sed -n "$((ROUND_START + 1)),${ROUND_END}p" |
-	grep -o 'info: [0-9.]* [^ ]* [A-Z0-9]* IN' | sort | uniq -c |
-	sed 's/^/    /' || true
-n=$(grep -c 'cluster\.local' "$DIR/dot.log" || true)
-echo "cluster.local names seen by the DoT upstream: $n"
+	say "what reached the DoT upstream in round 1 (its query log)"
+	grep ' info: [0-9.]* [^ ]* [A-Z0-9]* IN$' "$DIR/dot.log" |
+		sed -n "$((ROUND_START + 1)),${ROUND_END}p" |
+		grep -o 'info: [0-9.]* [^ ]* [A-Z0-9]* IN' | sort | uniq -c |
+		sed 's/^/    /' || true
+	n=$(grep -c 'cluster\.local' "$DIR/dot.log" || true)
+	echo "cluster.local names seen by the DoT upstream: $n"
 
-round 2
-echo "(the same lookups again: every answer from the proxy's cache, nothing new"
-echo "in either upstream's query log)"
+	round 2
+	echo "(the same lookups again: every answer from the proxy's cache, nothing new"
+	echo "in either upstream's query log)"
 
-say "negative answers carry the zone's SOA (dig as UID $APP_UID, from the cache)"
-for q in "big.test AAAA" "whoami.test.ns.svc.cluster.local A"; do
-	# shellcheck disable=SC2086 # name and type, split on purpose
-	out=$(as_app dig +tries=1 +time=3 $q 2>&1) || true
-	printf '%s: %s; authority: %s\n' "$q" \
-		"$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")" \
-		"$(awk '/AUTHORITY SECTION/ { a = 1; next } a && NF == 0 { a = 0 }
-			a { print $1, $2, $4 }' <<<"$out" | paste -sd';' -)"
-done
-echo "(NODATA is NOERROR with no answer; TTLs counted down from the SOA's)"
+	say "negative answers carry the zone's SOA (dig as UID $APP_UID, from the cache)"
+	for q in "big.test AAAA" "whoami.test.ns.svc.cluster.local A"; do
+		# shellcheck disable=SC2086 # name and type, split on purpose
+		out=$(as_app dig +tries=1 +time=3 $q 2>&1) || true
+		printf '%s: %s; authority: %s\n' "$q" \
+			"$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")" \
+			"$(awk '/AUTHORITY SECTION/ { a = 1; next } a && NF == 0 { a = 0 }
+				a { print $1, $2, $4 }' <<<"$out" | paste -sd';' -)"
+	done
+	echo "(NODATA is NOERROR with no answer; TTLs counted down from the SOA's)"
+}
+
+lookups &
+WORKER=$!
+wait "$WORKER"
+WORKER=
 
 say "the pod's ruleset, with counters (nft list table inet dotproxy)"
 pod nft list table inet dotproxy
