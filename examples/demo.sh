@@ -17,15 +17,22 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DOTPROXY=$ROOT/build/dotproxy
-INIT=$ROOT/build/dotproxy-init
-GAI=$ROOT/build/tools/gai
+# $BUILD as make and tests/run.sh use it (relative to the checkout).
+BUILD=${BUILD:-build}
+case $BUILD in
+/*) B=$BUILD ;;
+*) B=$ROOT/$BUILD ;;
+esac
+DOTPROXY=$B/dotproxy
+INIT=$B/dotproxy-init
+GAI=$B/tools/gai
 PROXY_UID=15353
 APP_UID=1000
 POD=dpdemo-$$-pod
 UP=dpdemo-$$-up
 DIR=
 PIDS=()
+WORKER=
 MADE_ETC_NETNS=
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,6 +48,7 @@ done
 cleanup() {
 	local pid i
 	trap - EXIT INT TERM
+	[ -z "$WORKER" ] || kill -TERM "$WORKER" 2>/dev/null || true
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -80,7 +88,7 @@ as_app() {
 
 if [ ! -x "$DOTPROXY" ] || [ ! -x "$INIT" ] || [ ! -x "$GAI" ]; then
 	say "building dotproxy, dotproxy-init and the gai tool"
-	make -C "$ROOT" all build/tools/gai
+	make -C "$ROOT" BUILD="$BUILD" all "$BUILD/tools/gai"
 fi
 
 DIR=$(mktemp -d /tmp/dpdemo.XXXXXX)
@@ -126,6 +134,14 @@ say "throw-away CA and a certificate for dot.test"
 ) >"$DIR/openssl.log" 2>&1 || { cat "$DIR/openssl.log"; exit 1; }
 echo "CA: $DIR/ca.pem"
 
+# Both resolvers are authoritative-like for their zones (unbound "static"
+# local zones) and, as real servers do, put the zone's SOA in the authority
+# section of NXDOMAIN and NODATA answers: without it a negative answer may
+# not be cached (RFC 2308 §5), and every search-list expansion that ndots:5
+# makes would reach the resolver again. Negative TTL: min(SOA TTL, MINIMUM).
+SOA_TEST="ns.test. hostmaster.test. 1 7200 1800 86400 300"
+SOA_CLUSTER="ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 60"
+
 # unbound_conf NAME KIND(dot|plain)
 unbound_conf() {
 	local name=$1 kind=$2 i
@@ -135,22 +151,23 @@ unbound_conf() {
 			"directory: \"$DIR\"" "pidfile: \"$DIR/$name.pidfile\"" \
 			"num-threads: 1" "interface-automatic: no" "do-ip6: no" \
 			"access-control: 0.0.0.0/0 allow" \
-			"module-config: \"iterator\"" "local-zone: \".\" refuse" \
-			"local-zone: \"test.\" static"
+			"module-config: \"iterator\"" "log-queries: yes" \
+			"local-zone: \".\" refuse" "local-zone: \"test.\" static" \
+			"local-data: \"test. 3600 IN SOA $SOA_TEST\""
 		if [ "$kind" = dot ]; then
 			printf '%s\n' "interface: 192.0.2.2@853" "tls-port: 853" \
 				"tls-service-key: \"$DIR/server.key\"" \
 				"tls-service-pem: \"$DIR/server.pem\"" \
-				"log-queries: yes" \
-				"local-data: \"whoami.test. 60 IN A 203.0.113.1\""
+				"local-data: \"whoami.test. 300 IN A 203.0.113.1\""
 			for ((i = 1; i <= 100; i++)); do
-				echo "local-data: \"big.test. 60 IN A 203.0.113.$i\""
+				echo "local-data: \"big.test. 300 IN A 203.0.113.$i\""
 			done
 		else
 			printf '%s\n' "interface: 192.0.2.2@53" \
 				"local-data: \"whoami.test. 60 IN A 198.51.100.53\"" \
 				"local-data: \"big.test. 60 IN A 198.51.100.99\"" \
 				"local-zone: \"cluster.local.\" static" \
+				"local-data: \"cluster.local. 60 IN SOA $SOA_CLUSTER\"" \
 				"local-data: \"web.ns.svc.cluster.local. 60 IN A 198.51.100.10\""
 		fi
 		printf '%s\n' "remote-control:" "control-enable: no"
@@ -181,7 +198,10 @@ say "dotproxy-init in the pod (redirect port 53 -> 15353, except UID $PROXY_UID)
 pod "$INIT"
 
 say "dotproxy in the pod as UID $PROXY_UID"
+# Local-zone answers are kept at most 5 s by default (cluster records
+# change); the demo's second round may come later than that.
 ARGS=(--transparent --local-zone cluster.local --log-queries
+	--local-cache-max-ttl 60
 	--upstream "192.0.2.2@853#dot.test" --ca-file "$DIR/ca.pem")
 echo "dotproxy ${ARGS[*]}"
 pod setpriv --reuid "$PROXY_UID" --regid "$PROXY_UID" --clear-groups \
@@ -210,17 +230,36 @@ short_list() {
 	fi
 }
 
-# Counts the proxy's query lines since byte offset $1 with path=$2.
-log_count() {
-	tail -c +"$(($1 + 1))" "$DIR/proxy.log" | grep 'msg="query"' |
-		grep -c " path=$2 " || true
+# The proxy's query lines since byte offset $1.
+log_since() {
+	tail -c +"$(($1 + 1))" "$DIR/proxy.log" | grep 'msg="query"' || true
 }
 
-# The path an answer took, from its address (the two resolvers answer
-# differently) checked against the proxy's query log (OFFSET ADDR).
+# Counts the query lines since offset $1 that went out on path $2 (dot or
+# local): answered by a resolver, not from the cache.
+log_count() {
+	log_since "$1" | grep " path=$2 " |
+		grep -cE ' cache=(miss|expired|off)( |$)' || true
+}
+
+# Counts the query lines since offset $1 answered from the cache.
+log_cached() {
+	log_since "$1" | grep -cE ' cache=(hit|stale)( |$)' || true
+}
+
+# The path an answer took (OFFSET ADDR): the cache if the proxy's query log
+# says every question of this lookup was answered from it; otherwise whose
+# address came back (the two resolvers answer differently), checked against
+# the log.
 path_of() {
-	local nd
+	local nd nl nc
 	nd=$(log_count "$1" dot)
+	nl=$(log_count "$1" local)
+	nc=$(log_cached "$1")
+	if [ "$nc" -gt 0 ] && [ "$nd" -eq 0 ] && [ "$nl" -eq 0 ]; then
+		echo "cache"
+		return
+	fi
 	case $2 in
 	203.0.113.*)
 		if [ "$nd" -gt 0 ]; then echo "DoT upstream"; else echo "?? (not in log)"; fi ;;
@@ -252,36 +291,94 @@ client() {
 	first=${addrs%%,*}
 	row "$name" "$label" "$(short_list "${addrs:-no answer}" "$note")" \
 		"$(path_of "$off" "$first")" \
-		"$(log_count "$off" local) local, $(log_count "$off" dot) DoT"
+		"$(log_count "$off" local) local, $(log_count "$off" dot) DoT, $(log_cached "$off") cache"
 }
 
-say "unmodified clients as UID $APP_UID, through the pod's own resolv.conf"
-row NAME CLIENT ANSWER PATH "PROXY LOG: queries"
-for name in whoami.test web.ns.svc.cluster.local web big.test; do
-	client "$name" "getent ahosts" getent ahosts "$name"
-	client "$name" "gai (getaddrinfo)" "$GAI" "$name"
-	client "$name" "dig (UDP)" dig +search +tries=1 +time=3 "$name" A
-	client "$name" "dig +tcp" dig +search +tcp +tries=1 +time=3 "$name" A
+# Queries in an upstream unbound's own query log (dot or kubedns), and
+# those for $2 (e.g. "big.test. AAAA").
+upstream_count() {
+	grep -c ' info: [0-9.]* [^ ]* [A-Z0-9]* IN$' "$DIR/$1.log" || true
+}
+upstream_count_of() {
+	grep -c " info: [0-9.]* $2 IN\$" "$DIR/$1.log" || true
+}
+
+# round N: every lookup of the demo once, then what reached the upstreams
+# during it, from their own query logs.
+round() {
+	local d0 k0 b0 d1 k1 b1 name
+	d0=$(upstream_count dot)
+	k0=$(upstream_count kubedns)
+	b0=$(upstream_count_of dot "big.test. AAAA")
+	say "round $1: unmodified clients as UID $APP_UID, through the pod's own resolv.conf"
+	row NAME CLIENT ANSWER PATH "PROXY LOG: questions"
+	for name in whoami.test web.ns.svc.cluster.local web big.test; do
+		client "$name" "getent ahosts" getent ahosts "$name"
+		client "$name" "gai (getaddrinfo)" "$GAI" "$name"
+		client "$name" "dig (UDP)" dig +search +tries=1 +time=3 "$name" A
+		client "$name" "dig +tcp" dig +search +tcp +tries=1 +time=3 "$name" A
+		echo
+	done
+	client whoami.test "dig @203.0.113.99" dig @203.0.113.99 +tries=1 +time=3 whoami.test A
+	sleep 0.2
+	d1=$(upstream_count dot)
+	k1=$(upstream_count kubedns)
+	b1=$(upstream_count_of dot "big.test. AAAA")
 	echo
-done
-client whoami.test "dig @203.0.113.99" dig @203.0.113.99 +tries=1 +time=3 whoami.test A
-cat <<'EOF'
+	echo "round $1: queries that reached the upstreams (their own query logs):" \
+		"DoT unbound $((d1 - d0)) (big.test AAAA: $((b1 - b0))), kube-dns $((k1 - k0))"
+	ROUND_START=$d0 ROUND_END=$d1
+}
+
+# Everything the app does, in a child of this shell: the signal traps run
+# while this shell waits for it, never in the middle of its command
+# substitutions (bash 5.2 can then fail to parse the trap and exit 2).
+lookups() {
+	round 1
+	cat <<'EOF'
 
 PATH: whose answer came back (DoT gives 203.0.113.x, kube-dns 198.51.100.x),
-checked against the proxy's query log. With ndots:5 every name first goes
-through the search list: those *.cluster.local expansions are answered
-NXDOMAIN by kube-dns in plain DNS ("local"); only the final external name
-goes over TLS. The 100-record big.test does not fit in UDP: the proxy sets
-TC and the client retries over TCP (getaddrinfo also re-asks with a larger
-buffer, hence its higher counts). "dig @203.0.113.99" asks a resolver that
-does not exist: the redirect still catches it.
+checked against the proxy's query log; "cache" when the proxy answered every
+question of the lookup itself. With ndots:5 every name first goes through
+the search list: those *.cluster.local expansions are answered NXDOMAIN by
+kube-dns in plain DNS ("local"); only the final external name goes over TLS.
+Both resolvers put their zone's SOA in NXDOMAIN and NODATA answers, so the
+proxy caches those too (RFC 2308): an expansion or an AAAA question that
+found nothing is asked once, not once per client. The 100-record big.test
+does not fit in UDP: the proxy sets TC and the client retries over TCP
+(getaddrinfo also re-asks with a larger buffer, hence its higher counts).
+"dig @203.0.113.99" asks a resolver that does not exist: the redirect still
+catches it.
 EOF
 
-say "what reached the DoT upstream (its query log)"
-grep -o 'info: [0-9.]* [^ ]* [A-Z]* IN' "$DIR/dot.log" | sort | uniq -c |
-	sed 's/^/    /' || true
-n=$(grep -c 'cluster\.local' "$DIR/dot.log" || true)
-echo "cluster.local names seen by the DoT upstream: $n"
+	say "what reached the DoT upstream in round 1 (its query log)"
+	grep ' info: [0-9.]* [^ ]* [A-Z0-9]* IN$' "$DIR/dot.log" |
+		sed -n "$((ROUND_START + 1)),${ROUND_END}p" |
+		grep -o 'info: [0-9.]* [^ ]* [A-Z0-9]* IN' | sort | uniq -c |
+		sed 's/^/    /' || true
+	n=$(grep -c 'cluster\.local' "$DIR/dot.log" || true)
+	echo "cluster.local names seen by the DoT upstream: $n"
+
+	round 2
+	echo "(the same lookups again: every answer from the proxy's cache, nothing new"
+	echo "in either upstream's query log)"
+
+	say "negative answers carry the zone's SOA (dig as UID $APP_UID, from the cache)"
+	for q in "big.test AAAA" "whoami.test.ns.svc.cluster.local A"; do
+		# shellcheck disable=SC2086 # name and type, split on purpose
+		out=$(as_app dig +tries=1 +time=3 $q 2>&1) || true
+		printf '%s: %s; authority: %s\n' "$q" \
+			"$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")" \
+			"$(awk '/AUTHORITY SECTION/ { a = 1; next } a && NF == 0 { a = 0 }
+				a { print $1, $2, $4 }' <<<"$out" | paste -sd';' -)"
+	done
+	echo "(NODATA is NOERROR with no answer; TTLs counted down from the SOA's)"
+}
+
+lookups &
+WORKER=$!
+wait "$WORKER"
+WORKER=
 
 say "the pod's ruleset, with counters (nft list table inet dotproxy)"
 pod nft list table inet dotproxy
