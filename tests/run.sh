@@ -165,6 +165,7 @@ run_unit() {
 	single "no banned functions" make -s check-banned
 	single "licence labels and README match what each binary links" \
 		bash tests/licences.sh
+	single "every relative link in the Markdown lands" bash tests/links.sh
 	single "shellcheck: every script and bats file" shellcheck_all
 }
 

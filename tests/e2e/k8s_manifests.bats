@@ -661,34 +661,29 @@ rules_rejected() {
 
 # --------------------------------------------------------------- README
 
-@test "readme: every flag of dotproxy and dotproxy-init is documented" {
+@test "docs: every flag of dotproxy and dotproxy-init is documented" {
 	local bin flag missing=()
 	for bin in "$REPO/build/dotproxy" "$REPO/build/dotproxy-init"; do
 		[ -x "$bin" ] || skip "no $bin (make)"
 		while read -r flag; do
-			grep -qF -- "\`$flag" "$REPO/README.md" || missing+=("${bin##*/} $flag")
+			grep -qF -- "\`$flag" "$REPO/docs/configuration.md" || missing+=("${bin##*/} $flag")
 		done < <("$bin" --help 2>&1 | grep -E -- '^ +--' | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u)
 	done
 	[ "${#missing[@]}" -eq 0 ] || {
-		printf 'not in README.md: %s\n' "${missing[@]}"
+		printf 'not in docs/configuration.md: %s\n' "${missing[@]}"
 		return 1
 	}
 }
 
 @test "readme: the contents and the three answers are linked from the top and every link lands" {
-	local anchors link bad=()
-	anchors=$(grep -E '^#{2,4} ' "$REPO/README.md" | sed -E 's/^#+ //' |
-		tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9 _-]//g; s/ /-/g')
-	while read -r link; do
-		grep -qxF -- "$link" <<<"$anchors" || bad+=("$link")
-	done < <(grep -oE '\]\(#[^)]+\)' "$REPO/README.md" | sed -E 's/^\]\(#//; s/\)$//')
-	[ "${#bad[@]}" -eq 0 ] || {
-		printf 'link to no heading: #%s\n' "${bad[@]}"
-		return 1
-	}
+	# Every relative link in README.md, docs/ and the examples lands on a
+	# file and, with a #fragment, on one of its headings.
+	run bash "$REPO/tests/links.sh"
+	echo "$output"
+	[ "$status" -eq 0 ]
 	# Within the first screenful: the two commands, the three answers, contents.
 	head -70 "$REPO/README.md" | grep -q '^make demo'
 	head -70 "$REPO/README.md" | grep -q '^make test'
-	[ "$(head -70 "$REPO/README.md" | grep -c '](#what-are-the-security\|](#how-would-this-proxy\|](#what-other-improvements')" -eq 3 ]
+	[ "$(head -70 "$REPO/README.md" | grep -c '#what-are-the-security\|#how-would-this-proxy\|#what-other-improvements')" -eq 3 ]
 	head -70 "$REPO/README.md" | grep -q '^## Contents'
 }

@@ -23,7 +23,7 @@
  *   sidecar-cni workloads with the sidecar and no dotproxy-init (CNI mode)
  *   node-local  DaemonSets running dotproxy for other pods
  *   pss         the Pod Security level of each namespace admits its pods,
- *               and is the one the README states for the mode
+ *               and is the one docs/kubernetes.md states for the mode
  *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
  *   overlay     overlays/quad9 changes only the upstream (and the egress
  *               policy's addresses for it)
@@ -308,7 +308,7 @@ function main() {
 			report(m, `${w.dir}: ${w.o.kind}/${w.o.metadata.name}`, errs);
 		}
 	}
-	/* The two modes the README documents must exist; the CNI mode's
+	/* The two modes docs/kubernetes.md documents must exist; the CNI mode's
 	 * component must render for every workload kind (an example using it
 	 * may come from tests/e2e/k8s_manifests.bats). */
 	/* egress: every injected workload of a render that has an egress
