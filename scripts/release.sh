@@ -11,6 +11,7 @@
 #   dotproxy-V.tar.gz                    the source
 #   dotproxy-V-linux-ARCH.tar.gz         amd64 and arm64: bin/ (stripped),
 #                                        share/man/man8/, LICENSE, README.md,
+#                                        CHANGELOG.md, SECURITY.md, docs/,
 #                                        sbom.spdx.json, licenses/ of the
 #                                        libraries in the binaries
 #   dotproxy-V-linux-ARCH.oci.tar        the image per architecture (OCI layout;
@@ -118,7 +119,9 @@ for arch in amd64 arm64; do
 		chmod 0755 "$t/bin/$p"
 	done
 	install -m 0644 "$src"/build/man/*.8 "$t/share/man/man8/"
-	install -m 0644 "$src/LICENSE" "$src/README.md" "$t/"
+	install -m 0644 "$src/LICENSE" "$src/README.md" "$src/CHANGELOG.md" "$src/SECURITY.md" "$t/"
+	mkdir -p "$t/docs"
+	install -m 0644 "$src"/docs/*.md "$t/docs/"
 	install -m 0644 "$img/sbom.spdx.json" "$t/sbom.spdx.json"
 	for p in $(jq -r '.packages[] | select(.SPDXID | startswith("SPDXRef-deb-")) | .name' "$img/sbom.spdx.json"); do
 		install -m 0644 "/usr/share/doc/$p/copyright" "$t/licenses/$p.copyright"
