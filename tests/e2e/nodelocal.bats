@@ -192,3 +192,85 @@ kp_pre() {
 	[[ $output == *"was absent"* ]]
 	[ "$(ask podns "$NL_KDNS" whoami.test)" = "$NL_VIA_COREDNS" ]
 }
+
+# The figures of an upgrade test's dnsperf output: sent, lost, NOERROR.
+nl_perf_clean() {
+	local f=$1 sent lost noerror
+	sent=$(upg_perf "$f" sent)
+	lost=$(upg_perf "$f" lost)
+	noerror=$(upg_perf "$f" noerror)
+	echo "# $(basename "$f"): sent ${sent:-?} lost ${lost:-?} NOERROR ${noerror:-?}" >&3
+	[ "${sent:-0}" -ge 4500 ] || { echo "want ~6000 queries at 1000/s: $(cat "$f")"; return 1; }
+	[ "$lost" = 0 ] || { echo "lost $lost of $sent: $(cat "$f")"; return 1; }
+	[ "$noerror" = "$sent" ] || { echo "not all NOERROR: $(cat "$f")"; return 1; }
+}
+
+@test "rolling upgrade under 2000 queries/s (kube-dns IP + link-local): zero lost, the bypass never lapses" {
+	local ho cd0 cd1 kp0 kp1 rc=0
+	stop_proxy || true
+	nl_upg_cleanup
+	nl_init
+	# The DaemonSet's hostPath: a directory on the node both pods mount.
+	ho=$(upg_dir)/ho.sock
+	nl_upg_start a --workers 2 --handover-socket "$ho"
+	[ "$(ask podns "$NL_KDNS" whoami.test)" = "$NL_VIA_DOT" ]
+	[ "$(ask podns "$NL_LL" whoami.test)" = "$NL_VIA_DOT" ]
+	cd0=$(nl_coredns_count)
+	kp0=$(kp_pre)
+	# 1000/s to each address from the pod, 6 s; the upgrade at 2 s.
+	NL_PERF_PIDS=()
+	nl_perf "$NL_KDNS" "$W_DIR/perf-kdns.out" 1000 6
+	nl_perf "$NL_LL" "$W_DIR/perf-ll.out" 1000 6
+	sleep 2
+	nl_upg_start b --workers 2 --handover-socket "$ho" || rc=1
+	if [ "$rc" = 0 ]; then
+		grep -q 'msg="listening sockets taken over"' "$W_DIR/b.log" || rc=2
+		grep -q 'msg="listening sockets handed over"' "$W_DIR/a.log" || rc=3
+		[ "$(upg_stop a)" = 0 ] || rc=4
+		grep -q 'msg="stopping: the sockets were handed over"' "$W_DIR/a.log" || rc=5
+	fi
+	wait "${NL_PERF_PIDS[@]}"
+	cd1=$(nl_coredns_count)
+	kp1=$(kp_pre)
+	echo "# CoreDNS saw $((cd1 - cd0)) queries, kube-proxy's DNAT $((kp1 - kp0)) during the upgrade" >&3
+	[ "$rc" = 0 ] || { echo "handover step $rc failed"; nl_upg_cleanup logs; return 1; }
+	nl_perf_clean "$W_DIR/perf-kdns.out"
+	nl_perf_clean "$W_DIR/perf-ll.out"
+	# Every query stayed on the bypass: none fell through to CoreDNS.
+	[ "$cd1" = "$cd0" ]
+	[ "$kp1" = "$kp0" ]
+	# b serves on its own, both addresses, UDP and TCP.
+	upg_alive b
+	[ "$(ask podns "$NL_KDNS" whoami.test)" = "$NL_VIA_DOT" ]
+	[ "$(ask podns "$NL_LL" whoami.test +tcp)" = "$NL_VIA_DOT" ]
+	[ "$(nl_coredns_count)" = "$cd0" ]
+	[ "$(upg_stop b)" = 0 ]
+	nl_upg_cleanup
+}
+
+@test "time to fail open after kill -9 of the only proxy (printed for tests/bench)" {
+	local addr out cd0
+	stop_proxy || true
+	nl_upg_cleanup
+	nl_init
+	for addr in "$NL_KDNS" "$NL_LL"; do
+		nl_upg_start a --workers 2
+		[ "$(ask podns "$addr" whoami.test)" = "$NL_VIA_DOT" ]
+		cd0=$(nl_coredns_count)
+		# The probe kills the proxy itself, so the clock starts at the kill.
+		out=$(podns python3 "$W_ROOT/tests/tools/failopen_probe.py" \
+			"$addr" "$(cat "$W_DIR/a.pid")" "$NL_VIA_COREDNS" 5)
+		echo "# fail-open after kill -9, pod -> $addr: $out" >&3
+		[[ $out == failopen_ms=[0-9]* ]]
+		# Gone (upg_stop would wait for a status that its watcher, under
+		# errexit, does not record for a non-zero exit).
+		if kill -0 "$(cat "$W_DIR/a.pid")" 2>/dev/null; then
+			echo "the proxy outlived kill -9"
+			return 1
+		fi
+		# The counter the upgrade test relies on saw the fallback.
+		[ "$(nl_coredns_count)" -gt "$cd0" ]
+		nl_upg_cleanup
+	done
+	[ "$(ask podns "$NL_KDNS" whoami.test)" = "$NL_VIA_COREDNS" ]
+}

@@ -120,3 +120,57 @@ nl_start_proxy() {
 		--listen 127.0.0.1:15353 --local-zone cluster.local \
 		--resolv-conf "$W_DIR/upstream-resolv.conf" "$@"
 }
+
+# DNS queries that reached "CoreDNS" (UDP datagrams and TCP SYNs to port
+# 53 in the up ns, counted by a table made on first use): what must not
+# move while a node-local proxy serves names that are not cluster.local.
+nl_coredns_count() {
+	if ! up nft list table inet nlcoredns >/dev/null 2>&1; then
+		up nft -f - <<-'EOF2' || return 1
+			table inet nlcoredns {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					udp dport 53 counter
+					tcp dport 53 tcp flags & (syn | ack) == syn counter
+				}
+			}
+		EOF2
+	fi
+	up nft list chain inet nlcoredns input |
+		sed -n 's/.*counter packets \([0-9]*\) .*/\1/p' | awk '{ t += $1 } END { print t + 0 }'
+}
+
+# nl_upg_start NAME [ARGS]: a node-local proxy as NAME (helpers/upgrade's
+# upg_start: files $W_DIR/NAME.{log,pid,rc}), so that two can run at once.
+nl_upg_start() {
+	local name=$1
+	shift
+	declare -F upg_start >/dev/null || load helpers/upgrade
+	upg_start "$name" --listen "$NL_LL:53" --listen "$NL_KDNS:53" \
+		--listen 127.0.0.1:15353 --local-zone cluster.local \
+		--resolv-conf "$W_DIR/upstream-resolv.conf" "$@"
+}
+
+# Kills what nl_upg_start left running (a failed test); tails on demand.
+nl_upg_cleanup() {
+	local n
+	declare -F upg_alive >/dev/null || load helpers/upgrade
+	for n in a b; do
+		[ -f "$W_DIR/$n.pid" ] || continue
+		if [ -n "${1:-}" ] && [ -f "$W_DIR/$n.log" ]; then
+			echo "--- $n.log:"
+			grep -v 'msg="query"' "$W_DIR/$n.log" | tail -n 25
+		fi
+		upg_alive "$n" && upg_stop "$n" KILL >/dev/null
+		rm -f "$W_DIR/$n.pid" "$W_DIR/$n.rc"
+	done
+	return 0
+}
+
+# dnsperf from the pod to SERVER:53 in the background: nl_perf SERVER OUT
+# QPS SECONDS; its PID is added to the array NL_PERF_PIDS (for wait).
+nl_perf() {
+	(podns timeout 60 dnsperf -s "$1" -p 53 -d "$W_DIR/queries.txt" \
+		-c 10 -Q "$3" -l "$4" -t 4 >"$2" 2>&1) 3>&- &
+	NL_PERF_PIDS+=($!)
+}
