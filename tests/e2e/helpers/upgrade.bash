@@ -36,8 +36,11 @@ upg_start() {
 			"$W_BIN" "${args[@]}" </dev/null >>"$log" 2>&1 &
 		pid=$!
 		echo "$pid" >"$W_DIR/$name.pid"
-		wait "$pid"
-		echo $? >"$W_DIR/$name.rc.tmp"
+		# Not "wait; echo $?": under bats errexit a non-zero status would
+		# end this watcher before it records the status.
+		rc=0
+		wait "$pid" || rc=$?
+		echo "$rc" >"$W_DIR/$name.rc.tmp"
 		mv "$W_DIR/$name.rc.tmp" "$W_DIR/$name.rc"
 	) 3>&- >/dev/null 2>&1 &
 	for ((i = 0; i < 50; i++)); do

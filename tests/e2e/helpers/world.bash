@@ -415,8 +415,11 @@ start_proxy() {
 		pid=$!
 		echo "$pid" >"$W_DIR/proxy.pid.tmp"
 		mv "$W_DIR/proxy.pid.tmp" "$W_DIR/proxy.pid"
-		wait "$pid"
-		echo $? >"$W_DIR/proxy.rc.tmp"
+		# Not "wait; echo $?": under bats errexit a non-zero status would
+		# end this watcher before it records the status.
+		rc=0
+		wait "$pid" || rc=$?
+		echo "$rc" >"$W_DIR/proxy.rc.tmp"
 		mv "$W_DIR/proxy.rc.tmp" "$W_DIR/proxy.rc"
 	) 3>&- >/dev/null 2>&1 &
 
