@@ -14,12 +14,12 @@ BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
 
 setup_file() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
-	nft list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.before"
+	nft -s list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.before"
 }
 
 teardown_file() {
 	[ -f "$BATS_FILE_TMPDIR/root-ruleset.before" ] || return 0
-	nft list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.after"
+	nft -s list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.after"
 	cmp "$BATS_FILE_TMPDIR/root-ruleset.before" \
 		"$BATS_FILE_TMPDIR/root-ruleset.after"
 	left=$(init_ns_leftovers)

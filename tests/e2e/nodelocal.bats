@@ -16,14 +16,14 @@ BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
 setup_file() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
-	nft list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.before"
+	nft -s list ruleset >"$BATS_FILE_TMPDIR/root-ruleset.before"
 	nl_setup
 }
 
 teardown_file() {
 	nl_teardown
 	[ -f "$BATS_FILE_TMPDIR/root-ruleset.before" ] || return 0
-	nft list ruleset | cmp "$BATS_FILE_TMPDIR/root-ruleset.before" -
+	nft -s list ruleset | cmp "$BATS_FILE_TMPDIR/root-ruleset.before" -
 }
 
 teardown() {

@@ -142,7 +142,7 @@ pod_file_setup() {
 # files may add and remove their own namespaces meanwhile.)
 pod_root_state() {
 	echo "## nft list ruleset"
-	nft list ruleset || return 1
+	nft -s list ruleset || return 1
 	echo "## /etc/resolv.conf"
 	sha256sum /etc/resolv.conf 2>/dev/null || echo "(none)"
 }
