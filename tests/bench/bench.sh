@@ -431,8 +431,11 @@ log "upstream unbound (pid $UP_PID): plain $HOST:$UP_PLAIN, DoT $HOST:$UP_DOT$([
 
 PROXY=$WORKDIR/dotproxy
 cp "$PROXY_SRC" "$PROXY" || die "cannot copy $PROXY_SRC"
+# One event loop unless told (BENCH_WORKERS): the figures stay comparable
+# with earlier runs and with the peers' one-thread configurations here;
+# tests/bench/workers.sh measures several.
 PROXY_CMD=("$PROXY" --listen "$HOST:$PROXY_PORT" --upstream "$HOST@$UP_DOT#$SNI"
-    --ca-file "$CA" --log-level warn)
+    --ca-file "$CA" --log-level warn --workers "${BENCH_WORKERS:-1}")
 # No cache unless in cache mode (where dotproxy runs with its defaults).
 [ "$CACHED" = 1 ] || PROXY_CMD+=(--cache-size 0)
 
