@@ -435,7 +435,10 @@ cp "$PROXY_SRC" "$PROXY" || die "cannot copy $PROXY_SRC"
 # with earlier runs and with the peers' one-thread configurations here;
 # tests/bench/workers.sh measures several.
 PROXY_CMD=("$PROXY" --listen "$HOST:$PROXY_PORT" --upstream "$HOST@$UP_DOT#$SNI"
-    --ca-file "$CA" --log-level warn --workers "${BENCH_WORKERS:-1}")
+    --ca-file "$CA" --log-level warn)
+# (A binary from before --workers has one loop anyway.)
+"$PROXY" --help 2>/dev/null | grep -q -- '--workers' &&
+	PROXY_CMD+=(--workers "${BENCH_WORKERS:-1}")
 # No cache unless in cache mode (where dotproxy runs with its defaults).
 [ "$CACHED" = 1 ] || PROXY_CMD+=(--cache-size 0)
 
