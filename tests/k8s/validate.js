@@ -293,8 +293,7 @@ function main() {
 		}
 	const checks = { sidecar: (w) => dp.checkSidecar(w.o, w.list),
 		'sidecar-cni': (w) => dp.checkCni(w.o, w.list),
-		'node-local': (w) => dp.checkNodeLocal(w.o, w.list,
-		    w.dir === 'kubernetes/node-local') };
+		'node-local': (w) => dp.checkNodeLocal(w.o, w.list) };
 	for (const m of ['sidecar', 'sidecar-cni', 'node-local']) {
 		if (!want(m))
 			continue;
@@ -344,7 +343,7 @@ function main() {
 			report('pss', `${dir}: each pod meets its namespace's enforce ` +
 			    'level', pssErrors(list));
 			report('pss', `${dir}: sidecar privileged (NET_ADMIN only), ` +
-			    'CNI mode and node-local restricted', pssClaims(list));
+			    'CNI mode restricted, node-local privileged', pssClaims(list));
 		}
 
 	if (want('monitoring'))
@@ -750,6 +749,13 @@ function pssClaims(list) {
 				if (r.length)
 					errs.push(`${w}: restricted violations outside ` +
 					    `dotproxy-init: ${JSON.stringify(r)}`);
+			} else if (mode === 'node-local') {
+				/* hostNetwork and root with capabilities: privileged
+				 * only, which kube-system is (and node-local never
+				 * creates or relabels it). */
+				if (nsLevel(list, ns) !== 'privileged')
+					errs.push(`${w}: node-local needs a privileged ` +
+					    'namespace (hostNetwork, root, NET_ADMIN)');
 			} else {
 				if (nsLevel(list, ns) !== 'restricted')
 					errs.push(`${w}: namespace should enforce restricted`);
