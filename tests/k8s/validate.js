@@ -21,7 +21,8 @@
  *               component is used
  *   sidecar     workloads with dotproxy-init (privileged mode)
  *   sidecar-cni workloads with the sidecar and no dotproxy-init (CNI mode)
- *   node-local  DaemonSets running dotproxy for other pods
+ *   node-local  dotproxy-init --node-local and the proxy: a hostNetwork
+ *               DaemonSet in kube-system, kube-dns-upstream, no fence
  *   pss         the Pod Security level of each namespace admits its pods,
  *               and is the one the README states for the mode
  *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
