@@ -633,6 +633,21 @@ nl_rejected() {
 	rejected "Service/kube-dns-upstream: selector must be exactly k8s-app: kube-dns"
 }
 
+@test "k8s: rejects node-local creating kube-system, or a level below privileged there" {
+	copy_examples
+	cat >"$COPY/kubernetes/node-local/ns.yaml" <<-'EOF'
+		apiVersion: v1
+		kind: Namespace
+		metadata:
+		  name: kube-system
+		  labels:
+		    pod-security.kubernetes.io/enforce: restricted
+	EOF
+	mutate kubernetes/node-local/kustomization.yaml 'doc.resources.push("ns.yaml")'
+	rejected "Namespace/kube-system: node-local must not create or relabel kube-system" \
+		"node-local needs a privileged namespace"
+}
+
 @test "k8s: rejects the IPv6 node-local with an unbracketed kube-dns listener" {
 	copy_examples
 	mutate kubernetes/components/ipv6/node-local.yaml \
