@@ -6,8 +6,11 @@
 # in a network namespace this test makes holding only the pod's address
 # (192.0.2.2, or 2001:db8::2 and no IPv4 but loopback's). A sidecar pod goes
 # through dotproxy-init, dotproxy and the capture check (dotproxy-validate
-# must exit 0); a node-local pod must answer DNS on its pod IP. Every pod
-# must answer /readyz on its pod IP, where the kubelet's probes go.
+# must exit 0). A node-local pod (hostNetwork: the namespace is the node's,
+# its address the node IP) goes through dotproxy-init --node-local and must
+# answer DNS on its node-local address and the kube-dns IP, which the test
+# gives as documentation addresses through the Service environment. Every
+# pod must answer /readyz where the kubelet's probes go.
 
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
 
@@ -40,6 +43,7 @@ setup() {
 	cp -r "$EXAMPLES" "$COPY"
 	PIDS=()
 	NETNS=
+	SVC_ENV=()
 }
 
 teardown() {
@@ -101,7 +105,8 @@ pod_ns() {
 # $CMD (binary from build/), $ENVS (KEY=VALUE) and $ARGS.
 spec() {
 	local s
-	s=$(node "$PODENV" "$R" "$1" "$2" "status.podIP=$IP" "status.hostIP=$HOST_IP")
+	s=$(node "$PODENV" "$R" "$1" "$2" "status.podIP=$IP" "status.hostIP=$HOST_IP" \
+		${SVC_ENV[@]+"${SVC_ENV[@]}"})
 	echo "$1 $2: $s"
 	mapfile -t ENVS < <(jq -r '.env[] | "\(.[0])=\(.[1])"' <<<"$s")
 	mapfile -t ARGS < <(jq -r '.args[]' <<<"$s")
@@ -161,16 +166,71 @@ sidecar_pod() {
 	[ "$status" -eq 0 ]
 }
 
+# node_local_ns FAMILY: the node's namespace for a node-local pod
+# (hostNetwork: pod IP = node IP, $IP), the kube-dns and kube-dns-upstream
+# Service IPs in the Service environment, the node-local address ($NL) and
+# the init container's resolv.conf moved to documentation addresses and
+# the test's directory ($R edited).
+node_local_ns() {
+	pod_ns "$1"
+	HOST_IP=$IP
+	if [ "$1" = 6 ]; then
+		KDNS=2001:db8:1::10 KUP=2001:db8:1::11 NL=2001:db8:20::10
+		sed -i "s/fd00::10/$NL/g" "$R"
+	else
+		KDNS=198.51.100.10 KUP=198.51.100.11 NL=169.254.20.10
+	fi
+	SVC_ENV=("env:KUBE_DNS_SERVICE_HOST=$KDNS" "env:KUBE_DNS_UPSTREAM_SERVICE_HOST=$KUP")
+	sed -i "s|/run/dotproxy/resolv.conf|$BATS_TEST_TMPDIR/resolv.conf|g" "$R"
+	grep -q -- "- $NL,\$(KUBE_DNS_SERVICE_HOST)" "$R"
+}
+
+# start_node_local: dotproxy-init --node-local as root with NET_ADMIN only,
+# then dotproxy as root with NET_BIND_SERVICE only, as rendered; waits for
+# /readyz on the node IP, port 9253.
+start_node_local() {
+	local code url
+	spec DaemonSet/dotproxy-node-local dotproxy-init
+	run ip netns exec "$NETNS" setpriv --bounding-set -all,+net_admin \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}"
+	echo "dotproxy-init: $status $output"
+	[ "$status" -eq 0 ]
+	spec DaemonSet/dotproxy-node-local dotproxy
+	ip netns exec "$NETNS" setpriv --bounding-set -all,+net_bind_service \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
+		>"$BATS_TEST_TMPDIR/proxy.log" 2>&1 3>&- &
+	PIDS+=("$!")
+	url=$URL_IP:9253
+	for _ in $(seq 50); do
+		code=$(ip netns exec "$NETNS" curl -g -s -o /dev/null -w '%{http_code}' \
+			--max-time 1 "http://$url/readyz") || true
+		[ "$code" = 200 ] && break
+		kill -0 "${PIDS[-1]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "readyz on $url: ${code:-none}"
+	cat "$BATS_TEST_TMPDIR/proxy.log"
+	[ "$code" = 200 ]
+}
+
 # node_local_pod EXAMPLE FAMILY
 node_local_pod() {
+	local a
 	render "$1" "$2"
-	pod_ns "$2"
-	start_proxy DaemonSet/dotproxy
-	# DNS on the pod IP, port 5353 (the Service's 53 maps there): any
-	# answer shows the listener (the upstream is out of reach here).
-	run ip netns exec "$NETNS" dig +tries=1 +time=3 -p 5353 "@$IP" example.com A
-	echo "$output"
-	[[ "$output" == *"status: "* ]]
+	node_local_ns "$2"
+	start_node_local
+	# DNS on both node-local addresses, UDP and TCP: any answer shows the
+	# listener (the upstream is out of reach here).
+	for a in "$NL" "$KDNS"; do
+		run ip netns exec "$NETNS" dig +tries=1 +time=3 "@$a" example.com A
+		echo "$output"
+		[[ "$output" == *"status: "* ]]
+		run ip netns exec "$NETNS" dig +tcp +tries=1 +time=3 "@$a" example.com A
+		echo "$output"
+		[[ "$output" == *"status: "* ]]
+	done
+	# The liveness check: a TCP connect to the node-local address.
+	ip netns exec "$NETNS" bash -c "exec 3<>/dev/tcp/$NL/53"
 }
 
 @test "ipv6: sidecar example on an IPv4 pod" {
@@ -198,18 +258,17 @@ node_local_pod() {
 	node_local_pod node-local 6
 }
 
-@test "ipv6: node-local with a pinned Service IP, with components/ipv6, on an IPv6-only pod" {
-	node_local_pod overlays/node-local-cluster-ip 6
-}
-
 @test "ipv6: the ipv6 overlay (both modes, IPv6 upstreams) on IPv6-only pods" {
 	R="$BATS_TEST_TMPDIR/render.yaml"
 	kubectl kustomize "$COPY/kubernetes/overlays/ipv6" >"$R"
 	grep -q 'DOTPROXY_UPSTREAM: 2606:4700:4700::1111@853' "$R"
-	pod_ns 6
-	start_proxy DaemonSet/dotproxy
+	node_local_ns 6
+	start_node_local
 	kill "${PIDS[-1]}"
 	wait "${PIDS[-1]}" 2>/dev/null || true
+	ip netns del "$NETNS"
+	SVC_ENV=()
+	pod_ns 6
 	spec Deployment/dns-app dotproxy-init
 	run in_pod 0 "$CMD" "${ARGS[@]}"
 	[ "$status" -eq 0 ]

@@ -142,7 +142,7 @@ rules_rejected() {
 	# Found, not listed: each of these is rendered.
 	local d
 	for d in kubernetes/all kubernetes/sidecar kubernetes/node-local \
-		kubernetes/overlays/quad9 kubernetes/overlays/node-local-cluster-ip; do
+		kubernetes/overlays/quad9 kubernetes/overlays/ipv6; do
 		[[ "$output" == *"ok - kustomize: $d renders"* ]] ||
 			{ echo "not rendered: $d"; return 1; }
 	done
@@ -168,12 +168,13 @@ rules_rejected() {
 	[[ "$output" == *"ok - sidecar-cni: fixture:kubernetes/components/inject-cni: Job/fixture"* ]]
 }
 
-@test "k8s: node-local mode: fenced, system-node-critical, no baked-in clusterIP, metrics on the pod IP" {
+@test "k8s: node-local mode: hostNetwork in kube-system, exact listeners, NET_ADMIN init, NET_BIND_SERVICE proxy" {
 	group_ok node-local
-	[[ "$output" == *"ok - node-local: kubernetes/node-local: DaemonSet/dotproxy"* ]]
+	[[ "$output" == *"ok - node-local: kubernetes/node-local: DaemonSet/dotproxy-node-local"* ]]
+	[[ "$output" == *"ok - node-local: kubernetes/overlays/ipv6: DaemonSet/dotproxy-node-local"* ]]
 }
 
-@test "k8s: Pod Security: sidecar privileged, CNI mode and node-local restricted" {
+@test "k8s: Pod Security: sidecar privileged, CNI mode restricted" {
 	group_ok pss
 }
 
@@ -251,19 +252,15 @@ rules_rejected() {
 	fi
 }
 
-@test "k8s: node-local admits hostNetwork clients from the nodes' network, a parameter" {
+@test "k8s: the monitoring namespace is a parameter of the NetworkPolicies" {
 	need_kubectl
-	run kubectl kustomize "$EXAMPLES/kubernetes/node-local"
-	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
-	grep -A3 -- '- ipBlock:' <<<"$output" | grep -q 'cidr: 10.0.0.0/8'
 	# One patch of dotproxy-params, in a component before network-params,
-	# moves the node network and the monitoring namespace in every
-	# NetworkPolicy of the namespace.
+	# moves the monitoring namespace in every NetworkPolicy of the namespace.
 	copy_examples
 	sed -i 's|^  - ../components/network-params|  - my-params\n&|' \
-		"$COPY/kubernetes/node-local/kustomization.yaml"
-	mkdir "$COPY/kubernetes/node-local/my-params"
-	cat >"$COPY/kubernetes/node-local/my-params/kustomization.yaml" <<-'EOF'
+		"$COPY/kubernetes/sidecar/kustomization.yaml"
+	mkdir "$COPY/kubernetes/sidecar/my-params"
+	cat >"$COPY/kubernetes/sidecar/my-params/kustomization.yaml" <<-'EOF'
 		apiVersion: kustomize.config.k8s.io/v1alpha1
 		kind: Component
 		patches:
@@ -272,13 +269,9 @@ rules_rejected() {
 		      - op: replace
 		        path: /data/monitoringNamespace
 		        value: observability
-		      - op: replace
-		        path: /data/nodeCIDR
-		        value: 198.51.100.0/24
 	EOF
-	run kubectl kustomize "$COPY/kubernetes/node-local"
+	run kubectl kustomize "$COPY/kubernetes/sidecar"
 	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
-	[[ "$output" == *"cidr: 198.51.100.0/24"* ]]
 	[[ "$output" == *"kubernetes.io/metadata.name: observability"* ]]
 	[[ "$output" != *"kubernetes.io/metadata.name: monitoring"* ]]
 	[[ "$output" != *"dotproxy-params"* ]]
@@ -473,11 +466,11 @@ rules_rejected() {
 	copy_examples
 	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'rename(c("dotproxy").livenessProbe.httpGet, "path", "pth")'
-	mutate kubernetes/node-local/service.yaml \
-		'rename(doc.spec, "internalTrafficPolicy", "internalTraficPolicy")'
+	mutate kubernetes/node-local/service-upstream.yaml \
+		'rename(doc.spec, "selector", "selectr")'
 	rejected "unknown key /spec/template/spec/initContainers/1/livenessProbe/httpGet/pth" \
-		"unknown key /spec/internalTraficPolicy" \
-		"internalTrafficPolicy must be Local"
+		"unknown key /spec/selectr" \
+		"selector must be exactly k8s-app: kube-dns"
 }
 
 @test "k8s: rejects a schema type error" {
@@ -546,8 +539,8 @@ rules_rejected() {
 	copy_examples
 	mutate kubernetes/components/dotproxy-sidecar/sidecar.yaml \
 		'delete c("dotproxy").startupProbe; c("dotproxy").env[1].value = "0.0.0.0:9153"'
-	mutate kubernetes/node-local/daemonset.yaml \
-		'c("dotproxy").env.find((e) => e.name === "DOTPROXY_METRICS").value = "127.0.0.1:9153"'
+	mutate kubernetes/components/ipv6/sidecar.yaml \
+		'c("dotproxy").env[1].value = "[::1]:9153"'
 	rejected "dotproxy: no startupProbe" \
 		"metrics listens on 0.0.0.0; bind it to the pod IP" \
 		"unreachable from the kubelet"
@@ -561,41 +554,106 @@ rules_rejected() {
 		"needs --local-zone cluster.local"
 }
 
-@test "k8s: rejects NET_ADMIN or hostNetwork in the node-local DaemonSet" {
+# nl_rejected STATEMENT MESSAGE...: the node-local DaemonSet changed by
+# STATEMENT must fail the node-local check with each MESSAGE.
+nl_rejected() {
+	local stmt=$1
+	shift
 	copy_examples
-	mutate kubernetes/node-local/daemonset.yaml \
-		'c("dotproxy").securityContext.capabilities.add = ["NET_ADMIN"]; spec.hostNetwork = true'
-	rejected "not ok - node-local:" "must add no capability (adds NET_ADMIN)" \
-		"must not use hostNetwork" "restricted: container dotproxy: adds capability NET_ADMIN"
+	mutate kubernetes/node-local/daemonset.yaml "$stmt"
+	rejected "not ok - node-local: kubernetes/node-local: DaemonSet/dotproxy-node-local" "$@"
 }
 
-@test "k8s: rejects node-local without its NetworkPolicy, or with one open to the world" {
+@test "k8s: rejects node-local off the node's network, or in its own namespace" {
+	nl_rejected 'spec.hostNetwork = false' "hostNetwork must be true"
 	copy_examples
-	sed -i '/networkpolicy.yaml/d' "$COPY/kubernetes/node-local/kustomization.yaml"
-	rejected "no NetworkPolicy isolates its pods for ingress" \
-		"node-local/networkpolicy.yaml is in no kustomization's resources"
-	copy_examples
-	# The nodes' network set to the world; metrics open to every namespace.
-	mutate kubernetes/config/params.yaml 'doc.data.nodeCIDR = "0.0.0.0/0"'
-	mutate kubernetes/node-local/networkpolicy.yaml \
-		'doc.spec.ingress[1].from.push({ namespaceSelector: {} })'
-	rejected "NetworkPolicy admits ipBlock 0.0.0.0/0" \
-		"metrics 9153/TCP is open to" "not only the monitoring namespace"
+	mutate kubernetes/node-local/kustomization.yaml 'doc.namespace = "dotproxy-node-local"'
+	rejected "namespace must be kube-system (is dotproxy-node-local)"
 }
 
-@test "k8s: rejects node-local without system-node-critical, or with a clusterIP in the base" {
-	copy_examples
-	mutate kubernetes/node-local/daemonset.yaml 'delete spec.priorityClassName'
-	mutate kubernetes/node-local/service.yaml 'doc.spec.clusterIP = "10.96.0.53"'
-	rejected "priorityClassName must be system-node-critical" \
-		"the base fixes clusterIP 10.96.0.53"
+@test "k8s: rejects a wildcard, a missing or an extra node-local listener" {
+	nl_rejected 'c("dotproxy").args[1] = "0.0.0.0:53"' \
+		"dotproxy: must --listen exactly"
+	nl_rejected 'c("dotproxy").args.splice(2, 2)' \
+		"dotproxy: must --listen exactly" "(has 169.254.20.10:53)"
+	nl_rejected 'c("dotproxy").args.push("--listen", "$(HOST_IP):53")' \
+		"dotproxy: must --listen exactly"
+	# The proxy's addresses follow the init container's.
+	nl_rejected 'c("dotproxy-init").args[1] = "169.254.20.11,$(KUBE_DNS_SERVICE_HOST)"' \
+		"dotproxy: must --listen exactly" \
+		"the IPv4 node-local address must be 169.254.20.10"
 }
 
-@test "k8s: rejects a node-local client that does not name the pinned Service IP" {
+@test "k8s: rejects an extra capability, or a missing one, in node-local" {
+	nl_rejected 'c("dotproxy").securityContext.capabilities.add.push("NET_ADMIN")' \
+		'dotproxy: must add exactly [NET_BIND_SERVICE] (adds ["NET_BIND_SERVICE","NET_ADMIN"])'
+	nl_rejected 'c("dotproxy-init").securityContext.capabilities.add = ["NET_ADMIN", "NET_RAW"]' \
+		'dotproxy-init: must add exactly [NET_ADMIN]'
+	nl_rejected 'c("dotproxy").securityContext.capabilities.drop = []' \
+		"dotproxy: capabilities.drop must be exactly [ALL]"
+	nl_rejected 'c("dotproxy").securityContext.allowPrivilegeEscalation = true; c("dotproxy-init").securityContext.readOnlyRootFilesystem = false' \
+		"dotproxy: allowPrivilegeEscalation must be false" \
+		"dotproxy-init: readOnlyRootFilesystem must be true"
+	nl_rejected 'c("dotproxy").securityContext.runAsUser = 15353; c("dotproxy").securityContext.runAsNonRoot = true' \
+		"dotproxy: must run as UID 0"
+}
+
+@test "k8s: rejects a node-local update that stops the old pod first, or no critical priority" {
+	nl_rejected 'doc.spec.updateStrategy.rollingUpdate.maxUnavailable = 1' \
+		"maxSurge 1 and maxUnavailable 0"
+	nl_rejected 'doc.spec.updateStrategy.rollingUpdate.maxSurge = 0; doc.spec.updateStrategy.rollingUpdate.maxUnavailable = 1' \
+		"maxSurge 1 and maxUnavailable 0"
+	nl_rejected 'delete spec.priorityClassName' \
+		"priorityClassName must be system-node-critical"
+}
+
+@test "k8s: rejects node-local metrics on a wildcard, DNS through itself, a liveness check elsewhere" {
+	nl_rejected 'c("dotproxy").env.find((e) => e.name === "DOTPROXY_METRICS").value = "0.0.0.0:9253"' \
+		"metrics must be \$(HOST_IP):9253"
+	nl_rejected 'spec.dnsPolicy = "ClusterFirstWithHostNet"' \
+		"dnsPolicy must be Default"
+	nl_rejected 'c("dotproxy").livenessProbe.tcpSocket.host = "127.0.0.1"' \
+		"livenessProbe must be a TCP connect to 169.254.20.10:53"
+	nl_rejected 'c("dotproxy-init").args[3] = "10.96.0.10"' \
+		"--node-local-upstream must be \$(KUBE_DNS_UPSTREAM_SERVICE_HOST)"
+}
+
+@test "k8s: rejects the old node-local pieces: a NetworkPolicy, internalTrafficPolicy, a pinned clusterIP" {
 	copy_examples
-	mutate kubernetes/overlays/node-local-cluster-ip/client-example.yaml \
-		'spec.dnsConfig.nameservers = ["10.96.0.10"]'
-	rejected "dnsConfig.nameservers lacks 10.96.0.53"
+	cp "$EXAMPLES/kubernetes/egress/networkpolicy.yaml" "$COPY/kubernetes/node-local/np.yaml"
+	mutate kubernetes/node-local/kustomization.yaml 'doc.resources.push("np.yaml")'
+	mutate kubernetes/node-local/service-upstream.yaml \
+		'doc.spec.internalTrafficPolicy = "Local"; doc.spec.clusterIP = "10.96.0.53"'
+	rejected "NetworkPolicy does not apply to hostNetwork pods" \
+		"Service/kube-dns-upstream: no internalTrafficPolicy" \
+		"Service/kube-dns-upstream: fixes clusterIP 10.96.0.53"
+	copy_examples
+	mutate kubernetes/node-local/service-upstream.yaml \
+		'doc.spec.selector = { "app.kubernetes.io/name": "dotproxy" }'
+	rejected "Service/kube-dns-upstream: selector must be exactly k8s-app: kube-dns"
+}
+
+@test "k8s: rejects node-local creating kube-system, or a level below privileged there" {
+	copy_examples
+	cat >"$COPY/kubernetes/node-local/ns.yaml" <<-'EOF'
+		apiVersion: v1
+		kind: Namespace
+		metadata:
+		  name: kube-system
+		  labels:
+		    pod-security.kubernetes.io/enforce: restricted
+	EOF
+	mutate kubernetes/node-local/kustomization.yaml 'doc.resources.push("ns.yaml")'
+	rejected "Namespace/kube-system: node-local must not create or relabel kube-system" \
+		"node-local needs a privileged namespace"
+}
+
+@test "k8s: rejects the IPv6 node-local with an unbracketed kube-dns listener" {
+	copy_examples
+	mutate kubernetes/components/ipv6/node-local.yaml \
+		'c("dotproxy").args[3] = "$(KUBE_DNS_SERVICE_HOST):53"'
+	rejected "not ok - node-local: kubernetes/overlays/ipv6: DaemonSet/dotproxy-node-local" \
+		"must --listen exactly"
 }
 
 @test "k8s: rejects a PodMonitor that does not select the dotproxy pods" {
@@ -603,7 +661,7 @@ rules_rejected() {
 	mutate monitoring/podmonitor.yaml \
 		'doc.spec.selector.matchExpressions[0].values = ["sidecar"]'
 	rejected "not ok - monitoring: kubernetes/node-local" \
-		"DaemonSet/dotproxy: no PodMonitor in dotproxy-node-local selects its pods"
+		"DaemonSet/dotproxy-node-local: no PodMonitor in kube-system selects its pods"
 }
 
 @test "k8s: rejects a broken kustomization (unknown field, missing resource)" {

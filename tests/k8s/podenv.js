@@ -10,7 +10,10 @@
  *   kubectl kustomize DIR >r.yaml
  *   node podenv.js r.yaml KIND/NAME CONTAINER [FIELD=VALUE]...
  *
- * FIELD=VALUE gives a downward-API field, e.g. status.podIP=2001:db8::2.
+ * FIELD=VALUE gives a downward-API field, e.g. status.podIP=2001:db8::2;
+ * env:NAME=VALUE a variable of the Service environment the kubelet adds
+ * (enableServiceLinks), e.g. env:KUBE_DNS_SERVICE_HOST=198.51.100.10:
+ * defined before envFrom and env, which override it.
  * Prints JSON: {"command": [...], "args": [...], "env": [["K","V"], ...]},
  * env in the container's order (envFrom first, later entries winning).
  * Exits 1 naming what cannot be resolved (a field not given, a missing
@@ -28,10 +31,15 @@ function die(msg) {
 	process.stderr.write(`podenv.js: ${msg}\n`);
 	process.exit(1);
 }
-const given = new Map(fields.map((f) => {
+const given = new Map(fields.filter((f) => !f.startsWith('env:'))
+    .map((f) => {
 	const i = f.indexOf('=');
 	return [f.slice(0, i), f.slice(i + 1)];
-}));
+    }));
+const services = fields.filter((f) => f.startsWith('env:')).map((f) => {
+	const i = f.indexOf('=');
+	return [f.slice(4, i), f.slice(i + 1)];
+});
 const objs = yaml.loadAll(fs.readFileSync(file, 'utf8')).filter(Boolean);
 const [kind, name] = which.split('/');
 const w = objs.find((o) => o.kind === kind && o.metadata.name === name);
@@ -51,7 +59,7 @@ function expand(s, env) {
 	    (m, v) => (m === '$$' ? '$' : (env.has(v) ? env.get(v) : m)));
 }
 
-const env = new Map();
+const env = new Map(spec.enableServiceLinks === false ? [] : services);
 for (const ef of c.envFrom || []) {
 	const ref = ef.configMapRef;
 	if (!ref)

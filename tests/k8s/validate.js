@@ -21,7 +21,8 @@
  *               component is used
  *   sidecar     workloads with dotproxy-init (privileged mode)
  *   sidecar-cni workloads with the sidecar and no dotproxy-init (CNI mode)
- *   node-local  DaemonSets running dotproxy for other pods
+ *   node-local  dotproxy-init --node-local and the proxy: a hostNetwork
+ *               DaemonSet in kube-system, kube-dns-upstream, no fence
  *   pss         the Pod Security level of each namespace admits its pods,
  *               and is the one docs/kubernetes.md states for the mode
  *   monitoring  the PodMonitor scrapes every dotproxy pod next to it
@@ -293,8 +294,7 @@ function main() {
 		}
 	const checks = { sidecar: (w) => dp.checkSidecar(w.o, w.list),
 		'sidecar-cni': (w) => dp.checkCni(w.o, w.list),
-		'node-local': (w) => dp.checkNodeLocal(w.o, w.list,
-		    w.dir === 'kubernetes/node-local') };
+		'node-local': (w) => dp.checkNodeLocal(w.o, w.list) };
 	for (const m of ['sidecar', 'sidecar-cni', 'node-local']) {
 		if (!want(m))
 			continue;
@@ -344,7 +344,7 @@ function main() {
 			report('pss', `${dir}: each pod meets its namespace's enforce ` +
 			    'level', pssErrors(list));
 			report('pss', `${dir}: sidecar privileged (NET_ADMIN only), ` +
-			    'CNI mode and node-local restricted', pssClaims(list));
+			    'CNI mode restricted, node-local privileged', pssClaims(list));
 		}
 
 	if (want('monitoring'))
@@ -750,6 +750,13 @@ function pssClaims(list) {
 				if (r.length)
 					errs.push(`${w}: restricted violations outside ` +
 					    `dotproxy-init: ${JSON.stringify(r)}`);
+			} else if (mode === 'node-local') {
+				/* hostNetwork and root with capabilities: privileged
+				 * only, which kube-system is (and node-local never
+				 * creates or relabels it). */
+				if (nsLevel(list, ns) !== 'privileged')
+					errs.push(`${w}: node-local needs a privileged ` +
+					    'namespace (hostNetwork, root, NET_ADMIN)');
 			} else {
 				if (nsLevel(list, ns) !== 'restricted')
 					errs.push(`${w}: namespace should enforce restricted`);

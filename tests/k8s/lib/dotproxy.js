@@ -192,13 +192,17 @@ function uidOf(c, spec) {
 }
 
 /* Which way a workload runs dotproxy: 'sidecar' (dotproxy-init, NET_ADMIN),
- * 'sidecar-cni' (the CNI plugin installs the redirect), 'node-local' (a
- * DaemonSet serving other pods), or null when it has no dotproxy. */
+ * 'sidecar-cni' (the CNI plugin installs the redirect), 'node-local' (the
+ * node's resolver: dotproxy-init --node-local; a DaemonSet without it is
+ * checked as such too), or null when it has no dotproxy. */
 function modeOf(o) {
 	const spec = podSpecs(o)[0];
 	if (!spec)
 		return null;
 	const inits = arr(spec.initContainers);
+	/* Before the sidecar test: this init is dotproxy-init too. */
+	if (inits.some(isNodeLocalInit))
+		return 'node-local';
 	if (inits.some(isInit))
 		return 'sidecar';
 	if (inits.some(isProxy) || inits.some(isValidate))
@@ -352,188 +356,196 @@ function checkCni(o, objs) {
 	return [...new Set(e)];
 }
 
-/* Node-local mode: DaemonSet behind a Service (internalTrafficPolicy
- * Local), fenced by a NetworkPolicy, critical priority. base: this render
- * is the node-local base, where no clusterIP may be fixed. */
-function checkNodeLocal(ds, objs, base) {
+/* The node-local addresses: the link-local one NodeLocal DNSCache uses, and
+ * the kube-dns Service IP from the Service environment. On an IPv6 cluster
+ * (components/ipv6) the operator's own address and bracketed listens. */
+const NODE_LOCAL_IP = '169.254.20.10';
+const KUBE_DNS = '$(KUBE_DNS_SERVICE_HOST)';
+
+function isNodeLocalInit(c) {
+	return isInit(c) && arr(c.args).includes('--node-local');
+}
+
+/* Node-local mode, NodeLocal DNSCache style: a hostNetwork DaemonSet in
+ * kube-system whose init container (root, NET_ADMIN only) puts the
+ * addresses on the node, and whose proxy (root, NET_BIND_SERVICE only)
+ * listens on exactly those addresses; kube-dns-upstream in front of
+ * CoreDNS. No NetworkPolicy: it does not apply to hostNetwork pods. */
+function checkNodeLocal(ds, objs) {
 	const e = [];
 	const spec = ds.spec.template.spec;
 	const ns = ds.metadata.namespace;
-	for (const c of containersOf(spec)) {
-		noCaps(c, e);
-		if (isInit(c))
-			e.push(`${c.name}: node-local mode has no dotproxy-init`);
-	}
-	if (spec.hostNetwork)
-		e.push('must not use hostNetwork');
+	const podSeccomp = ((spec.securityContext || {}).seccompProfile || {}).type;
+	/* hardened(), but a pod-level RuntimeDefault profile counts. */
+	const hard = (c) => {
+		const x = [];
+		hardened(c, x);
+		e.push(...x.filter((m) => !(/seccompProfile/.test(m) &&
+		    podSeccomp === 'RuntimeDefault' &&
+		    !(sc(c).seccompProfile || {}).type)));
+	};
+	const caps = (c, want) => {
+		const add = arr((sc(c).capabilities || {}).add);
+		if (JSON.stringify(add) !== JSON.stringify([want]))
+			e.push(`${c.name}: must add exactly [${want}] ` +
+			    `(adds ${JSON.stringify(add)})`);
+	};
+	if (ds.kind !== 'DaemonSet')
+		e.push(`must be a DaemonSet, not a ${ds.kind}: one per node`);
+	if (ns !== 'kube-system')
+		e.push(`namespace must be kube-system (is ${ns}): next to kube-dns, ` +
+		    'whose Service environment gives the addresses');
+	if (spec.hostNetwork !== true)
+		e.push('hostNetwork must be true: the addresses and rules are ' +
+		    'the node\'s');
 	if (spec.priorityClassName !== 'system-node-critical')
 		e.push('priorityClassName must be system-node-critical (DNS for ' +
 		    'the node\'s pods)');
-	if (spec.dnsPolicy !== undefined && spec.dnsPolicy !== 'ClusterFirst')
-		e.push('dnsPolicy must be ClusterFirst: the local-zone ' +
-		    'fallback is the proxy\'s resolv.conf (kube-dns)');
+	if (spec.dnsPolicy !== 'Default')
+		e.push('dnsPolicy must be Default: the node\'s resolv.conf, never ' +
+		    'the addresses this pod serves');
+	const ru = (ds.spec.updateStrategy || {}).rollingUpdate || {};
+	if ((ds.spec.updateStrategy || {}).type === 'OnDelete' ||
+	    String(ru.maxSurge) !== '1' || String(ru.maxUnavailable) !== '0')
+		e.push('updateStrategy must be RollingUpdate with maxSurge 1 and ' +
+		    'maxUnavailable 0 (the new pod starts before the old stops)');
+
+	const inits = arr(spec.initContainers);
+	const init = inits.find(isNodeLocalInit);
 	const proxy = arr(spec.containers).find(isProxy);
-	hardened(proxy, e);
-	const uid = uidOf(proxy, spec);
-	const nonRoot = sc(proxy).runAsNonRoot ??
-	    (spec.securityContext || {}).runAsNonRoot;
-	if (nonRoot !== true || !uid)
-		e.push(`${proxy.name}: must run as a non-root UID`);
+	if (!init) {
+		e.push('no dotproxy-init --node-local init container');
+	} else {
+		hard(init);
+		caps(init, 'NET_ADMIN');
+		if (uidOf(init, spec) !== 0)
+			e.push(`${init.name}: must run as UID 0`);
+		if (init.restartPolicy !== undefined)
+			e.push(`${init.name}: must be a regular init container`);
+		const nl = optValues(init, 'node-local', 'DOTPROXY_INIT_NODE_LOCAL');
+		const addrs = nl.flatMap((v) => String(v).split(','));
+		if (!addrs.includes(KUBE_DNS) || addrs.length !== 2)
+			e.push(`${init.name}: --node-local must be the node-local ` +
+			    `address and ${KUBE_DNS}`);
+		const up = optValues(init, 'node-local-upstream',
+		    'DOTPROXY_INIT_NODE_LOCAL_UPSTREAM');
+		if (JSON.stringify(up) !== '["$(KUBE_DNS_UPSTREAM_SERVICE_HOST)"]')
+			e.push(`${init.name}: --node-local-upstream must be ` +
+			    '$(KUBE_DNS_UPSTREAM_SERVICE_HOST)');
+	}
+	for (const c of inits)
+		if (c !== init)
+			e.push(`${c.name}: unexpected init container`);
+	if (!proxy) {
+		e.push('no dotproxy container');
+		return [...new Set(e)];
+	}
+	for (const c of arr(spec.containers))
+		if (c !== proxy)
+			noCaps(c, e);
+	hard(proxy);
+	caps(proxy, 'NET_BIND_SERVICE');
+	if (uidOf(proxy, spec) !== 0)
+		e.push(`${proxy.name}: must run as UID 0 (port 53 without file ` +
+		    'capabilities)');
+	if (hasFlag(proxy, 'transparent', 'DOTPROXY_TRANSPARENT'))
+		e.push(`${proxy.name}: no --transparent in node-local mode`);
 	for (const p of arr(proxy.ports))
-		if (p.hostPort)
+		if (p.hostPort && p.hostPort !== p.containerPort)
 			e.push(`${proxy.name}: hostPort ${p.hostPort}`);
-	probes(proxy, e);
 	resources(proxy, e);
 	localZone(proxy, e);
 	upstreamFromConfig(proxy, objs, ns, e);
-	/* Listen on the pod IP exactly: the original destination of a
-	 * Service-routed query is then recognised as the proxy itself. */
+
+	/* Exactly the init container's addresses, port 53, never a wildcard:
+	 * the bypass rules look for a socket bound to the address itself. */
 	const listen = optValues(proxy, 'listen', 'DOTPROXY_LISTEN');
-	if (listen.length !== 1 ||
-	    !/^(\$\(POD_IP\)|\[\$\(POD_IP\)\]):[0-9]+$/.test(listen[0]))
-		e.push(`${proxy.name}: must --listen $(POD_IP):PORT ` +
-		    '(or [$(POD_IP)]:PORT) only');
-	if (!podIPEnv(proxy))
-		e.push(`${proxy.name}: POD_IP must come from status.podIP`);
-	const lport = listen.length ? Number(listen[0].split(':').pop()) : 0;
-	if (lport < 1024)
-		e.push(`${proxy.name}: port ${lport} needs a capability`);
+	const nlAddrs = init ? optValues(init, 'node-local',
+	    'DOTPROXY_INIT_NODE_LOCAL').flatMap((v) => String(v).split(',')) : [];
+	/* One family: the kube-dns IP is IPv6 where the other address is. */
+	const v6 = nlAddrs.some((a) => a.includes(':'));
+	const fmt = (a) => (a.includes(':') || (v6 && a === KUBE_DNS) ?
+	    `[${a}]` : a) + ':53';
+	const wantListen = nlAddrs.map(fmt).sort();
+	if (JSON.stringify([...listen].sort()) !== JSON.stringify(wantListen))
+		e.push(`${proxy.name}: must --listen exactly ` +
+		    `${wantListen.join(' ') || 'the node-local addresses'} ` +
+		    `(has ${listen.join(' ')})`);
+	const local = nlAddrs.find((a) => a !== KUBE_DNS);
+	if (local && !local.includes(':') && local !== NODE_LOCAL_IP)
+		e.push(`${init.name}: the IPv4 node-local address must be ` +
+		    `${NODE_LOCAL_IP} (as NodeLocal DNSCache)`);
+	const rc = optValues(proxy, 'resolv-conf', 'DOTPROXY_RESOLV_CONF');
+	const irc = init ? optValues(init, 'node-local-resolv-conf',
+	    'DOTPROXY_INIT_NODE_LOCAL_RESOLV_CONF') : [];
+	if (rc.length !== 1 || rc[0] !== irc[0])
+		e.push(`${proxy.name}: --resolv-conf must be the file the init ` +
+		    'container writes (--node-local-resolv-conf)');
+
+	/* Metrics on the node IP, not a wildcard. */
 	const metrics = optValues(proxy, 'metrics', 'DOTPROXY_METRICS');
-	const mport = metrics.length ? Number(metrics[0].split(':').pop()) : 0;
+	if (metrics.length !== 1 ||
+	    !/^(\$\(HOST_IP\)|\[\$\(HOST_IP\)\]):9253$/.test(metrics[0]))
+		e.push(`${proxy.name}: metrics must be $(HOST_IP):9253 ` +
+		    `(or [$(HOST_IP)]:9253; has ${metrics.join(' ')})`);
+	const hi = arr(proxy.env).findIndex((x) => x.name === 'HOST_IP' &&
+	    x.valueFrom && x.valueFrom.fieldRef &&
+	    x.valueFrom.fieldRef.fieldPath === 'status.hostIP');
+	const mi = arr(proxy.env).findIndex((x) => x.name === 'DOTPROXY_METRICS');
+	if (hi < 0 || (mi >= 0 && mi < hi))
+		e.push(`${proxy.name}: HOST_IP must come from status.hostIP, ` +
+		    'before DOTPROXY_METRICS');
+	for (const k of ['startupProbe', 'readinessProbe'])
+		if (!proxy[k] || !proxy[k].httpGet ||
+		    proxy[k].httpGet.path !== '/readyz' ||
+		    probePort(proxy, proxy[k]) !== 9253)
+			e.push(`${proxy.name}: ${k} must GET /readyz on 9253`);
+	const lv = (proxy.livenessProbe || {}).tcpSocket;
+	if (!lv || lv.port !== 53 || !local || lv.host !== local)
+		e.push(`${proxy.name}: livenessProbe must be a TCP connect to ` +
+		    `${local || NODE_LOCAL_IP}:53`);
 	if ((ds.spec.template.metadata.labels || {})['dotproxy/mode'] !==
 	    'node-local')
 		e.push('pod label dotproxy/mode must be node-local (the ' +
 		    'PodMonitor selects on it)');
 
-	/* The Service in front of it. */
-	const labels = (ds.spec.template.metadata || {}).labels || {};
-	const selects = (sel) => Object.entries(sel || {}).every(([k, v]) =>
-	    labels[k] === v);
-	const svcs = objs.filter((o) => o.kind === 'Service' &&
-	    o.metadata.namespace === ns && selects(o.spec.selector));
-	if (svcs.length !== 1)
-		e.push(`needs exactly one Service selecting it (found ${svcs.length})`);
-	for (const svc of svcs) {
-		const s = `Service/${svc.metadata.name}`;
-		if (svc.spec.internalTrafficPolicy !== 'Local')
-			e.push(`${s}: internalTrafficPolicy must be Local`);
-		if (base && svc.spec.clusterIP !== undefined)
-			e.push(`${s}: the base fixes clusterIP ${svc.spec.clusterIP}; ` +
-			    'pin it in an overlay (it must fit the cluster\'s ' +
-			    'Service CIDR)');
-		if (svc.spec.clusterIP === 'None')
-			e.push(`${s}: a headless Service has no address for dnsConfig`);
-		for (const proto of ['UDP', 'TCP']) {
-			const sp = arr(svc.spec.ports).find((p) => p.port === 53 &&
-			    (p.protocol || 'TCP') === proto);
-			if (!sp) {
+	/* kube-dns-upstream: CoreDNS behind a second Service, no pinned IP. */
+	const up = objs.find((o) => o.kind === 'Service' &&
+	    o.metadata.name === 'kube-dns-upstream');
+	if (!up) {
+		e.push('no Service kube-dns-upstream');
+	} else {
+		const s = 'Service/kube-dns-upstream';
+		if (up.metadata.namespace !== ns)
+			e.push(`${s}: must be in ${ns}, next to the DaemonSet`);
+		if (JSON.stringify(up.spec.selector || {}) !==
+		    '{"k8s-app":"kube-dns"}')
+			e.push(`${s}: selector must be exactly k8s-app: kube-dns`);
+		if (up.spec.clusterIP !== undefined)
+			e.push(`${s}: fixes clusterIP ${up.spec.clusterIP}`);
+		if (up.spec.internalTrafficPolicy !== undefined)
+			e.push(`${s}: no internalTrafficPolicy (CoreDNS runs on ` +
+			    'few nodes)');
+		for (const proto of ['UDP', 'TCP'])
+			if (!arr(up.spec.ports).some((p) => p.port === 53 &&
+			    (p.protocol || 'TCP') === proto))
 				e.push(`${s}: no port 53/${proto}`);
-				continue;
-			}
-			const cp = arr(proxy.ports).find((p) =>
-			    (p.name === sp.targetPort || p.containerPort ===
-			    sp.targetPort) && (p.protocol || 'TCP') === proto);
-			if (!cp || cp.containerPort !== lport)
-				e.push(`${s}: 53/${proto} does not reach ` +
-				    `${proxy.name}'s ${lport}/${proto}`);
-		}
-		/* Clients that opt in name the Service IP, which must be pinned. */
-		const clients = objs.filter((o) => podSpecs(o).some((ps) =>
-		    ps.dnsPolicy === 'None'));
-		for (const cl of clients) {
-			const ps = podSpecs(cl)[0];
-			const dc = ps.dnsConfig || {};
-			const w = `${cl.kind}/${cl.metadata.name}`;
-			if (!svc.spec.clusterIP)
-				e.push(`${w}: names a nameserver, but ${s} has no ` +
-				    'pinned clusterIP');
-			else if (!arr(dc.nameservers).includes(svc.spec.clusterIP))
-				e.push(`${w}: dnsConfig.nameservers lacks ` +
-				    `${svc.spec.clusterIP}`);
-			for (const d of ['svc.cluster.local', 'cluster.local'])
-				if (!arr(dc.searches).includes(d))
-					e.push(`${w}: dnsConfig.searches lacks ${d}`);
-		}
 	}
-
-	/* The fence: DNS from the cluster's pods only, metrics from the
-	 * monitoring namespace only. */
-	e.push(...fenceErrors(ds, objs, lport, mport));
+	/* What the old design had and this one must not. */
+	for (const o of objs) {
+		const w = `${o.kind}/${o.metadata.name}`;
+		if (o.metadata.namespace === ns && o.kind === 'NetworkPolicy')
+			e.push(`${w}: NetworkPolicy does not apply to hostNetwork pods`);
+		if (o.kind === 'Namespace' && o.metadata.name === ns)
+			e.push(`${w}: node-local must not create or relabel ${ns}`);
+		if (o.kind === 'Service' && o.spec && o.spec.internalTrafficPolicy)
+			e.push(`${w}: internalTrafficPolicy belongs to no node-local ` +
+			    'Service');
+		if (podSpecs(o).some((ps) => ps.dnsPolicy === 'None'))
+			e.push(`${w}: dnsPolicy None; pods keep ClusterFirst and the ` +
+			    'kube-dns IP');
+	}
 	return [...new Set(e)];
-}
-
-/* Whether a NetworkPolicy peer is "any pod in any namespace" / "the
- * monitoring namespace". */
-function allPods(peer) {
-	return peer.namespaceSelector && !peer.ipBlock &&
-	    Object.keys(peer.namespaceSelector).length === 0 &&
-	    (!peer.podSelector || Object.keys(peer.podSelector).length === 0);
-}
-
-function monitoringNs(peer) {
-	const sel = peer.namespaceSelector || {};
-	return !peer.ipBlock && !peer.podSelector &&
-	    JSON.stringify(sel.matchLabels || {}) ===
-	    '{"kubernetes.io/metadata.name":"monitoring"}' && !sel.matchExpressions;
-}
-
-function portMatches(p, port, proto) {
-	return (p.protocol || 'TCP') === proto &&
-	    (p.port === undefined || p.port === port ||
-	     (p.endPort !== undefined && p.port <= port && port <= p.endPort));
-}
-
-function fenceErrors(ds, objs, dnsPort, metricsPort) {
-	const e = [];
-	const labels = ds.spec.template.metadata.labels || {};
-	const ns = ds.metadata.namespace;
-	const pols = objs.filter((o) => o.kind === 'NetworkPolicy' &&
-	    o.metadata.namespace === ns &&
-	    Object.entries((o.spec.podSelector || {}).matchLabels || {})
-		.every(([k, v]) => labels[k] === v) &&
-	    !(o.spec.podSelector || {}).matchExpressions);
-	const ingress = pols.filter((p) => arr(p.spec.policyTypes).length === 0 ||
-	    arr(p.spec.policyTypes).includes('Ingress'));
-	if (ingress.length === 0)
-		return ['no NetworkPolicy isolates its pods for ingress: the ' +
-		    'resolver on the pod IP would be open to anything that ' +
-		    'reaches the pod network'];
-	const rules = ingress.flatMap((p) => arr(p.spec.ingress));
-	const want = [[dnsPort, 'UDP'], [dnsPort, 'TCP'], [metricsPort, 'TCP']];
-	for (const r of rules) {
-		if (!r.from || r.from.length === 0)
-			e.push('a NetworkPolicy ingress rule admits every source');
-		const ports = arr(r.ports);
-		for (const peer of arr(r.from)) {
-			/* An ipBlock is the nodes' network (hostNetwork
-			 * clients), never the world. */
-			if (peer.ipBlock && /\/0$/.test(peer.ipBlock.cidr || ''))
-				e.push(`NetworkPolicy admits ipBlock ${peer.ipBlock.cidr}`);
-			const openPorts = want.filter(([port, proto]) =>
-			    ports.length === 0 || ports.some((p) =>
-				portMatches(p, port, proto)));
-			for (const [port, proto] of openPorts) {
-				if (port === metricsPort && !monitoringNs(peer))
-					e.push(`metrics ${port}/${proto} is open to ` +
-					    `${JSON.stringify(peer)}, not only the ` +
-					    'monitoring namespace');
-				if (port === dnsPort && !allPods(peer) &&
-				    !monitoringNs(peer) && !peer.ipBlock)
-					e.push(`DNS ${port}/${proto} is admitted from ` +
-					    `${JSON.stringify(peer)}`);
-			}
-		}
-	}
-	for (const [port, proto] of want.slice(0, 2))
-		if (!rules.some((r) => arr(r.from).some(allPods) &&
-		    arr(r.ports).some((p) => portMatches(p, port, proto))))
-			e.push(`DNS ${port}/${proto} is not admitted from the ` +
-			    'cluster\'s pods');
-	if (!rules.some((r) => arr(r.from).some(monitoringNs) &&
-	    arr(r.ports).some((p) => portMatches(p, metricsPort, 'TCP'))))
-		e.push(`metrics ${metricsPort}/TCP is not admitted from the ` +
-		    'monitoring namespace');
-	return e;
 }
 
 module.exports = { modeOf, checkSidecar, checkCni, checkNodeLocal,
