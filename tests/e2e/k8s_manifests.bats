@@ -576,9 +576,11 @@ nl_rejected() {
 		"dotproxy: must --listen exactly"
 	nl_rejected 'c("dotproxy").args.splice(2, 2)' \
 		"dotproxy: must --listen exactly" "(has 169.254.20.10:53)"
+	# shellcheck disable=SC2016 # \$(...) is the manifest's, not the shell's
 	nl_rejected 'c("dotproxy").args.push("--listen", "$(HOST_IP):53")' \
 		"dotproxy: must --listen exactly"
 	# The proxy's addresses follow the init container's.
+	# shellcheck disable=SC2016 # \$(...) is the manifest's, not the shell's
 	nl_rejected 'c("dotproxy-init").args[1] = "169.254.20.11,$(KUBE_DNS_SERVICE_HOST)"' \
 		"dotproxy: must --listen exactly" \
 		"the IPv4 node-local address must be 169.254.20.10"
@@ -650,6 +652,7 @@ nl_rejected() {
 
 @test "k8s: rejects the IPv6 node-local with an unbracketed kube-dns listener" {
 	copy_examples
+	# shellcheck disable=SC2016 # \$(...) is the manifest's, not the shell's
 	mutate kubernetes/components/ipv6/node-local.yaml \
 		'c("dotproxy").args[3] = "$(KUBE_DNS_SERVICE_HOST):53"'
 	rejected "not ok - node-local: kubernetes/overlays/ipv6: DaemonSet/dotproxy-node-local" \
