@@ -400,9 +400,17 @@ check_env(void)
 			if (strlen(envn) == len && memcmp(envn, *e, len) == 0)
 				break;
 		}
-		if (j == O_COUNT)
-			usage_err("unknown variable %.*s: no option has this "
-			    "name (see --help)", (int)len, *e);
+		if (j == O_COUNT) {
+			/* One line: a byte that is not printable shows as '?'. */
+			if (len >= sizeof(envn))
+				len = sizeof(envn) - 1;
+			for (j = 0; j < (int)len; j++)
+				envn[j] = (*e)[j] >= 0x20 && (*e)[j] < 0x7f ?
+				    (*e)[j] : '?';
+			envn[len] = '\0';
+			usage_err("unknown variable %s: no option has this "
+			    "name (see --help)", envn);
+		}
 	}
 }
 

@@ -1166,7 +1166,8 @@ static int
 env_check(char *const envp[], char *err, size_t errlen)
 {
 	const char *e, *eq, *hint;
-	size_t i, j, n;
+	char name[ENV_NAME_MAX + 1];
+	size_t i, j, n, m;
 	unsigned d, bestd;
 	bool known;
 
@@ -1198,9 +1199,15 @@ env_check(char *const envp[], char *err, size_t errlen)
 				bestd = d;
 				hint = opts[j].env;
 			}
-		errf(err, errlen, "%.*s%s: unknown environment variable "
-		    "(no option has this twin)%s%s%s", (int)(n > ENV_NAME_MAX ?
-		    ENV_NAME_MAX : n), e, n > ENV_NAME_MAX ? "..." : "",
+		/* The name as the environment has it, but on one line:
+		 * any byte that is not printable ASCII shows as '?'. */
+		m = n > ENV_NAME_MAX ? ENV_NAME_MAX : n;
+		for (j = 0; j < m; j++)
+			name[j] = e[j] >= 0x20 && e[j] < 0x7f ? e[j] : '?';
+		name[m] = '\0';
+		errf(err, errlen, "%s%s: unknown environment variable "
+		    "(no option has this twin)%s%s%s", name,
+		    n > ENV_NAME_MAX ? "..." : "",
 		    hint != NULL ? "; did you mean " : "",
 		    hint != NULL ? hint : "", hint != NULL ? "?" : "");
 		return -E_USAGE;

@@ -340,6 +340,9 @@ test_env_unknown(void)
 	    "DOTPROXY_: unknown", NULL);
 	expect_err("a prefix of the project's names is no exception", NOARGS,
 	    ENVP("DOTPROXY_INIT=1"), "DOTPROXY_INIT: unknown", NULL);
+	expect_err("a name with a newline and a control byte: one line",
+	    NOARGS, ENVP("DOTPROXY_LOG\nX\x1d=1"), "DOTPROXY_LOG?X?: unknown",
+	    NULL);
 	memset(name, 'A', sizeof(name));
 	memcpy(name, "DOTPROXY_", 9);
 	name[sizeof(name) - 3] = '=';
