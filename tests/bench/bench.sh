@@ -37,6 +37,15 @@
 #                       the ~1000-in-flight runs then cycle all names, so their
 #                       peak RSS is that of a cache filled with them. Without it
 #                       no cache is on anywhere (dotproxy --cache-size 0)
+#   --rounds N          cache mode: also N alternating rounds of the saturation
+#                       run over the floor, dotproxy, --compare and every peer,
+#                       all running side by side, and the CPU-per-answer ratios
+#                       from the medians of the rounds (a single run moves by
+#                       10 % between runs here; alternating rounds average out
+#                       what the machine does meanwhile)
+#   --compare PATH      in the rounds, also a second dotproxy binary (e.g. the
+#                       tree before a change), labelled --compare-label
+#                       (default dotproxy-B)
 #   --upstream-stock    run unbound exactly as shipped; by default a small
 #                       LD_PRELOAD shim (built with cc) sets TCP_NODELAY on the
 #                       connections it accepts, since unbound < 1.23 leaves Nagle
@@ -64,6 +73,9 @@ PEERS=""
 NODELAY=1
 KEEP=0
 CACHED=0
+ROUNDS=0
+COMPARE=""
+COMPARE_LABEL=dotproxy-B
 
 NAMES=10000
 ZONE=bench.test
@@ -83,12 +95,21 @@ while [ $# -gt 0 ]; do
 	--peers) [ $# -ge 2 ] || die "--peers needs a value"; PEERS=$2; shift ;;
 	--upstream-stock) NODELAY=0 ;;
 	--cached) CACHED=1 ;;
+	--rounds) [ $# -ge 2 ] || die "--rounds needs a value"; ROUNDS=$2; shift ;;
+	--compare) [ $# -ge 2 ] || die "--compare needs a path"; COMPARE=$2; shift ;;
+	--compare-label) [ $# -ge 2 ] || die "--compare-label needs a value"; COMPARE_LABEL=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown option: $1 (see --help)" ;;
 	esac
 	shift
 done
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]]; then
+	die "--rounds needs a number"
+fi
+[ "$ROUNDS" = 0 ] || [ "$CACHED" = 1 ] || die "--rounds measures cached answers: add --cached"
+[ -z "$COMPARE" ] || [ "$ROUNDS" -gt 0 ] || die "--compare is measured in the rounds: add --rounds N"
+[ -z "$COMPARE" ] || [ -x "$COMPARE" ] || die "--compare: no executable at $COMPARE"
 for v in DURATION RATE; do
 	if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -eq 0 ]; then
 		die "--${v,,} needs a positive integer"
@@ -575,6 +596,81 @@ for peer in $PEER_LIST; do
 	measure_forwarder "$peer" "$port" "${PEER_CMD[@]}" || true
 done
 
+# ------------------------------------------------------------ rounds
+# --rounds N: every target started once and kept running side by side (an
+# idle one costs nothing), warmed, then N rounds of the saturation run, the
+# order rotated each round. CPU per answer to two decimals, and the medians.
+RROWS=$WORKDIR/rounds.tsv
+: >"$RROWS"
+if [ "$ROUNDS" -gt 0 ]; then
+	declare -A RPID=() RPORT=()
+	RT=()
+	rstart() {	# rstart LABEL PORT CMD...
+		local label=$1 port=$2 tag
+		shift 2
+		tag=$(printf 'rounds-%s' "$label" | tr -c 'A-Za-z0-9_.-' '_')
+		start_bg "$label" "$RAW/$tag.log" "$@"
+		if ! wait_ready "$LAST_PID" "$port" udp 30; then
+			log "rounds: $label did not answer on $port: $(tail -1 "$RAW/$tag.log")"
+			echo "rounds: $label did not answer" >>"$NOTES"
+			stop_pid "$LAST_PID"
+			return 1
+		fi
+		warm "$port" udp
+		RPID[$label]=$LAST_PID
+		RPORT[$label]=$port
+		RT+=("$label")
+	}
+	if [ -x "$WORKDIR/floor" ]; then
+		port=$(free_port 18500) || die "no free port for the rounds"
+		rstart floor "$port" "$WORKDIR/floor" "$HOST" "$port" || true
+	fi
+	port=$(free_port 18500) || die "no free port for the rounds"
+	PC=("${PROXY_CMD[@]}")
+	PC[2]=$HOST:$port
+	rstart dotproxy "$port" "${PC[@]}" || die "dotproxy did not come up for the rounds"
+	if [ -n "$COMPARE" ]; then
+		cp "$COMPARE" "$WORKDIR/dotproxy-compare" || die "cannot copy $COMPARE"
+		port=$(free_port 18500) || die "no free port for the rounds"
+		PC=("$WORKDIR/dotproxy-compare")
+		nw=1
+		"$WORKDIR/dotproxy-compare" --help 2>/dev/null | grep -q -- '--workers' || nw=0
+		for ((i = 1; i < ${#PROXY_CMD[@]}; i++)); do
+			# (a binary from before --workers has one loop anyway)
+			if [ "$nw" = 0 ] && [ "${PROXY_CMD[$i]}" = --workers ]; then
+				i=$((i + 1))
+				continue
+			fi
+			PC+=("${PROXY_CMD[$i]}")
+		done
+		PC[2]=$HOST:$port
+		rstart "$COMPARE_LABEL" "$port" "${PC[@]}" || true
+	fi
+	for peer in $PEER_LIST; do
+		port=$(free_port 18500) || die "no free port for the rounds"
+		peer_start "$peer" "$port" || continue
+		rstart "$peer" "$port" "${PEER_CMD[@]}" || true
+	done
+	for ((r = 0; r < ROUNDS; r++)); do
+		log "round $((r + 1)) of $ROUNDS"
+		for ((i = 0; i < ${#RT[@]}; i++)); do
+			t=${RT[$(((i + r) % ${#RT[@]}))]}
+			out=$RAW/round-$r-$(printf '%s' "$t" | tr -c 'A-Za-z0-9_.-' '_').txt
+			t0=$(cpu_ticks "${RPID[$t]}")
+			load "$out" -s "$HOST" -p "${RPORT[$t]}" -m udp \
+			    -d "$WORKDIR/run-queries.txt" -t 5 -c "$CLIENTS" \
+			    -q "$OUTSTANDING" -l "$DURATION"
+			t1=$(cpu_ticks "${RPID[$t]}")
+			read -r c l q a e s <<<"$(parse "$out")"
+			cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$c" \
+			    'BEGIN { if (n > 0) printf "%.3f", d / hz * 1e6 / n; else print "nan" }')
+			printf '%s\t%s\t%s\t%s\n' "$t" "$r" "$q" "$cpu" >>"$RROWS"
+			log "  $t: $q qps, $cpu us/answer"
+		done
+	done
+	for t in "${RT[@]}"; do stop_pid "${RPID[$t]}"; done
+fi
+
 # ------------------------------------------------------------ table
 ELAPSED=$((SECONDS - START_TS))
 echo
@@ -607,6 +703,46 @@ if [ "$CACHED" = 1 ]; then
 		for (t in cpu) if (t != "floor" && t != "dotproxy" && cpu[t] - f > 0)
 			printf "- dotproxy above the floor / %s above the floor: %.2f\n", t, d / (cpu[t] - f)
 	    }' "$ROWS"
+fi
+if [ -s "$RROWS" ]; then
+	echo
+	echo "Rounds: $ROUNDS alternating saturation runs (udp -c$CLIENTS -q$OUTSTANDING, $DURATION s each) of"
+	echo "every target, running side by side; CPU us per cached answer, the median of the rounds, and its"
+	echo "ratios (targets: dotproxy at most 1.15x the floor, its work above the floor at most half"
+	echo "the best peer's):"
+	echo
+	echo "| target | QPS (median) | CPU us/answer (median) | min | max | x floor | above floor us |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	sort -t"$(printf '\t')" -k1,1 -k4,4g "$RROWS" | awk -F'\t' '
+	    { n[$1]++; c[$1, n[$1]] = $4; q[$1, n[$1]] = $3; if (!($1 in seen)) { seen[$1] = 1; ord[++k] = $1 } }
+	    function med(t, a,   m, i, j, v, x) {
+		m = n[t]; for (i = 1; i <= m; i++) v[i] = a[t, i] + 0
+		for (i = 2; i <= m; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+		return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+	    }
+	    END {
+		f = ("floor" in n) ? med("floor", c) : 0
+		for (i = 1; i <= k; i++) { t = ord[i]; mc[t] = med(t, c) }
+		for (i = 1; i <= k; i++) {
+			t = ord[i]
+			printf "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s |\n", t, med(t, q), mc[t],
+			    c[t, 1], c[t, n[t]], (f > 0 ? sprintf("%.3fx", mc[t] / f) : "-"),
+			    (f > 0 ? sprintf("%.2f", mc[t] - f) : "-")
+		}
+		if (f <= 0) exit
+		print ""
+		d = mc["dotproxy"] - f
+		for (i = 1; i <= k; i++) {
+			t = ord[i]
+			if (t == "floor" || t ~ /^dotproxy/ || mc[t] - f <= 0) continue
+			printf "- dotproxy above the floor / %s above the floor: %.2f\n", t, d / (mc[t] - f)
+		}
+		for (i = 1; i <= k; i++) {
+			t = ord[i]
+			if (t != "floor" && t != "dotproxy" && t ~ /^dotproxy/)
+				printf "- dotproxy CPU per answer / %s: %.3f\n", t, mc["dotproxy"] / mc[t]
+		}
+	    }'
 fi
 if [ -s "$NOTES" ]; then
 	echo
