@@ -331,12 +331,14 @@ on_accept(struct loop_io *io, uint32_t ev)
 
 struct http *
 http_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
-    http_render_fn render, void *arg, int *err)
+    int fd, http_render_fn render, void *arg, int *err)
 {
 	struct http *h;
 	unsigned i;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -353,7 +355,9 @@ http_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
 		c->deadline.cb = client_on_deadline;
 		c->deadline.arg = c;
 	}
-	if ((h->fd = sock_listen(sa, len, SOCK_STREAM)) < 0) {
+	if (fd >= 0)
+		h->fd = fd;
+	else if ((h->fd = sock_listen(sa, len, SOCK_STREAM)) < 0) {
 		*err = h->fd;
 		free(h);
 		return NULL;
@@ -384,9 +388,24 @@ http_free(struct http *h)
 		return;
 	for (i = 0; i < H_CLIENTS; i++)
 		client_end(&h->clients[i]);
+	http_stop_listening(h);
+	free(h);
+}
+
+int
+http_listen_fd(const struct http *h)
+{
+	return h->fd;
+}
+
+void
+http_stop_listening(struct http *h)
+{
+	if (h->fd < 0)
+		return;
 	loop_io_stop(h->loop, &h->io);
 	close(h->fd);
-	free(h);
+	h->fd = -1;
 }
 
 /* Splits http://HOST:PORT/PATH into an address and a path. */

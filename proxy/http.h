@@ -67,10 +67,17 @@ struct http_stats {
 	uint64_t	bad;		/* answered 400 */
 };
 
-/* Listens on addr. NULL, with *err set to -errno, on failure. */
+/* Listens on addr, or on fd when it is >= 0 (a listening socket bound
+ * there, taken over from a predecessor: owned from here on). NULL, with
+ * *err set to -errno, on failure (fd closed). */
 struct http	*http_new(struct loop *, const struct sockaddr *, socklen_t,
-		    http_render_fn render, void *arg, int *err);
+		    int fd, http_render_fn render, void *arg, int *err);
 void		 http_free(struct http *);
+/* The listening socket (to hand over), or -1 once stopped. */
+int		 http_listen_fd(const struct http *);
+/* Stops accepting and closes the listening socket; requests being
+ * answered are finished. A successor took the socket over. */
+void		 http_stop_listening(struct http *);
 const struct http_stats *http_stats(const struct http *);
 /* Describes struct http_stats for metrics. */
 extern const struct stat_table http_stat_table;

@@ -62,6 +62,8 @@ struct app {
 	int			 hofd;		/* handover server, or -1 */
 	struct loop_io		 hoio;
 	bool			 handed_over;	/* a successor has our sockets */
+	int			 metrics_fd;	/* metrics listener handed over
+						 * to us, until adopted; -1 */
 	int			 sigfd;
 	struct loop_io		 sigio;
 	struct loop_timer	 grace;		/* lameduck end */
@@ -234,6 +236,12 @@ bind_listeners(struct app *a)
 		    a->nw);
 		n++;
 	}
+	/* The predecessor's metrics listener too: the new process answers
+	 * the probes from here on, with no moment where none listens. */
+	if (a->inv != NULL && a->cfg.has_metrics)
+		a->metrics_fd = handover_take(a->inv, SOCK_STREAM,
+		    (const struct sockaddr *)&a->cfg.metrics.ss,
+		    a->cfg.metrics.len);
 	if (a->inv != NULL && (r = (int)handover_close_rest(a->inv)) > 0)
 		log_warn("handed-over sockets not listened on any more closed",
 		    "sockets=%d", r);
@@ -495,12 +503,21 @@ on_handover(struct loop_io *io, uint32_t ev)
 		}
 		for (i = 0, n = 0; i < a->nw; i++)
 			n += worker_fds(a->w[i], fds + n, HANDOVER_MAX_FDS - n);
+		/* The metrics listener goes too, and we stop accepting on
+		 * it: probes and scrapes of that address are the
+		 * successor's from now on (a DaemonSet's surge pod shares
+		 * the node's address and port with us). */
+		if (a->metrics != NULL && metrics_listen_fd(a->metrics) >= 0 &&
+		    n < HANDOVER_MAX_FDS)
+			fds[n++] = metrics_listen_fd(a->metrics);
 		if ((r = handover_send(c, fds, n)) < 0)
 			log_warn("handover failed", "error=\"%s\"",
 			    proxy_strerror(r));
 		else {
 			log_info("listening sockets handed over", "sockets=%zu "
 			    "next=\"SIGTERM stops at once\"", n);
+			if (a->metrics != NULL)
+				metrics_stop_listening(a->metrics);
 			a->handed_over = true;
 			/* In lameduck already: the successor serves now. */
 			if (a->msrc.lameduck)
@@ -659,6 +676,7 @@ main(int argc, char *argv[])
 		return 1;
 	a->sigfd = -1;
 	a->hofd = -1;
+	a->metrics_fd = -1;
 	a->argc = argc;
 	a->argv = argv;
 	a->grace.cb = on_grace_end;
@@ -752,7 +770,9 @@ main(int argc, char *argv[])
 
 		config_addr_text(&a->cfg.metrics, text, sizeof(text));
 		a->metrics = metrics_new(a->loop, (const struct sockaddr *)
-		    &a->cfg.metrics.ss, a->cfg.metrics.len, &a->msrc, &r);
+		    &a->cfg.metrics.ss, a->cfg.metrics.len, a->metrics_fd,
+		    &a->msrc, &r);
+		a->metrics_fd = -1;
 		if (a->metrics == NULL) {
 			log_error("cannot listen for metrics", "listen=%s error=\"%s\"",
 			    text, proxy_strerror(r));
@@ -799,6 +819,8 @@ out:
 	if (a->inv != NULL)
 		(void)handover_close_rest(a->inv);
 	free(a->inv);
+	if (a->metrics_fd >= 0)
+		close(a->metrics_fd);
 	if (a->hofd >= 0) {
 		loop_io_stop(a->loop, &a->hoio);
 		close(a->hofd);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "config.h"
@@ -595,20 +596,35 @@ render_page(void *arg, enum http_page page, bool verbose, char *buf,
 
 struct metrics *
 metrics_new(struct loop *loop, const struct sockaddr *sa, socklen_t len,
-    struct metrics_sources *src, int *err)
+    int fd, struct metrics_sources *src, int *err)
 {
 	struct metrics *m;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		*err = -ENOMEM;
 		return NULL;
 	}
 	m->src = src;
-	if ((m->http = http_new(loop, sa, len, render_page, m, err)) == NULL) {
+	if ((m->http = http_new(loop, sa, len, fd, render_page, m, err)) ==
+	    NULL) {
 		free(m);
 		return NULL;
 	}
 	return m;
+}
+
+int
+metrics_listen_fd(const struct metrics *m)
+{
+	return http_listen_fd(m->http);
+}
+
+void
+metrics_stop_listening(struct metrics *m)
+{
+	http_stop_listening(m->http);
 }
 
 void

@@ -48,10 +48,16 @@ struct metrics_sources {
 	uint64_t		 reloads, reload_failures;
 };
 
-/* Listens on addr. NULL, with *err set to -errno, on failure. */
+/* Listens on addr, or on fd when it is >= 0 (taken over from a
+ * predecessor, owned from here on). NULL, with *err set to -errno, on
+ * failure. */
 struct metrics	*metrics_new(struct loop *, const struct sockaddr *, socklen_t,
-		    struct metrics_sources *, int *err);
+		    int fd, struct metrics_sources *, int *err);
 void		 metrics_free(struct metrics *);
+/* The listening socket, for a handover; -1 once given up. */
+int		 metrics_listen_fd(const struct metrics *);
+/* A successor has the listening socket: stop accepting on it. */
+void		 metrics_stop_listening(struct metrics *);
 
 /*
  * Renders the Prometheus text into out (cap bytes). Returns the length, or

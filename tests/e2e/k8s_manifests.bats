@@ -609,6 +609,75 @@ nl_rejected() {
 		"priorityClassName must be system-node-critical"
 }
 
+@test "k8s: rejects node-local ports (host ports block the surge) and a handover socket the pods do not share" {
+	nl_rejected 'c("dotproxy").ports = [{ name: "dotproxy-prom", containerPort: 9253 }]' \
+		"dotproxy: declares ports (9253): in the node's network they are host ports"
+	nl_rejected 'c("dotproxy-init").ports = [{ containerPort: 53, protocol: "UDP" }]' \
+		"dotproxy-init: declares ports (53)"
+	nl_rejected 'c("dotproxy").env = c("dotproxy").env.filter((e) => e.name !== "DOTPROXY_HANDOVER_SOCKET")' \
+		"dotproxy: needs --handover-socket"
+	nl_rejected 'spec.volumes.find((v) => v.name === "handover").hostPath = undefined; spec.volumes.find((v) => v.name === "handover").emptyDir = {}' \
+		"the handover socket's volume handover must be a hostPath directory"
+	nl_rejected 'c("dotproxy").volumeMounts.find((m) => m.name === "handover").readOnly = true' \
+		"must be in a writable volume mounted at its directory"
+	nl_rejected 'c("dotproxy").env.find((e) => e.name === "DOTPROXY_HANDOVER_SOCKET").value = "/tmp/handover.sock"' \
+		"must be in a writable volume mounted at its directory"
+	nl_rejected 'c("dotproxy").readinessProbe.httpGet.port = "dotproxy-prom"' \
+		"dotproxy: readinessProbe must GET /readyz on 9253"
+}
+
+@test "k8s: the PodMonitor scrapes each dotproxy pod once, node-local ones by number, and nothing else" {
+	copy_examples
+	# The node-local endpoint without its container filter: the init
+	# container's port-less target is scraped too.
+	mutate monitoring/podmonitor.yaml \
+		'doc.spec.podMetricsEndpoints[1].relabelings.splice(1, 2)'
+	rejected "not ok - monitoring: kubernetes/node-local" \
+		"DaemonSet/dotproxy-node-local: IPv4 pod: also scrapes dotproxy-init at 192.0.2.10:9253"
+	copy_examples
+	# Without the bracketed form an IPv6 node is scraped at a bad address.
+	mutate monitoring/podmonitor.yaml \
+		'doc.spec.podMetricsEndpoints[1].relabelings.splice(4, 1)'
+	rejected "DaemonSet/dotproxy-node-local: IPv6 pod: 0 targets scrape the proxy at [2001:db8::a]:9253 (want 1)"
+	copy_examples
+	# Without the mode and container filters, a sidecar pod's app
+	# container is scraped at a port it never opened.
+	mutate monitoring/podmonitor.yaml \
+		'doc.spec.podMetricsEndpoints[1].relabelings.splice(0, 2)'
+	rejected "not ok - monitoring: kubernetes/all" \
+		"Deployment/dns-app: IPv4 pod: also scrapes app at 192.0.2.10:9253"
+}
+
+@test "k8s: the node-local scrape target, through a real Prometheus' relabeling" {
+	need_promtool
+	local dir=$BATS_TEST_TMPDIR/sd
+	mkdir -p "$dir"
+	# The PodMonitor's node-local endpoint as the operator renders it (its
+	# relabelings after discovery), fed by file discovery with the labels
+	# Kubernetes pod discovery gives a node-local pod (the proxy and its
+	# init container, no ports), a sidecar pod's app container, and the
+	# same node-local pod on an IPv6 node.
+	run node "$BATS_TEST_DIRNAME/../k8s/sdconfig.js" \
+		"$EXAMPLES/monitoring/podmonitor.yaml" "$dir"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# (its log lines go to stderr, the targets as JSON to stdout)
+	output=$(promtool check service-discovery "$dir/prometheus.yml" nodelocal \
+		2>"$dir/promtool.err") || { cat "$dir/promtool.err"; false; }
+	echo "$output"
+	# Kept targets (labels not empty): exactly the proxy container at the
+	# node IP, port 9253, for each family, in job dotproxy.
+	kept=$(python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    if t["labels"]:
+        d = t["discoveredLabels"]
+        print(d["__meta_kubernetes_pod_container_name"], t["labels"]["__address__"], t["labels"]["job"])
+' <<<"$output")
+	echo "kept: $kept"
+	[ "$kept" = "dotproxy 192.0.2.10:9253 dotproxy
+dotproxy [2001:db8::a]:9253 dotproxy" ]
+}
+
 @test "k8s: rejects node-local metrics on a wildcard, DNS through itself, a liveness check elsewhere" {
 	nl_rejected 'c("dotproxy").env.find((e) => e.name === "DOTPROXY_METRICS").value = "0.0.0.0:9253"' \
 		"metrics must be \$(HOST_IP):9253"

@@ -7,7 +7,10 @@
 # - two processes serve one address at once (SO_REUSEPORT);
 # - a rolling upgrade (second process started with the same
 #   --handover-socket, first sent SIGTERM) under 2000 queries/s over UDP
-#   loses no query, and every answer is NOERROR.
+#   loses no query, and every answer is NOERROR;
+# - the metrics listener goes with the handover: one socket, held by the
+#   new process alone, and no probe refused meanwhile (a DaemonSet's surge
+#   pod shares the node's metrics address with the old one).
 # shellcheck disable=SC2154
 
 load helpers/world
@@ -149,5 +152,42 @@ teardown() {
 	# The TCP listeners came over too.
 	run q +tcp whoami.test
 	assert_dot_answer
+	[ "$(upg_stop b)" = 0 ] || w_fail "b: exit status"
+}
+
+@test "the metrics listener goes with the handover: probes never refused, the new process answers them" {
+	ho=$(upg_dir)/ho.sock
+	upg_start a --workers 1 --handover-socket "$ho" --metrics 127.0.0.1:9153
+	pa=$(cat "$W_DIR/a.pid")
+	# A kubelet's probes of the node's address during the update, every
+	# 20 ms: a refused or failed one is counted.
+	(
+		fails=0 n=0
+		for ((i = 0; i < 150; i++)); do
+			n=$((n + 1))
+			pod curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:9153/readyz" ||
+				fails=$((fails + 1))
+			sleep 0.02
+		done
+		echo "$n $fails" >"$W_DIR/probes.out"
+	) &
+	probes=$!
+	sleep 0.5
+	upg_start b --workers 1 --handover-socket "$ho" --metrics 127.0.0.1:9153
+	pb=$(cat "$W_DIR/b.pid")
+	# One listening socket on the metrics address, and only b holds it:
+	# a gave its copy up once b had taken it.
+	holders=$(pod ss -Hltnp 'sport = :9153')
+	echo "# $holders" >&3
+	[ "$(grep -c . <<<"$holders")" -eq 1 ] || w_fail "want one metrics listener: $holders"
+	[[ "$holders" == *"pid=$pb,"* ]] || w_fail "b does not hold the metrics listener"
+	[[ "$holders" != *"pid=$pa,"* ]] || w_fail "a still accepts on the metrics address"
+	[ "$(upg_stop a)" = 0 ] || w_fail "a: exit status after SIGTERM"
+	wait "$probes"
+	read -r n fails <"$W_DIR/probes.out"
+	echo "# probes: $n, failed: $fails" >&3
+	[ "$n" -eq 150 ] && [ "$fails" -eq 0 ] || w_fail "$fails of $n probes failed"
+	[ "$(pod curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9153/readyz)" = 200 ] ||
+		w_fail "b's /readyz"
 	[ "$(upg_stop b)" = 0 ] || w_fail "b: exit status"
 }

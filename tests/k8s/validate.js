@@ -41,6 +41,7 @@ const { schemaErrors, unknownKeys } = require('./lib/schema');
 const kz = require('./lib/kustomize');
 const dp = require('./lib/dotproxy');
 const pss = require('./lib/pss');
+const rl = require('./lib/relabel');
 
 const GROUPS = ['yaml', 'schema', 'strict', 'kustomize', 'sidecar',
 	'sidecar-cni', 'node-local', 'pss', 'monitoring', 'overlay', 'egress'];
@@ -623,9 +624,9 @@ function monitoringErrors(list) {
 			if (!(ep.relabelings || []).some((r) => r.targetLabel ===
 			    'job' && r.replacement === 'dotproxy' &&
 			    (r.action || 'replace') === 'replace'))
-				errs.push(`PodMonitor ${pm.metadata.name}: port ` +
-				    `${ep.port} does not set job="dotproxy", which ` +
-				    'the rules select');
+				errs.push(`PodMonitor ${pm.metadata.name}: endpoint ` +
+				    `${ep.port || '(by number)'} does not set ` +
+				    'job="dotproxy", which the rules select');
 	for (const w of list) {
 		if (!dp.modeOf(w))
 			continue;
@@ -639,10 +640,30 @@ function monitoringErrors(list) {
 			    `(labels ${JSON.stringify(labels)})`);
 			continue;
 		}
-		const proxy = kz.containersOf(kz.podSpecs(w)[0]).find(dp.isProxy);
-		for (const ep of pm.spec.podMetricsEndpoints || [])
-			if (!(proxy.ports || []).some((p) => p.name === ep.port))
-				errs.push(`${where}: the proxy has no port named ${ep.port}`);
+		/* Discovery and relabeling as Prometheus does them, for a pod
+		 * IP of each family: exactly one target, the proxy's metrics
+		 * port, whether the pod names its ports or (node-local) has
+		 * none. */
+		const spec = kz.podSpecs(w)[0];
+		const proxy = kz.containersOf(spec).find(dp.isProxy);
+		const port = proxy ? (dp.optValues(proxy, 'metrics',
+		    'DOTPROXY_METRICS')[0] || '').replace(/^.*:/, '') : '';
+		for (const ip of ['192.0.2.10', '2001:db8::a']) {
+			const ts = (pm.spec.podMetricsEndpoints || []).flatMap((ep) =>
+			    rl.endpointTargets(ep, labels, spec, ip));
+			const want = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+			const fam = ip.includes(':') ? 'IPv6' : 'IPv4';
+			const ok = ts.filter((t) => proxy && t.__address__ === want &&
+			    t.__meta_kubernetes_pod_container_name === proxy.name);
+			if (ok.length !== 1)
+				errs.push(`${where}: ${fam} pod: ${ok.length} targets ` +
+				    `scrape the proxy at ${want} (want 1)`);
+			for (const t of ts)
+				if (!ok.includes(t))
+					errs.push(`${where}: ${fam} pod: also scrapes ` +
+					    `${t.__meta_kubernetes_pod_container_name} at ` +
+					    t.__address__);
+		}
 	}
 	return errs;
 }

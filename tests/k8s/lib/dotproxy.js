@@ -5,6 +5,7 @@
  * rendered objects of one mode and returns a list of failure messages.
  */
 const { podSpecs, podMeta, containersOf } = require('./kustomize');
+const path = require('path');
 
 const PROXY_UID = 15353;
 
@@ -450,9 +451,33 @@ function checkNodeLocal(ds, objs) {
 		    'capabilities)');
 	if (hasFlag(proxy, 'transparent', 'DOTPROXY_TRANSPARENT'))
 		e.push(`${proxy.name}: no --transparent in node-local mode`);
-	for (const p of arr(proxy.ports))
-		if (p.hostPort && p.hostPort !== p.containerPort)
-			e.push(`${proxy.name}: hostPort ${p.hostPort}`);
+	/* hostNetwork makes every declared port a host port, and the
+	 * scheduler puts no two pods with one host port on a node: the
+	 * surge pod of an update would wait for ever. */
+	for (const c of arr(spec.initContainers).concat(arr(spec.containers)))
+		if (arr(c.ports).length > 0)
+			e.push(`${c.name}: declares ports (${arr(c.ports).map((p) =>
+			    p.containerPort).join(', ')}): in the node's network ` +
+			    'they are host ports, and the surge pod of an update ' +
+			    'can never be scheduled next to the old one');
+	/* The handover: a socket in a node directory both pods mount. */
+	const ho = optValues(proxy, 'handover-socket',
+	    'DOTPROXY_HANDOVER_SOCKET');
+	const hoMount = ho.length !== 1 ? undefined : arr(proxy.volumeMounts)
+	    .find((m) => path.posix.dirname(ho[0]) === m.mountPath);
+	const hoVol = hoMount && arr(spec.volumes).find((v) =>
+	    v.name === hoMount.name);
+	if (ho.length !== 1)
+		e.push(`${proxy.name}: needs --handover-socket (the old pod of ` +
+		    'an update hands its sockets to the new one)');
+	else if (!hoMount || hoMount.readOnly)
+		e.push(`${proxy.name}: the handover socket ${ho[0]} must be in ` +
+		    'a writable volume mounted at its directory');
+	else if (!hoVol || !hoVol.hostPath ||
+	    !['Directory', 'DirectoryOrCreate'].includes(hoVol.hostPath.type))
+		e.push(`${proxy.name}: the handover socket's volume ` +
+		    `${hoMount.name} must be a hostPath directory (an emptyDir ` +
+		    'is one pod\'s own; the old and the new pod must share it)');
 	resources(proxy, e);
 	localZone(proxy, e);
 	upstreamFromConfig(proxy, objs, ns, e);
@@ -495,10 +520,11 @@ function checkNodeLocal(ds, objs) {
 	if (hi < 0 || (mi >= 0 && mi < hi))
 		e.push(`${proxy.name}: HOST_IP must come from status.hostIP, ` +
 		    'before DOTPROXY_METRICS');
+	/* By number: the pod declares no port to name. */
 	for (const k of ['startupProbe', 'readinessProbe'])
 		if (!proxy[k] || !proxy[k].httpGet ||
 		    proxy[k].httpGet.path !== '/readyz' ||
-		    probePort(proxy, proxy[k]) !== 9253)
+		    proxy[k].httpGet.port !== 9253)
 			e.push(`${proxy.name}: ${k} must GET /readyz on 9253`);
 	const lv = (proxy.livenessProbe || {}).tcpSocket;
 	if (!lv || lv.port !== 53 || !local || lv.host !== local)
@@ -549,4 +575,4 @@ function checkNodeLocal(ds, objs) {
 }
 
 module.exports = { modeOf, checkSidecar, checkCni, checkNodeLocal,
-	isProxy, PROXY_UID };
+	isProxy, optValues, PROXY_UID };
