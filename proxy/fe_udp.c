@@ -69,6 +69,7 @@ struct fe_udp {
 	struct query_table	*qt;		/* borrowed */
 	struct fe_udp_listener	 ls[FE_UDP_MAX];
 	unsigned		 nls;
+	bool			 no_marks;	/* fe_udp_set_marks(false) */
 	struct fe_udp_stats	 stats;
 	struct log_limit	 loglim;
 	const struct resolv	*rc;		/* borrowed: fe_udp_set_resolv, or
@@ -275,6 +276,12 @@ fe_udp_read_resolv(struct fe_udp *fe)
 }
 
 void
+fe_udp_set_marks(struct fe_udp *fe, bool on)
+{
+	fe->no_marks = !on;
+}
+
+void
 fe_udp_set_resolv(struct fe_udp *fe, const struct resolv *rc)
 {
 	fe->rc = rc != NULL ? rc : &fe->own_rc;
@@ -328,10 +335,17 @@ fe_udp_adopt(struct fe_udp *fe, int fd, const struct sockaddr *sa,
 	 * net.core.rmem_max; a refusal only leaves the default. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	/* Before Linux 5.19 there is no SO_RCVMARK: conntrack or resolv.conf
-	 * then, as before. */
-	l->marks = setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one,
-	    sizeof(one)) == 0;
-	if (!l->marks)
+	 * then, as before. Without the redirect no rule marks anything, and
+	 * a control message per datagram is work for nothing (a socket
+	 * handed over by a process that asked for them stops too). */
+	if (fe->no_marks) {
+		int zero = 0;
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &zero,
+		    sizeof(zero));
+		l->marks = false;
+	} else if (!(l->marks = setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one,
+	    sizeof(one)) == 0))
 		log_info("UDP packet marks unavailable", "error=\"%s\"",
 		    strerror(errno));
 	l->fe = fe;

@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "stat.h"
@@ -37,6 +38,9 @@ struct fe_udp	*fe_udp_new(struct loop *, struct query_table *);
  * /etc/resolv.conf that fe_udp_new read.
  */
 void		 fe_udp_set_resolv(struct fe_udp *, const struct resolv *rc);
+/* Whether listeners bound from now on read packet marks (default: yes).
+ * Only the redirect (--transparent) writes them. */
+void		 fe_udp_set_marks(struct fe_udp *, bool on);
 /* Binds one more listener. 0 or -errno. */
 int		 fe_udp_listen(struct fe_udp *, const struct sockaddr *,
 		    socklen_t);

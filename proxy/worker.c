@@ -162,8 +162,10 @@ worker_new(unsigned idx, struct loop *main_loop, struct tls_ctx *tls,
 	    (w->udp = fe_udp_new(w->loop, w->qt)) == NULL ||
 	    (w->tcp = fe_tcp_new(w->loop, w->qt, cfg)) == NULL)
 		goto fail;
-	/* A UDP mark names a nameserver of --resolv-conf (udp_mark.h). */
+	/* A UDP mark names a nameserver of --resolv-conf (udp_mark.h); only
+	 * the redirect's rules write one. */
 	fe_udp_set_resolv(w->udp, rc);
+	fe_udp_set_marks(w->udp, cfg->transparent);
 	return w;
 fail:
 	worker_free(w);

@@ -69,6 +69,10 @@ teardown() {
 	[ $((w0 + w1)) -eq "$total" ] || w_fail "per-worker $w0 + $w1 != $total"
 	[ "$up" -eq 5000 ] || w_fail "upstream queries sum to $up, want 5000 (cache off)"
 	[ "$(upg_metric 9153 dotproxy_workers)" = 2 ] || w_fail "dotproxy_workers"
+	# Not --transparent: no rule marks a packet, so no mark is asked for
+	# (a control message per datagram would be work for nothing).
+	[ "$(upg_metric_sum 9153 dotproxy_udp_marks_total)" = 0 ] ||
+		w_fail "marks read without the redirect: $(upg_metric_sum 9153 dotproxy_udp_marks_total)"
 	[ "$(upg_stop w)" = 0 ] || w_fail "exit status"
 }
 
