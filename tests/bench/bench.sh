@@ -73,6 +73,7 @@ PEERS=""
 NODELAY=1
 KEEP=0
 CACHED=0
+LOAD_PIN=()
 ROUNDS=0
 COMPARE=""
 COMPARE_LABEL=dotproxy-B
@@ -357,7 +358,7 @@ percentiles() {	# FILE -> p50_s p99_s, from the "> RCODE name type secs" lines o
 load() {
 	local out=$1 dp
 	shift
-	dnsperf "$@" >"$out" 2>&1 </dev/null &
+	"${LOAD_PIN[@]}" dnsperf "$@" >"$out" 2>&1 </dev/null &
 	dp=$!
 	STARTED[$dp]=dnsperf
 	wait "$dp"
@@ -605,11 +606,24 @@ RROWS=$WORKDIR/rounds.tsv
 if [ "$ROUNDS" -gt 0 ]; then
 	declare -A RPID=() RPORT=()
 	RT=()
+	# Every server on the last CPU, dnsperf on the others: left to the
+	# scheduler, a process that shares a core with dnsperf and one that
+	# does not pay differently for the same wake-ups, and that placement
+	# sticks to a process for the whole run (the same binary started twice
+	# differed by 20 % in one run here). BENCH_PIN=0 leaves it unpinned.
+	mapfile -t cpus < <(taskset -pc $$ 2>/dev/null | sed 's/.*: //' | tr ',' '\n' |
+	    awk -F- '{ for (i = $1; i <= ($2 == "" ? $1 : $2); i++) print i }')
+	if [ "${BENCH_PIN:-1}" = 1 ] && [ "${#cpus[@]}" -ge 2 ]; then
+		SRV_CPU=${cpus[${#cpus[@]}-1]}
+		GEN_CPUS=$(IFS=,; echo "${cpus[*]:0:${#cpus[@]}-1}")
+		log "rounds: servers pinned to CPU $SRV_CPU, dnsperf to $GEN_CPUS"
+		echo "rounds: every server pinned to CPU $SRV_CPU, dnsperf to CPU $GEN_CPUS" >>"$NOTES"
+	fi
 	rstart() {	# rstart LABEL PORT CMD...
 		local label=$1 port=$2 tag
 		shift 2
 		tag=$(printf 'rounds-%s' "$label" | tr -c 'A-Za-z0-9_.-' '_')
-		start_bg "$label" "$RAW/$tag.log" "$@"
+		start_bg "$label" "$RAW/$tag.log" ${SRV_CPU:+taskset -c "$SRV_CPU"} "$@"
 		if ! wait_ready "$LAST_PID" "$port" udp 30; then
 			log "rounds: $label did not answer on $port: $(tail -1 "$RAW/$tag.log")"
 			echo "rounds: $label did not answer" >>"$NOTES"
@@ -651,6 +665,7 @@ if [ "$ROUNDS" -gt 0 ]; then
 		peer_start "$peer" "$port" || continue
 		rstart "$peer" "$port" "${PEER_CMD[@]}" || true
 	done
+	[ -z "${GEN_CPUS:-}" ] || LOAD_PIN=(taskset -c "$GEN_CPUS")
 	for ((r = 0; r < ROUNDS; r++)); do
 		log "round $((r + 1)) of $ROUNDS"
 		for ((i = 0; i < ${#RT[@]}; i++)); do
@@ -668,6 +683,7 @@ if [ "$ROUNDS" -gt 0 ]; then
 			log "  $t: $q qps, $cpu us/answer"
 		done
 	done
+	LOAD_PIN=()
 	for t in "${RT[@]}"; do stop_pid "${RPID[$t]}"; done
 fi
 
