@@ -9,7 +9,9 @@
 # must exit 0). A node-local pod (hostNetwork: the namespace is the node's,
 # its address the node IP) goes through dotproxy-init --node-local and must
 # answer DNS on its node-local address and the kube-dns IP, which the test
-# gives as documentation addresses through the Service environment. Every
+# gives as documentation addresses through the Service environment; then a
+# second copy of its container (the surge pod of an update) takes its
+# sockets over the rendered handover socket, and the first stops. Every
 # pod must answer /readyz where the kubelet's probes go.
 
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-180}
@@ -182,6 +184,9 @@ node_local_ns() {
 	fi
 	SVC_ENV=("env:KUBE_DNS_SERVICE_HOST=$KDNS" "env:KUBE_DNS_UPSTREAM_SERVICE_HOST=$KUP")
 	sed -i "s|/run/dotproxy/resolv.conf|$BATS_TEST_TMPDIR/resolv.conf|g" "$R"
+	# The handover socket's hostPath (type DirectoryOrCreate).
+	sed -i "s|/run/dotproxy-handover|$BATS_TEST_TMPDIR/handover|g" "$R"
+	mkdir -p "$BATS_TEST_TMPDIR/handover"
 	grep -q -- "- $NL,\$(KUBE_DNS_SERVICE_HOST)" "$R"
 }
 
@@ -231,6 +236,38 @@ node_local_pod() {
 	done
 	# The liveness check: a TCP connect to the node-local address.
 	ip netns exec "$NETNS" bash -c "exec 3<>/dev/tcp/$NL/53"
+	surge_node_local
+}
+
+# surge_node_local: the surge pod of a rolling update, the same container
+# as rendered, started next to the running one: it takes the sockets (DNS
+# and metrics) over the handover socket; the old one, sent SIGTERM, stops at
+# once with status 0; the node-local addresses and /readyz still answer.
+surge_node_local() {
+	local old=${PIDS[-1]} rc=0 code a
+	spec DaemonSet/dotproxy-node-local dotproxy
+	ip netns exec "$NETNS" setpriv --bounding-set -all,+net_bind_service \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
+		>"$BATS_TEST_TMPDIR/proxy2.log" 2>&1 3>&- &
+	PIDS+=("$!")
+	for _ in $(seq 50); do
+		grep -q '"listening sockets taken over"' "$BATS_TEST_TMPDIR/proxy2.log" && break
+		sleep 0.1
+	done
+	cat "$BATS_TEST_TMPDIR/proxy2.log"
+	grep -q '"listening sockets taken over"' "$BATS_TEST_TMPDIR/proxy2.log"
+	kill -TERM "$old"
+	wait "$old" || rc=$?
+	grep -q '"stopping: the sockets were handed over"' "$BATS_TEST_TMPDIR/proxy.log"
+	[ "$rc" = 0 ]
+	code=$(ip netns exec "$NETNS" curl -g -s -o /dev/null -w '%{http_code}' \
+		--max-time 2 "http://$URL_IP:9253/readyz") || true
+	echo "readyz after the surge: $code"
+	[ "$code" = 200 ]
+	for a in "$NL" "$KDNS"; do
+		run ip netns exec "$NETNS" dig +tries=1 +time=3 "@$a" example.com A
+		[[ "$output" == *"status: "* ]]
+	done
 }
 
 @test "ipv6: sidecar example on an IPv4 pod" {
