@@ -665,14 +665,15 @@ nl_rejected() {
 		2>"$dir/promtool.err") || { cat "$dir/promtool.err"; false; }
 	echo "$output"
 	# Kept targets (labels not empty): exactly the proxy container at the
-	# node IP, port 9253, for each family, in job dotproxy.
+	# node IP, port 9253, for each family, in job dotproxy (promtool lists
+	# them in no fixed order).
 	kept=$(python3 -c '
 import json, sys
 for t in json.load(sys.stdin):
     if t["labels"]:
         d = t["discoveredLabels"]
         print(d["__meta_kubernetes_pod_container_name"], t["labels"]["__address__"], t["labels"]["job"])
-' <<<"$output")
+' <<<"$output" | LC_ALL=C sort)
 	echo "kept: $kept"
 	[ "$kept" = "dotproxy 192.0.2.10:9253 dotproxy
 dotproxy [2001:db8::a]:9253 dotproxy" ]
