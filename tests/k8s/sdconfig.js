@@ -7,7 +7,8 @@
  * The job is the PodMonitor's port-less endpoint (the node-local one) as
  * prometheus-operator renders it: no port filter, then the endpoint's
  * relabelings. Its targets come from file discovery, with the labels that
- * Kubernetes pod discovery gives: a node-local pod's proxy container and
+ * Kubernetes pod discovery gives (lib/relabel.js's discover(), the same
+ * model the validator uses): a node-local pod's proxy container and
  * its init container (no ports: one port-less target each), on an IPv4
  * and on an IPv6 node, and a sidecar pod's application container (no
  * ports either). A real Prometheus then relabels them.
@@ -15,6 +16,7 @@
 const fs = require('fs');
 const path = require('path');
 const yaml = require('js-yaml');
+const rl = require('./lib/relabel');
 
 const [file, dir] = process.argv.slice(2);
 if (!file || !dir) {
@@ -39,26 +41,23 @@ const rules = (nl[0].relabelings || []).map((r) => {
 	return o;
 });
 
-function pod(name, mode, ip, containers) {
-	return containers.map(([c, init]) => ({
-		targets: [ip],
-		labels: {
-			__meta_kubernetes_namespace: 'kube-system',
-			__meta_kubernetes_pod_name: name,
-			__meta_kubernetes_pod_ip: ip,
-			__meta_kubernetes_pod_label_dotproxy_mode: mode,
-			__meta_kubernetes_pod_container_name: c,
-			__meta_kubernetes_pod_container_init: init ? 'true' : 'false',
-		},
-	}));
+/* File discovery groups for one pod: the targets Kubernetes pod discovery
+ * gives it (relabel.js), each with its __meta_ labels. */
+function pod(mode, ip, spec) {
+	return rl.discover({ 'dotproxy/mode': mode }, spec, ip).map((t) => {
+		const { __address__: addr, ...labels } = t;
+		return { targets: [addr], labels };
+	});
 }
 
+const nodeLocal = {
+	initContainers: [{ name: 'dotproxy-init' }],
+	containers: [{ name: 'dotproxy' }],
+};
 const groups = [
-	...pod('dotproxy-node-local-a', 'node-local', '192.0.2.10',
-	    [['dotproxy-init', true], ['dotproxy', false]]),
-	...pod('dotproxy-node-local-b', 'node-local', '2001:db8::a',
-	    [['dotproxy-init', true], ['dotproxy', false]]),
-	...pod('app', 'sidecar', '198.51.100.7', [['app', false]]),
+	...pod('node-local', '192.0.2.10', nodeLocal),
+	...pod('node-local', '2001:db8::a', nodeLocal),
+	...pod('sidecar', '198.51.100.7', { containers: [{ name: 'app' }] }),
 ];
 fs.mkdirSync(dir, { recursive: true });
 fs.writeFileSync(path.join(dir, 'pods.json'), JSON.stringify(groups, null, 1));
