@@ -8,6 +8,7 @@
  */
 #include "dns.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "errors.h"
@@ -91,13 +92,15 @@ dns_cur_skip(struct dns_cur *c, size_t n)
 void
 dns_cur_name(struct dns_cur *c, uint8_t *out, size_t *outlen)
 {
-	size_t pos, minptr, bound, end = 0, total = 0, target;
+	size_t pos, minptr, bound, end = 0, total = 0, target, seg, done = 0;
 	unsigned hops = 0;
 	uint8_t b;
 
 	if (c->err != 0)
 		return;
-	pos = minptr = c->off;
+	/* Labels are copied out a run at a time: seg is where the bytes
+	 * since the last jump start, done how much of the name is out. */
+	pos = minptr = seg = c->off;
 	bound = c->len;
 	for (;;) {
 		if (pos >= bound)
@@ -113,8 +116,11 @@ dns_cur_name(struct dns_cur *c, uint8_t *out, size_t *outlen)
 				goto bad;
 			if (end == 0)
 				end = pos + 2;
+			if (out != NULL)
+				memcpy(out + done, c->p + seg, total - done);
+			done = total;
 			bound = pos;
-			minptr = pos = target;
+			minptr = pos = seg = target;
 			continue;
 		}
 		if ((b & 0xc0) != 0)	/* 0x40 extended, 0x80 reserved */
@@ -128,13 +134,13 @@ dns_cur_name(struct dns_cur *c, uint8_t *out, size_t *outlen)
 			goto bad;
 		if (b > bound - pos - 1)
 			goto bad;
-		if (out != NULL)
-			memcpy(out + total, c->p + pos, (size_t)b + 1);
 		total += (size_t)b + 1;
 		pos += (size_t)b + 1;
 		if (b == 0)
 			break;
 	}
+	if (out != NULL)
+		memcpy(out + done, c->p + seg, total - done);
 	c->off = end != 0 ? end : pos;
 	if (outlen != NULL)
 		*outlen = total;
@@ -223,32 +229,43 @@ parse_rr(struct dns_cur *c, enum dns_section sec, struct dns_info *info)
 	info->do_bit = (ttl & OPT_DO) != 0;
 }
 
+static uint16_t
+get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
 /* Header and counts. The cursor must hold at least DNS_HDR_LEN bytes. */
 static void
 parse_header(struct dns_cur *c, struct dns_info *info)
 {
-	info->id = dns_cur_u16(c);
-	info->flags = dns_cur_u16(c);
-	info->qdcount = dns_cur_u16(c);
-	info->ancount = dns_cur_u16(c);
-	info->nscount = dns_cur_u16(c);
-	info->arcount = dns_cur_u16(c);
+	const uint8_t *h;
+
+	if (!cur_need(c, DNS_HDR_LEN))
+		return;
+	h = c->p + c->off;
+	info->id = get16(h);
+	info->flags = get16(h + 2);
+	info->qdcount = get16(h + 4);
+	info->ancount = get16(h + 6);
+	info->nscount = get16(h + 8);
+	info->arcount = get16(h + 10);
+	c->off += DNS_HDR_LEN;
 }
 
 /* The single question; on failure info's question stays empty. */
 static void
 parse_question(struct dns_cur *c, struct dns_info *info)
 {
-	uint8_t name[DNS_NAME_MAX];
 	size_t namelen = 0;
 	uint16_t qtype, qclass;
 
-	dns_cur_name(c, name, &namelen);
+	/* Written in place: qname_len stays 0 unless it all reads. */
+	dns_cur_name(c, info->qname, &namelen);
 	qtype = dns_cur_u16(c);
 	qclass = dns_cur_u16(c);
 	if (c->err != 0)
 		return;
-	memcpy(info->qname, name, namelen);
 	info->qname_len = namelen;
 	info->qtype = qtype;
 	info->qclass = qclass;
@@ -280,10 +297,13 @@ parse_records(struct dns_cur *c, struct dns_info *info)
 		c->err = -E_MALFORMED;	/* bytes past the last record */
 }
 
+/* Everything but the name's bytes, which count only up to qname_len. */
 static void
 info_reset(struct dns_info *info)
 {
-	memset(info, 0, sizeof(*info));
+	memset(info, 0, offsetof(struct dns_info, qname));
+	memset(&info->qname_len, 0,
+	    sizeof(*info) - offsetof(struct dns_info, qname_len));
 	info->keepalive = -1;
 }
 
@@ -354,6 +374,32 @@ dns_parse_answer(const uint8_t *msg, size_t len, struct dns_info *info)
 	return c.err != 0 ? -E_MALFORMED : 0;
 }
 
+int
+dns_parse_stored(const uint8_t *msg, size_t len, size_t qname_len,
+    struct dns_info *info)
+{
+	const uint8_t *q = msg + DNS_HDR_LEN;
+
+	info_reset(info);
+	if (qname_len == 0 || qname_len > DNS_NAME_MAX ||
+	    len < DNS_HDR_LEN + qname_len + 4)
+		return -E_MALFORMED;
+	info->id = get16(msg);
+	info->flags = get16(msg + 2);
+	info->qdcount = get16(msg + 4);
+	info->ancount = get16(msg + 6);
+	info->nscount = get16(msg + 8);
+	info->arcount = get16(msg + 10);
+	if (!(info->flags & DNS_FLAG_QR) || info->qdcount != 1)
+		return -E_MALFORMED;
+	memcpy(info->qname, q, qname_len);
+	info->qname_len = qname_len;
+	info->qtype = get16(q + qname_len);
+	info->qclass = get16(q + qname_len + 2);
+	info->question_end = DNS_HDR_LEN + qname_len + 4;
+	return 0;
+}
+
 bool
 dns_answer_questionless(const struct dns_info *a)
 {
@@ -377,6 +423,9 @@ name_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
 	size_t i;
 
+	/* Names mostly come back in the case they were asked in. */
+	if (memcmp(a, b, n) == 0)
+		return true;
 	for (i = 0; i < n; i++)
 		if (fold(a[i]) != fold(b[i]))
 			return false;

@@ -127,6 +127,18 @@ int	dns_parse_query(const uint8_t *, size_t, struct dns_info *info);
  */
 int	dns_parse_answer(const uint8_t *, size_t, struct dns_info *info);
 
+/*
+ * Fills info for an answer the proxy parsed and stored itself (the cache's
+ * copy: one question, no OPT, every record checked when it was stored)
+ * without walking it again: the header, and the question read at offset 12
+ * for a name of qname_len bytes, the length of the client's name, which
+ * the stored one must equal (dns_build_answer compares them). Returns 0,
+ * or -E_MALFORMED when the header says otherwise (no QR, not one question)
+ * or the message is too short for that question.
+ */
+int	dns_parse_stored(const uint8_t *msg, size_t len, size_t qname_len,
+	    struct dns_info *info);
+
 /* True for a parsed answer that is FORMERR, NOTIMP or REFUSED without a
  * question: it answers whatever query its ID was matched to. */
 bool	dns_answer_questionless(const struct dns_info *a);

@@ -62,6 +62,9 @@ struct fe_udp_listener {
 	socklen_t		 addr_len;
 	unsigned		 nout;
 	bool			 marks;		/* SO_RCVMARK accepted */
+	unsigned		 nlast;		/* entries the last read filled */
+	struct mmsghdr		 rmsgs[FE_UDP_BATCH];	/* set up once */
+	struct iovec		 riov[FE_UDP_BATCH];
 };
 
 struct fe_udp {
@@ -203,8 +206,7 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 {
 	struct fe_udp_listener *l = io->arg;
 	struct fe_udp *fe = l->fe;
-	struct mmsghdr msgs[FE_UDP_BATCH];
-	struct iovec iov[FE_UDP_BATCH];
+	struct mmsghdr *msgs = l->rmsgs;
 	struct query_origin o;
 	int n, i, rounds;
 
@@ -215,21 +217,15 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 	o.local_len = l->addr_len;
 	/* A few batches per wake-up, then let the other sockets have a turn. */
 	for (rounds = 0; rounds < 4; rounds++) {
-		memset(msgs, 0, sizeof(msgs));
-		for (i = 0; i < FE_UDP_BATCH; i++) {
-			iov[i].iov_base = fe->in[i];
-			iov[i].iov_len = FE_UDP_BUF;
-			msgs[i].msg_hdr.msg_name = &fe->peers[i];
+		/* Only what the last read changed is set back. */
+		for (i = 0; i < (int)l->nlast; i++) {
 			msgs[i].msg_hdr.msg_namelen = sizeof(fe->peers[i]);
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-			if (l->marks) {
-				msgs[i].msg_hdr.msg_control = fe->ctl[i].buf;
+			if (l->marks)
 				msgs[i].msg_hdr.msg_controllen =
 				    sizeof(fe->ctl[i].buf);
-			}
 		}
 		n = recvmmsg(l->fd, msgs, FE_UDP_BATCH, MSG_DONTWAIT, NULL);
+		l->nlast = n > 0 ? (unsigned)n : 0;
 		if (n == -1) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_limited(&fe->loglim, loop_now(fe->loop),
@@ -237,6 +233,7 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 				    "error=\"%s\"", strerror(errno));
 			return;
 		}
+		query_batch_begin(fe->qt);
 		for (i = 0; i < n; i++) {
 			fe->stats.received++;
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -250,6 +247,7 @@ fe_udp_on_readable(struct loop_io *io, uint32_t ev)
 				fe_udp_orig(fe, l, &msgs[i].msg_hdr, &o);
 			(void)query_submit(fe->qt, fe->in[i], msgs[i].msg_len, &o);
 		}
+		query_batch_end(fe->qt);
 		if (n < FE_UDP_BATCH)
 			return;
 	}
@@ -324,6 +322,7 @@ fe_udp_adopt(struct fe_udp *fe, int fd, const struct sockaddr *sa,
 {
 	struct fe_udp_listener *l;
 	int r, rcvbuf = 4 << 20, one = 1;
+	unsigned i;
 
 	if (fe->nls == FE_UDP_MAX)
 		return -E_TOOBIG;
@@ -351,6 +350,20 @@ fe_udp_adopt(struct fe_udp *fe, int fd, const struct sockaddr *sa,
 	l->fe = fe;
 	l->idx = fe->nls;
 	l->fd = fd;
+	memset(l->rmsgs, 0, sizeof(l->rmsgs));
+	for (i = 0; i < FE_UDP_BATCH; i++) {
+		l->riov[i].iov_base = fe->in[i];
+		l->riov[i].iov_len = FE_UDP_BUF;
+		l->rmsgs[i].msg_hdr.msg_name = &fe->peers[i];
+		l->rmsgs[i].msg_hdr.msg_namelen = sizeof(fe->peers[i]);
+		l->rmsgs[i].msg_hdr.msg_iov = &l->riov[i];
+		l->rmsgs[i].msg_hdr.msg_iovlen = 1;
+		if (l->marks) {
+			l->rmsgs[i].msg_hdr.msg_control = fe->ctl[i].buf;
+			l->rmsgs[i].msg_hdr.msg_controllen =
+			    sizeof(fe->ctl[i].buf);
+		}
+	}
 	memcpy(&l->addr, sa, len);
 	l->addr_len = len;
 	l->io.cb = fe_udp_on_readable;

@@ -10,13 +10,19 @@ const uint64_t hist_bounds_us[HIST_NBUCKETS] = {
 };
 
 void
-hist_observe(struct hist *h, uint64_t us)
+hist_observe_n(struct hist *h, uint64_t us, uint64_t n)
 {
 	unsigned i;
 
 	for (i = 0; i < HIST_NBUCKETS && us > hist_bounds_us[i]; i++)
 		;
-	h->counts[i]++;
-	h->count++;
-	h->sum_us += us;
+	h->counts[i] += n;
+	h->count += n;
+	h->sum_us += us * n;
+}
+
+void
+hist_observe(struct hist *h, uint64_t us)
+{
+	hist_observe_n(h, us, 1);
 }

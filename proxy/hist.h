@@ -20,5 +20,7 @@ struct hist {
 };
 
 void	hist_observe(struct hist *, uint64_t us);
+/* n observations of us each. */
+void	hist_observe_n(struct hist *, uint64_t us, uint64_t n);
 
 #endif

@@ -5,8 +5,9 @@
  * counts, TTLs never above what was stored and exactly 30 when stale, and
  * the byte and entry counts must stay within the bounds (the tables
  * included). A second insert of the same key replaces the first without
- * growing the cache. The upstream's OPT is not kept, AA never is, and the
- * records of one RRset come back with one TTL.
+ * growing the cache. The upstream's OPT is not kept, AA never is, the
+ * records of one RRset come back with one TTL, and dns_parse_stored reads
+ * each stored answer back as the full parse does.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,7 +34,7 @@ static void
 check_hit(const struct cache_hit *h, const struct dns_info *a, bool stale)
 {
 	static uint8_t out[CACHE_ENTRY_MAX];
-	struct dns_info r;
+	struct dns_info r, s;
 	size_t n, i;
 
 	CHECK(h->msg != NULL && h->len > 0);
@@ -41,6 +42,16 @@ check_hit(const struct cache_hit *h, const struct dns_info *a, bool stale)
 	CHECK(n == h->len);
 	CHECK(dns_parse_answer(out, n, &r) == 0);
 	CHECK(dns_question_equal(a, &r));
+	/* The hit path's read-back without a walk agrees with the parse:
+	 * no OPT stored, the same header and question. */
+	CHECK(!r.has_opt);
+	CHECK(dns_parse_stored(out, n, a->qname_len, &s) == 0);
+	CHECK(s.flags == r.flags && s.qdcount == r.qdcount &&
+	    s.ancount == r.ancount && s.nscount == r.nscount &&
+	    s.arcount == r.arcount && s.question_end == r.question_end &&
+	    s.qtype == r.qtype && s.qclass == r.qclass &&
+	    s.qname_len == r.qname_len &&
+	    memcmp(s.qname, r.qname, s.qname_len) == 0);
 	CHECK(r.ancount == a->ancount && r.nscount == a->nscount &&
 	    r.arcount == a->arcount - (a->has_opt && a->opt_last ? 1 : 0));
 	CHECK(!(r.flags & DNS_FLAG_AA));

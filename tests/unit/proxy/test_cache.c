@@ -162,6 +162,52 @@ rendered_ttl(const struct cache_hit *h, bool stale, size_t rr)
 	    (uint32_t)out[h->ttl_off[rr] + 2] << 8 | out[h->ttl_off[rr] + 3];
 }
 
+/*
+ * Case folding of the name in the key, eight bytes at a time: every byte
+ * value at every position of a label longer than eight, against folding
+ * byte by byte (A-Z only; 0x80 and up, '@' and '[' unchanged).
+ */
+static void
+test_key_fold(void)
+{
+	struct cache_key a, b;
+	struct dns_info q;
+	unsigned pos, v, bad = 0;
+
+	for (pos = 0; pos < 19; pos++) {
+		for (v = 0; v < 256; v++) {
+			memset(&q, 0, sizeof(q));
+			q.qname[0] = 19;
+			memset(q.qname + 1, 'Q', 19);
+			q.qname[1 + pos] = (uint8_t)v;
+			q.qname[20] = 0;
+			q.qname_len = 21;
+			q.qtype = DNS_TYPE_A;
+			q.qclass = DNS_CLASS_IN;
+			cache_key_make(&a, SEED, &q, NULL, 0);
+			memset(q.qname + 1, 'q', 19);
+			q.qname[1 + pos] = (uint8_t)(v >= 'A' && v <= 'Z' ?
+			    v + 32 : v);
+			cache_key_make(&b, SEED, &q, NULL, 0);
+			if (a.len != b.len || memcmp(a.buf, b.buf, a.len) != 0 ||
+			    a.hash != b.hash)
+				bad++;
+		}
+	}
+	is(bad, 0, "key: every byte at every place folds as A-Z only");
+	memset(&q, 0, sizeof(q));
+	q.qname[0] = 19;
+	memset(q.qname + 1, 'q', 19);
+	q.qname_len = 21;
+	cache_key_make(&a, SEED, &q, NULL, 0);
+	q.qname[19] = 'r';
+	cache_key_make(&b, SEED, &q, NULL, 0);
+	ok(a.hash != b.hash, "key: a byte past the first eight counts");
+	q.qname[19] = 'q';
+	cache_key_make(&b, SEED + 1, &q, NULL, 0);
+	ok(a.hash != b.hash, "key: the seed counts");
+}
+
 static void
 test_keys(void)
 {
@@ -189,6 +235,7 @@ test_keys(void)
 	    NULL);
 	key(&b, "www.example.com", DNS_TYPE_A, DNS_FLAG_RD, false, NULL);
 	ok(a.hash == b.hash, "key: AD does not count");
+	test_key_fold();
 }
 
 static void
@@ -344,6 +391,20 @@ test_never(void)
 	is(insert(c, &k, &m, 0), -E_DROP, "other opcode not kept");
 	is(cache_lookup(c, &k, 0, &h), CACHE_MISS, "nothing there");
 	is(cache_stats(c)->not_cacheable, 4, "each counted");
+	/* The hit path reads a stored answer back as one without OPT: an
+	 * OPT that another record follows (say a TSIG) is not stored. */
+	head(&m, "tc.example", DNS_TYPE_A, 0, 1, 0, 2);
+	rr_a(&m, 300, 1);
+	opt(&m);
+	rr_a(&m, 300, 2);
+	is(insert(c, &k, &m, 0), -E_DROP, "OPT not last: not kept");
+	is(cache_lookup(c, &k, 0, &h), CACHE_MISS, "still nothing there");
+	head(&m, "tc.example", DNS_TYPE_A, 0, 1, 0, 1);
+	rr_a(&m, 300, 1);
+	opt(&m);
+	is(insert(c, &k, &m, 0), 0, "OPT last: kept, without it");
+	ok(cache_lookup(c, &k, 0, &h) == CACHE_FRESH &&
+	    h.len == m.n - 11 && h.msg[11] == 0, "stored without the OPT");
 	cache_free(c);
 }
 

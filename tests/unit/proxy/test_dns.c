@@ -1227,6 +1227,48 @@ test_hostile_answers(void)
 	    "question kept, the broken OPT ignored");
 }
 
+/*
+ * dns_parse_stored against a full parse of the same stored answer: the
+ * same header, counts and question without a walk; refused when the header
+ * or the length says it is not one.
+ */
+static void
+test_parse_stored(void)
+{
+	struct dns_info full, st;
+
+	mb_hdr(&A, 0xbeef, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA |
+	    DNS_FLAG_AD, 1, 2, 0, 0);
+	mb_question(&A, "WwW.Example.COM", DNS_TYPE_A);
+	mb_a_ptr(&A, 1);
+	mb_a_ptr(&A, 2);
+	is(dns_parse_answer(A.b, A.n, &full), 0, "stored: the full parse");
+	is(dns_parse_stored(A.b, A.n, full.qname_len, &st), 0,
+	    "stored: read back");
+	ok(st.id == full.id && st.flags == full.flags &&
+	    st.qdcount == 1 && st.ancount == 2 && st.nscount == 0 &&
+	    st.arcount == 0, "stored: header and counts as parsed");
+	ok(st.qname_len == full.qname_len &&
+	    memcmp(st.qname, full.qname, st.qname_len) == 0 &&
+	    st.qtype == DNS_TYPE_A && st.qclass == DNS_CLASS_IN &&
+	    st.question_end == full.question_end, "stored: the question");
+	ok(!st.has_opt && st.ext_rcode == 0 && !st.do_bit &&
+	    st.keepalive == -1, "stored: no OPT");
+	ok(dns_question_equal(&st, &full), "stored: questions equal");
+	ok(dns_parse_stored(A.b, A.n, 0, &st) != 0, "stored: no name");
+	ok(dns_parse_stored(A.b, full.question_end - 1, full.qname_len,
+	    &st) != 0, "stored: too short for the question");
+	ok(dns_parse_stored(A.b, A.n, DNS_NAME_MAX + 1, &st) != 0,
+	    "stored: name longer than a name");
+	A.b[2] &= (uint8_t)~(DNS_FLAG_QR >> 8);
+	ok(dns_parse_stored(A.b, A.n, full.qname_len, &st) != 0,
+	    "stored: not an answer");
+	A.b[2] |= (uint8_t)(DNS_FLAG_QR >> 8);
+	A.b[5] = 2;
+	ok(dns_parse_stored(A.b, A.n, full.qname_len, &st) != 0,
+	    "stored: two questions");
+}
+
 int
 main(void)
 {
@@ -1234,6 +1276,7 @@ main(void)
 	test_names();
 	test_parse_query();
 	test_parse_answer();
+	test_parse_stored();
 	test_build_query();
 	test_build_answer();
 	test_build_error();

@@ -741,8 +741,8 @@ test_cache(struct tls_ctx *tls)
 	struct query_table *qt;
 	uint8_t q[512];
 	size_t n;
-	uint64_t t0;
-	int base = sa_srv.queries;
+	uint64_t t0, c0, b0;
+	int base = sa_srv.queries, i;
 
 	qt = mktable(&cfg, tls, &rc, extra);
 	ok(qt != NULL, "table with the cache on");
@@ -800,6 +800,27 @@ test_cache(struct tls_ctx *tls)
 	is(ttl_of(&got[3]), 200, "from the refreshed entry");
 	pump(10);
 	is(sa_srv.queries, base + 2, "no upstream query");
+
+	/* In a batch (a front end's one read), the hits are timed together
+	 * when it ends; outside one, each on its own. */
+	c0 = query_stats(qt)->duration.count;
+	b0 = query_stats(qt)->duration.counts[0];
+	query_batch_begin(qt);
+	for (i = 0; i < 3; i++) {
+		n = mkq(q, (uint16_t)(0xc010 + i), "cached.test", DNS_TYPE_A,
+		    true);
+		(void)submit(qt, 11, q, n);
+	}
+	is(ngot, 7, "three hits in a batch answered at once");
+	is(query_stats(qt)->duration.count, c0, "not timed before its end");
+	query_batch_end(qt);
+	is(query_stats(qt)->duration.count, c0 + 3, "each timed at its end");
+	is(query_stats(qt)->duration.counts[0], b0 + 3,
+	    "in the first bucket");
+	query_batch_end(qt);
+	is(query_stats(qt)->duration.count, c0 + 3, "a second end: no more");
+	(void)submit(qt, 12, q, n);
+	is(query_stats(qt)->duration.count, c0 + 4, "outside: timed at once");
 	endtable(qt);
 }
 
