@@ -989,9 +989,8 @@ q_on_ct(void *arg, uint64_t h, int err, const struct sockaddr_storage *ct_dst,
 
 int
 query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
-    const struct query_origin *o)
+    struct query_origin *o)
 {
-	struct query_origin origin = *o;
 	struct sockaddr_storage dst;
 	socklen_t dstlen = 0;
 	struct dns_info info;
@@ -1010,23 +1009,23 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	else
 		qt->stats.queries_udp++;
 	r = dns_parse_query(msg, len, &info);
-	origin.limit = o->tcp ? DNS_MSG_MAX : dns_client_limit(&info);
-	if (origin.limit > Q_UDP_CAP && !o->tcp)
-		origin.limit = Q_UDP_CAP;
+	o->limit = o->tcp ? DNS_MSG_MAX : dns_client_limit(&info);
+	if (o->limit > Q_UDP_CAP && !o->tcp)
+		o->limit = Q_UDP_CAP;
 	switch (r) {
 	case 0:
 		break;
 	case -E_FORMERR:
 		qt->stats.formerr++;
-		q_error(qt, &origin, &info, DNS_RCODE_FORMERR);
+		q_error(qt, o, &info, DNS_RCODE_FORMERR);
 		return 0;
 	case -E_NOTIMP:
 		qt->stats.formerr++;
-		q_error(qt, &origin, &info, DNS_RCODE_NOTIMP);
+		q_error(qt, o, &info, DNS_RCODE_NOTIMP);
 		return 0;
 	case -E_BADVERS:
 		qt->stats.formerr++;
-		q_error(qt, &origin, &info, DNS_RCODE_BADVERS);
+		q_error(qt, o, &info, DNS_RCODE_BADVERS);
 		return 0;
 	default:
 		qt->stats.dropped++;
@@ -1043,21 +1042,21 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 		log_limited(&qt->loglim, loop_now(qt->loop), LOG_LVL_WARN,
 		    "query from the proxy itself: forwarding loop",
 		    "hint=\"run dotproxy as the UID dotproxy-init excludes\"");
-		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		q_error(qt, o, &info, DNS_RCODE_SERVFAIL);
 		qt->stats.servfail_synth++;
 		return 0;
 	}
 	local = rk == ROUTE_LOCAL;
-	if (origin.orig_len > 0)
+	if (o->orig_len > 0)
 		qt->stats.captured[route_classify(&qt->route,
-		    (const struct sockaddr *)&origin.orig)]++;
+		    (const struct sockaddr *)&o->orig)]++;
 	else if (!o->tcp && !local)
 		qt->stats.captured[QC_UNKNOWN]++;
-	if (local && q_needs_ct(qt, &origin))
-		return q_start_ct(qt, &origin, msg, len, &info);
-	if (local && q_local_dst(qt, &origin, &dst, &dstlen) < 0) {
+	if (local && q_needs_ct(qt, o))
+		return q_start_ct(qt, o, msg, len, &info);
+	if (local && q_local_dst(qt, o, &dst, &dstlen) < 0) {
 		qt->stats.servfail_synth++;
-		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		q_error(qt, o, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
 	if (local)
@@ -1068,16 +1067,16 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	if (cr == CACHE_FRESH && hit.failure) {
 		q_log(qt, o, &info, local, &dst, "failure");
 		qt->stats.servfail_synth++;
-		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		q_error(qt, o, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
 	if (cr == CACHE_FRESH || (cr == CACHE_STALE && hit.refresh_failed)) {
 		uint64_t t0 = qt->in_batch ? 0 : loop_clock_us();
 
-		if (q_send_cached(qt, &origin, msg, len, &info, &hit,
+		if (q_send_cached(qt, o, msg, len, &info, &hit,
 		    cr == CACHE_STALE) < 0) {
 			qt->stats.servfail_synth++;
-			q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+			q_error(qt, o, &info, DNS_RCODE_SERVFAIL);
 			return 0;
 		}
 		if (qt->in_batch)
@@ -1095,12 +1094,12 @@ query_submit(struct query_table *qt, const uint8_t *msg, size_t len,
 	}
 	l = q_find_leader(qt, &key);
 	if ((q = q_alloc(qt)) == NULL) {
-		q_count_overload(qt, &origin, &info, local, QO_TABLE);
+		q_count_overload(qt, o, &info, local, QO_TABLE);
 		qt->stats.servfail_synth++;
-		q_error(qt, &origin, &info, DNS_RCODE_SERVFAIL);
+		q_error(qt, o, &info, DNS_RCODE_SERVFAIL);
 		return 0;
 	}
-	q->origin = origin;
+	q->origin = *o;
 	q->local = local;
 	q->key = key;
 	q->has_key = true;

@@ -105,12 +105,13 @@ void		 query_set_frontend(struct query_table *, bool tcp,
 /*
  * Takes one client query (msg borrowed for the call). Malformed queries
  * are answered or dropped at once (the answer may be delivered before this
- * returns); others are sent upstream. o->limit is computed here for UDP.
+ * returns); others are sent upstream. o->limit is set here (the most
+ * bytes this client takes); the rest of *o is only read.
  * Returns 0 when exactly one answer has been or will be delivered, or
  * -E_DROP when none will.
  */
 int		 query_submit(struct query_table *, const uint8_t *msg,
-		    size_t len, const struct query_origin *o);
+		    size_t len, struct query_origin *o);
 /*
  * A front end that reads queries in batches brackets each batch with these.
  * The cache hits in it are then timed together, two clock reads for the

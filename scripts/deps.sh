@@ -7,8 +7,9 @@ pkgs=(build-essential pkg-config libssl-dev libmnl-dev libnftnl-dev libseccomp-d
 	curl jq shellcheck libc-bin libcap2-bin util-linux prometheus python3
 	libjansson-dev containernetworking-plugins unzip
 	containerd runc python3-grpcio)
-# "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare.
-[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox)
+# "deps.sh bench": also the peers that bench.sh --peers and peers.sh compare,
+# and valgrind for instr.sh's instruction counts.
+[ "${1:-}" = bench ] && pkgs+=(dnsdist stubby knot-resolver gnuplot-nox valgrind)
 # "deps.sh fuzz": clang and its libFuzzer runtime, for make fuzz.
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
 # "deps.sh cross": the linux/arm64 build (make arm64, check-arm64, release):

@@ -141,54 +141,16 @@ ROWS=$WORKDIR/rows.tsv
 : >"$ROWS"
 NOTES=$WORKDIR/notes.txt
 : >"$NOTES"
-declare -A STARTED=()	# pid -> label: only these are ever signalled
-
-stop_pid() {
-	local pid=$1 i
-	[ -n "${STARTED[$pid]:-}" ] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for i in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			[ "$i" = 50 ] && kill -KILL "$pid" 2>/dev/null
-			sleep 0.1
-		done
-	fi
-	wait "$pid" 2>/dev/null
-	unset "STARTED[$pid]"
-}
+# shellcheck source=tests/bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 cleanup() {
-	local pid
-	for pid in "${!STARTED[@]}"; do stop_pid "$pid"; done
+	stop_all
 	if [ "$KEEP" = 1 ]; then log "kept $WORKDIR"; else rm -rf "$WORKDIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_bg() {	# start_bg LABEL LOGFILE CMD... -> LAST_PID
-	local label=$1 logf=$2
-	shift 2
-	"$@" >"$logf" 2>&1 </dev/null &
-	LAST_PID=$!
-	STARTED[$LAST_PID]=$label
-}
-
 # ------------------------------------------------------------ ports
-declare -A TAKEN=()
-port_busy() {
-	ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -qE "[:.]$1\$"
-}
-free_port() {	# free_port START -> first free port at or above START
-	local p
-	for ((p = $1; p < $1 + 200; p++)); do
-		[ -n "${TAKEN[$p]:-}" ] && continue
-		port_busy "$p" && continue
-		TAKEN[$p]=1
-		echo "$p"
-		return 0
-	done
-	return 1
-}
 UP_PLAIN=$(free_port 18053) || die "no free port near 18053"
 UP_DOT=$(free_port 18853) || die "no free port near 18853"
 PROXY_PORT=$(free_port 18353) || die "no free port near 18353"
@@ -196,25 +158,7 @@ PEER_PORT_BASE=18400
 
 # ------------------------------------------------------------ certificates
 CERTS=$WORKDIR/certs
-mkdir -p "$CERTS"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$CERTS/ca.key" -out "$CERTS/ca.pem" -days 30 \
-    -subj "/CN=dotproxy bench throw-away CA" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" >"$RAW/openssl.log" 2>&1 ||
-	die "openssl: CA failed"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$CERTS/server.key" -out "$CERTS/server.csr" -subj "/CN=$SNI" \
-    >>"$RAW/openssl.log" 2>&1 || die "openssl: CSR failed"
-cat >"$CERTS/server.ext" <<EOF
-subjectAltName=DNS:$SNI,IP:127.0.0.1
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-EOF
-openssl x509 -req -in "$CERTS/server.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.key" \
-    -CAcreateserial -out "$CERTS/server.pem" -days 30 -extfile "$CERTS/server.ext" \
-    >>"$RAW/openssl.log" 2>&1 || die "openssl: signing failed"
+make_certs "$CERTS" "$SNI" "$RAW/openssl.log"
 CA=$CERTS/ca.pem
 
 # ------------------------------------------------------------ upstream
@@ -365,6 +309,12 @@ load() {
 	unset "STARTED[$dp]"
 }
 
+# cpu_us TICKS ANSWERS DECIMALS: CPU microseconds per answer
+cpu_us() {
+	awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" -v p="$3" \
+	    'BEGIN { if (n > 0) printf "%.*f", p, d / hz * 1e6 / n; else print "nan" }'
+}
+
 # run TARGET RUN PID PORT MODE OUTFILE DNSPERF-ARGS...: one dnsperf run against
 # PORT, CPU of PID measured around it, one row added to $ROWS
 run() {
@@ -378,8 +328,7 @@ run() {
 		read -r p50 p99 <<<"$(percentiles "$out")"
 		sed -i '/^> /d' "$out"
 	fi
-	cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$c" \
-	    'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "nan" }')
+	cpu=$(cpu_us $((t1 - t0)) "$c" 1)
 	hwm=$(vm_kib "$pid" VmHWM)
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$what" \
 	    "$q" "$a" "$p50" "$p99" "$l" "$e" "$s" "$cpu" "${hwm:-0}" "$c" >>"$ROWS"
@@ -677,8 +626,7 @@ if [ "$ROUNDS" -gt 0 ]; then
 			    -q "$OUTSTANDING" -l "$DURATION"
 			t1=$(cpu_ticks "${RPID[$t]}")
 			read -r c l q a e s <<<"$(parse "$out")"
-			cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$c" \
-			    'BEGIN { if (n > 0) printf "%.3f", d / hz * 1e6 / n; else print "nan" }')
+			cpu=$(cpu_us $((t1 - t0)) "$c" 3)
 			printf '%s\t%s\t%s\t%s\n' "$t" "$r" "$q" "$cpu" >>"$RROWS"
 			log "  $t: $q qps, $cpu us/answer"
 		done

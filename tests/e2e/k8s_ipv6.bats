@@ -190,6 +190,15 @@ node_local_ns() {
 	grep -q -- "- $NL,\$(KUBE_DNS_SERVICE_HOST)" "$R"
 }
 
+# proxy_bg LOG: the node-local proxy container as rendered (spec already
+# read) in the background, logging to LOG; its PID goes to PIDS.
+proxy_bg() {
+	ip netns exec "$NETNS" setpriv --bounding-set -all,+net_bind_service \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
+		>"$1" 2>&1 3>&- &
+	PIDS+=("$!")
+}
+
 # start_node_local: dotproxy-init --node-local as root with NET_ADMIN only,
 # then dotproxy as root with NET_BIND_SERVICE only, as rendered; waits for
 # /readyz on the node IP, port 9253.
@@ -201,10 +210,7 @@ start_node_local() {
 	echo "dotproxy-init: $status $output"
 	[ "$status" -eq 0 ]
 	spec DaemonSet/dotproxy-node-local dotproxy
-	ip netns exec "$NETNS" setpriv --bounding-set -all,+net_bind_service \
-		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
-		>"$BATS_TEST_TMPDIR/proxy.log" 2>&1 3>&- &
-	PIDS+=("$!")
+	proxy_bg "$BATS_TEST_TMPDIR/proxy.log"
 	url=$URL_IP:9253
 	for _ in $(seq 50); do
 		code=$(ip netns exec "$NETNS" curl -g -s -o /dev/null -w '%{http_code}' \
@@ -246,10 +252,7 @@ node_local_pod() {
 surge_node_local() {
 	local old=${PIDS[-1]} rc=0 code a
 	spec DaemonSet/dotproxy-node-local dotproxy
-	ip netns exec "$NETNS" setpriv --bounding-set -all,+net_bind_service \
-		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}" "$CMD" "${ARGS[@]}" \
-		>"$BATS_TEST_TMPDIR/proxy2.log" 2>&1 3>&- &
-	PIDS+=("$!")
+	proxy_bg "$BATS_TEST_TMPDIR/proxy2.log"
 	for _ in $(seq 50); do
 		grep -q '"listening sockets taken over"' "$BATS_TEST_TMPDIR/proxy2.log" && break
 		sleep 0.1
