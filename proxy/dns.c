@@ -235,21 +235,25 @@ get16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* Header and counts. The cursor must hold at least DNS_HDR_LEN bytes. */
+/* The header's ID, flags and counts from its DNS_HDR_LEN bytes at h. */
 static void
-parse_header(struct dns_cur *c, struct dns_info *info)
+read_header(const uint8_t *h, struct dns_info *info)
 {
-	const uint8_t *h;
-
-	if (!cur_need(c, DNS_HDR_LEN))
-		return;
-	h = c->p + c->off;
 	info->id = get16(h);
 	info->flags = get16(h + 2);
 	info->qdcount = get16(h + 4);
 	info->ancount = get16(h + 6);
 	info->nscount = get16(h + 8);
 	info->arcount = get16(h + 10);
+}
+
+/* Header and counts. The cursor must hold at least DNS_HDR_LEN bytes. */
+static void
+parse_header(struct dns_cur *c, struct dns_info *info)
+{
+	if (!cur_need(c, DNS_HDR_LEN))
+		return;
+	read_header(c->p + c->off, info);
 	c->off += DNS_HDR_LEN;
 }
 
@@ -384,12 +388,7 @@ dns_parse_stored(const uint8_t *msg, size_t len, size_t qname_len,
 	if (qname_len == 0 || qname_len > DNS_NAME_MAX ||
 	    len < DNS_HDR_LEN + qname_len + 4)
 		return -E_MALFORMED;
-	info->id = get16(msg);
-	info->flags = get16(msg + 2);
-	info->qdcount = get16(msg + 4);
-	info->ancount = get16(msg + 6);
-	info->nscount = get16(msg + 8);
-	info->arcount = get16(msg + 10);
+	read_header(msg, info);
 	if (!(info->flags & DNS_FLAG_QR) || info->qdcount != 1)
 		return -E_MALFORMED;
 	memcpy(info->qname, q, qname_len);
