@@ -247,7 +247,7 @@ read_header(const uint8_t *h, struct dns_info *info)
 	info->arcount = get16(h + 10);
 }
 
-/* Header and counts. The cursor must hold at least DNS_HDR_LEN bytes. */
+/* Header and counts; a cursor with fewer than DNS_HDR_LEN bytes left fails. */
 static void
 parse_header(struct dns_cur *c, struct dns_info *info)
 {

@@ -1144,7 +1144,6 @@ query_batch_end(struct query_table *qt)
 	if (qt->batch_hits > 0)
 		hist_observe_n(&qt->stats.duration,
 		    loop_clock_us() - qt->batch_us, qt->batch_hits);
-	qt->batch_hits = 0;
 }
 
 /* Delivers a's answer to q's client (when it has one) and every waiter,

@@ -1258,8 +1258,8 @@ test_parse_stored(void)
 	ok(dns_parse_stored(A.b, A.n, 0, &st) != 0, "stored: no name");
 	ok(dns_parse_stored(A.b, full.question_end - 1, full.qname_len,
 	    &st) != 0, "stored: too short for the question");
-	ok(dns_parse_stored(A.b, A.n, DNS_NAME_MAX + 1, &st) != 0,
-	    "stored: name longer than a name");
+	ok(dns_parse_stored(A.b, sizeof(A.b), DNS_NAME_MAX + 1, &st) != 0,
+	    "stored: name longer than a name, in room enough for it");
 	A.b[2] &= (uint8_t)~(DNS_FLAG_QR >> 8);
 	ok(dns_parse_stored(A.b, A.n, full.qname_len, &st) != 0,
 	    "stored: not an answer");
