@@ -61,4 +61,17 @@ int	dotsrv_send(struct dotsrv *s, int conn, const uint8_t *msg, size_t len);
 void	dotsrv_drop(struct dotsrv *s, int conn);
 void	dotsrv_close(struct dotsrv *s);
 
+/*
+ * Messages as the tests build them (uncompressed question at 12): a client
+ * query for name (RD; OPT of 4096 bytes when opt), where a message's
+ * question ends, and the upstream's answer to query q (its ID and
+ * question, lower-cased, one A record 203.0.113.1 with ttl, OPT when
+ * opt). Each returns a length.
+ */
+size_t	mkq(uint8_t *out, uint16_t id, const char *name, uint16_t qtype,
+	    bool opt);
+size_t	qend(const uint8_t *m, size_t len);
+size_t	mka(uint8_t *out, const uint8_t *q, size_t qlen, uint32_t ttl,
+	    bool opt);
+
 #endif

@@ -63,6 +63,7 @@
 #include "proxy/query.h"
 #include "proxy/resolv.h"
 #include "proxy/tls.h"
+#include "tests/unit/proxy/dotsrv.h"
 #include "tests/unit/tap.h"
 
 #define IDLE_MS		1000
@@ -276,29 +277,11 @@ cli_close(struct cli *c)
 static size_t
 query_make(uint8_t *out, uint16_t id, const char *name)
 {
-	size_t n = 2, lab;
-	const char *p = name, *dot;
+	size_t n = mkq(out + 2, id, name, DNS_TYPE_TXT, false);
 
-	out[n++] = (uint8_t)(id >> 8);
-	out[n++] = (uint8_t)id;
-	out[n++] = 0x01; out[n++] = 0;		/* RD */
-	out[n++] = 0; out[n++] = 1;
-	memset(out + n, 0, 6);
-	n += 6;
-	while (*p != '\0') {
-		dot = strchr(p, '.');
-		lab = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		out[n++] = (uint8_t)lab;
-		memcpy(out + n, p, lab);
-		n += lab;
-		p += lab + (dot != NULL);
-	}
-	out[n++] = 0;
-	out[n++] = 0; out[n++] = DNS_TYPE_TXT;
-	out[n++] = 0; out[n++] = 1;
-	out[0] = (uint8_t)((n - 2) >> 8);
-	out[1] = (uint8_t)(n - 2);
-	return n;
+	out[0] = (uint8_t)(n >> 8);
+	out[1] = (uint8_t)n;
+	return n + 2;
 }
 
 static int

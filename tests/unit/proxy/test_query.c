@@ -33,7 +33,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,103 +112,6 @@ at(uint64_t t)
 {
 	fake_now = t;
 	loop_update_now(lp);
-}
-
-/* A client query: RD, one question, OPT (4096 bytes) when opt. */
-static size_t
-mkq(uint8_t *out, uint16_t id, const char *name, uint16_t qtype, bool opt)
-{
-	size_t n = 12, lab;
-	const char *p = name, *dot;
-
-	memset(out, 0, 12);
-	out[0] = (uint8_t)(id >> 8);
-	out[1] = (uint8_t)id;
-	out[2] = 0x01;
-	out[5] = 1;
-	out[11] = opt ? 1 : 0;
-	while (*p != '\0') {
-		dot = strchr(p, '.');
-		lab = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		out[n++] = (uint8_t)lab;
-		memcpy(out + n, p, lab);
-		n += lab;
-		p += lab + (dot != NULL ? 1 : 0);
-	}
-	out[n++] = 0;
-	out[n++] = (uint8_t)(qtype >> 8);
-	out[n++] = (uint8_t)qtype;
-	out[n++] = 0;
-	out[n++] = 1;
-	if (opt) {
-		static const uint8_t o[11] = { 0, 0, 41, 0x10, 0, 0, 0, 0, 0,
-		    0, 0 };
-
-		memcpy(out + n, o, sizeof(o));
-		n += sizeof(o);
-	}
-	return n;
-}
-
-/* Where a message's question ends (uncompressed name at 12). */
-static size_t
-qend(const uint8_t *m, size_t len)
-{
-	size_t n = 12;
-
-	while (n < len && m[n] != 0)
-		n += (size_t)m[n] + 1;
-	return n + 5;
-}
-
-/*
- * The upstream's answer to query q: its ID, its question lower-cased, one
- * A record (203.0.113.1, ttl) pointing at the question name, and OPT when
- * opt. Returns the length. Not 192.0.2.1: its first two bytes look like
- * a pointer into the header, where the cache's check for names running
- * through TTLs reads the random wire ID, so such an answer is cached or
- * not by chance.
- */
-static size_t
-mka(uint8_t *out, const uint8_t *q, size_t qlen, uint32_t ttl, bool opt)
-{
-	size_t qe = qend(q, qlen), i, n;
-	static const uint8_t o[11] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0,
-	    0 };
-
-	memcpy(out, q, qe);
-	out[2] = 0x81;
-	out[3] = 0x80;
-	out[4] = 0;
-	out[5] = 1;
-	out[6] = 0;
-	out[7] = 1;
-	out[8] = out[9] = out[10] = 0;
-	out[11] = opt ? 1 : 0;
-	for (i = 12; i < qe - 4; i++)
-		out[i] = (uint8_t)tolower(out[i]);
-	n = qe;
-	out[n++] = 0xc0;
-	out[n++] = 12;
-	out[n++] = 0;
-	out[n++] = 1;
-	out[n++] = 0;
-	out[n++] = 1;
-	out[n++] = (uint8_t)(ttl >> 24);
-	out[n++] = (uint8_t)(ttl >> 16);
-	out[n++] = (uint8_t)(ttl >> 8);
-	out[n++] = (uint8_t)ttl;
-	out[n++] = 0;
-	out[n++] = 4;
-	out[n++] = 203;
-	out[n++] = 0;
-	out[n++] = 113;
-	out[n++] = 1;
-	if (opt) {
-		memcpy(out + n, o, sizeof(o));
-		n += sizeof(o);
-	}
-	return n;
 }
 
 /* Server s answers the k-th query it read. */
