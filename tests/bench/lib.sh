@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# lib.sh - sourced by bench.sh and instr.sh: the processes they start, free
+# lib.sh - sourced by the benchmark scripts: the processes they start, free
 # ports on loopback and a throw-away certificate. The caller defines die().
 
 declare -A STARTED=()	# pid -> label: only these are ever signalled

@@ -183,72 +183,22 @@ RUNS=$WORKDIR/runs.tsv	# one line per dnsperf run
 : >"$RUNS"
 NOTES=$WORKDIR/notes.txt
 : >"$NOTES"
-declare -A STARTED=()	# pid -> label: only these are ever signalled
-
-stop_pid() {
-	local pid=$1 i
-	[ -n "${STARTED[$pid]:-}" ] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	unset "STARTED[$pid]"
-}
+# shellcheck source=tests/bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 cleanup() {
-	local pid
-	for pid in "${!STARTED[@]}"; do stop_pid "$pid"; done
+	stop_all
 	if [ "$KEEP" = 1 ]; then log "kept $WORKDIR"; else rm -rf "$WORKDIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_bg() {	# start_bg LABEL LOGFILE CMD... -> LAST_PID
-	local label=$1 logf=$2
-	shift 2
-	"$@" >"$logf" 2>&1 </dev/null &
-	LAST_PID=$!
-	STARTED[$LAST_PID]=$label
-}
-
-declare -A TAKEN=()
-port_busy() { ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -qE "[:.]$1\$"; }
-free_port() {	# free_port START -> the first free port at or above START
-	local p
-	for ((p = $1; p < $1 + 200; p++)); do
-		if [ -n "${TAKEN[$p]:-}" ] || port_busy "$p"; then
-			continue
-		fi
-		TAKEN[$p]=1
-		echo "$p"
-		return 0
-	done
-	return 1
-}
 UP_PLAIN=$(free_port 19053) || die "no free port"
 UP_DOT=$(free_port 19853) || die "no free port"
 UP_CTRL=$(free_port 19953) || die "no free port"
 
 # ------------------------------------------------------------ certificates
 CERTS=$WORKDIR/certs
-mkdir -p "$CERTS"
-{
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$CERTS/ca.key" -out "$CERTS/ca.pem" -days 30 \
-	    -subj "/CN=dotproxy peers throw-away CA" \
-	    -addext "basicConstraints=critical,CA:TRUE" \
-	    -addext "keyUsage=critical,keyCertSign,cRLSign" &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$CERTS/server.key" -out "$CERTS/server.csr" -subj "/CN=$SNI" &&
-	printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
-	    "$SNI" >"$CERTS/server.ext" &&
-	openssl x509 -req -in "$CERTS/server.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.key" \
-	    -CAcreateserial -out "$CERTS/server.pem" -days 30 -extfile "$CERTS/server.ext"
-} >"$RAW/openssl.log" 2>&1 || die "openssl failed: $(tail -3 "$RAW/openssl.log")"
+make_certs "$CERTS" "$SNI" "$RAW/openssl.log"
 CA=$CERTS/ca.pem
 chmod 0644 "$CERTS"/*.pem "$CERTS/server.key"
 

@@ -55,11 +55,10 @@ done
 [ -x "$PROXY_SRC" ] || die "no proxy at $PROXY_SRC (make build/dotproxy)"
 
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/dotproxy-workers.XXXXXX")
-PIDS=()
+# shellcheck source=tests/bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_all
 	if [ "$KEEP" = 1 ]; then log "kept $WORKDIR"; else rm -rf "$WORKDIR"; fi
 }
 trap cleanup EXIT
@@ -67,32 +66,12 @@ trap 'exit 130' INT TERM
 cp "$PROXY_SRC" "$WORKDIR/dotproxy"
 [ -z "$BASELINE" ] || cp "$BASELINE" "$WORKDIR/baseline"
 
-port_busy() { ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -qE "[:.]$1\$"; }
-free_port() {
-	local p
-	for ((p = $1; p < $1 + 200; p++)); do
-		port_busy "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
 UP_DOT=$(free_port 19853) || die "no free port"
 PORT=$(free_port 19353) || die "no free port"
 
 # Certificates and the upstream (unbound, DoT on loopback).
 C=$WORKDIR/certs
-mkdir -p "$C"
-{
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$C/ca.key" -out "$C/ca.pem" -days 2 -subj "/CN=bench CA" \
-	    -addext "basicConstraints=critical,CA:TRUE" \
-	    -addext "keyUsage=critical,keyCertSign,cRLSign" &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$C/server.key" -out "$C/server.csr" -subj "/CN=$SNI" &&
-	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$SNI" \
-	    >"$C/ext" &&
-	openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" \
-	    -CAcreateserial -out "$C/server.pem" -days 2 -extfile "$C/ext"
-} >"$WORKDIR/openssl.log" 2>&1 || die "openssl failed"
+make_certs "$C" "$SNI" "$WORKDIR/openssl.log"
 {
 	printf 'server:\n\tdirectory: "%s"\n\tchroot: ""\n\tusername: ""\n' "$WORKDIR"
 	printf '\tpidfile: ""\n\tdo-daemonize: no\n\tuse-syslog: no\n\tlogfile: ""\n'
@@ -111,8 +90,7 @@ mkdir -p "$C"
 } >"$WORKDIR/unbound.conf"
 for ((i = 1; i <= 2000; i++)); do echo "n$i.$ZONE A"; done >"$WORKDIR/all.txt"
 head -n 100 "$WORKDIR/all.txt" >"$WORKDIR/hot.txt"
-unbound -d -c "$WORKDIR/unbound.conf" >"$WORKDIR/unbound.log" 2>&1 &
-PIDS+=($!)
+start_bg unbound "$WORKDIR/unbound.log" unbound -d -c "$WORKDIR/unbound.conf"
 
 NCPU=$(nproc)
 GEN_CPU=$((NCPU - 1))
@@ -122,10 +100,10 @@ if [ "$NCPU" -ge 2 ]; then PROXY_CPUS=0-$((NCPU - 2)); else PROXY_CPUS=0; fi
 start_proxy() {
 	local name=$1 bin=$2 cpus=$3 i
 	shift 3
-	taskset -c "$cpus" "$bin" --listen "$HOST:$PORT" --upstream "$HOST@$UP_DOT#$SNI" \
-	    --ca-file "$C/ca.pem" --log-level warn "$@" >"$WORKDIR/$name.log" 2>&1 &
-	PID=$!
-	PIDS+=("$PID")
+	start_bg "$name" "$WORKDIR/$name.log" taskset -c "$cpus" "$bin" \
+	    --listen "$HOST:$PORT" --upstream "$HOST@$UP_DOT#$SNI" \
+	    --ca-file "$C/ca.pem" --log-level warn "$@"
+	PID=$LAST_PID
 	for ((i = 0; i < 100; i++)); do
 		dnsperf -s "$HOST" -p "$PORT" -d "$WORKDIR/hot.txt" -n 1 -c 1 -t 1 2>&1 |
 		    grep -qF 'NOERROR 100 (100' && return 0
@@ -148,8 +126,7 @@ saturate() {
 	taskset -c "$GEN_CPU" dnsperf -s "$HOST" -p "$PORT" -d "$WORKDIR/hot.txt" \
 	    -c 10 -q 100 -l "$DURATION" -t 2 >"$WORKDIR/$name.perf" 2>&1
 	t1=$(cpu_ticks "$PID")
-	kill -TERM "$PID"
-	wait "$PID" 2>/dev/null
+	stop_pid "$PID"
 	hz=$(getconf CLK_TCK)
 	answered=$(field "Queries completed" "$WORKDIR/$name.perf")
 	qps=$(field "Queries per second" "$WORKDIR/$name.perf")
@@ -190,9 +167,8 @@ lost() {
 		b=$PID ;;
 	esac
 	wait "$perf"
-	wait "$a" 2>/dev/null
-	kill -TERM "$b"
-	wait "$b" 2>/dev/null
+	stop_pid "$a"
+	stop_pid "$b"
 	printf '%-34s %6s of %6s lost\n' "$name" \
 	    "$(field "Queries lost" "$WORKDIR/$name.perf")" \
 	    "$(field "Queries sent" "$WORKDIR/$name.perf")"
