@@ -44,6 +44,7 @@
  * would ride that entry (no DNAT) into a closed port for up to 180 s.
  */
 #include "init/nodelocal.h"
+#include "init/nftb.h"
 
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -317,28 +318,6 @@ nodelocal_plan(const struct nodelocal_spec *spec, struct nodelocal_rule *rules,
 	return 0;
 }
 
-/* Appends printf output at *off; sticky -ENOBUFS in *err on overflow. */
-__attribute__((format(printf, 5, 6))) static void
-text_add(char *buf, size_t cap, size_t *off, int *err, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (*err != 0)
-		return;
-	if (*off >= cap) {
-		*err = -ENOBUFS;
-		return;
-	}
-	va_start(ap, fmt);
-	k = vsnprintf(buf + *off, cap - *off, fmt, ap);
-	va_end(ap);
-	if (k < 0 || (size_t)k >= cap - *off)
-		*err = -ENOBUFS;
-	else
-		*off += (size_t)k;
-}
-
 int
 nodelocal_rule_text(const struct nodelocal_rule *r, char *buf, size_t cap)
 {
@@ -352,48 +331,48 @@ nodelocal_rule_text(const struct nodelocal_rule *r, char *buf, size_t cap)
 		return -ENOBUFS;
 	buf[0] = '\0';
 	if (r->iif_lo)
-		text_add(buf, cap, &off, &err, "iif \"lo\" ");
+		nftb_text(buf, cap, &off, &err, "iif \"lo\" ");
 	if (r->saddr != NULL) {
 		addr_str(r->family, r->saddr, s, sizeof(s));
-		text_add(buf, cap, &off, &err, "%s saddr %s ", ip, s);
+		nftb_text(buf, cap, &off, &err, "%s saddr %s ", ip, s);
 	}
 	if (r->daddr != NULL) {
 		addr_str(r->family, r->daddr, s, sizeof(s));
-		text_add(buf, cap, &off, &err, "%s daddr %s ", ip, s);
+		nftb_text(buf, cap, &off, &err, "%s daddr %s ", ip, s);
 	}
 	if (r->l4proto != 0)
-		text_add(buf, cap, &off, &err, "%s %s 53 ", l4,
+		nftb_text(buf, cap, &off, &err, "%s %s 53 ", l4,
 		    r->sport53 ? "sport" : "dport");
 	if (r->socket_bound)
-		text_add(buf, cap, &off, &err, "socket wildcard 0 ");
+		nftb_text(buf, cap, &off, &err, "socket wildcard 0 ");
 	if (r->socket_any)
-		text_add(buf, cap, &off, &err, "tcp flags & syn == 0 socket "
+		nftb_text(buf, cap, &off, &err, "tcp flags & syn == 0 socket "
 		    "transparent 0 ");
 	if (r->ct_dnat)
-		text_add(buf, cap, &off, &err, "ct status dnat ");
+		nftb_text(buf, cap, &off, &err, "ct status dnat ");
 	if (r->ct_reply)
-		text_add(buf, cap, &off, &err, "ct direction reply ");
-	text_add(buf, cap, &off, &err, "counter ");
+		nftb_text(buf, cap, &off, &err, "ct direction reply ");
+	nftb_text(buf, cap, &off, &err, "counter ");
 	if (r->arg != NULL)
 		addr_str(r->family, r->arg, s, sizeof(s));
 	switch (r->action) {
 	case NLA_NOTRACK_ACCEPT:
-		text_add(buf, cap, &off, &err, "notrack accept");
+		nftb_text(buf, cap, &off, &err, "notrack accept");
 		break;
 	case NLA_NOTRACK:
-		text_add(buf, cap, &off, &err, "notrack");
+		nftb_text(buf, cap, &off, &err, "notrack");
 		break;
 	case NLA_SET_DADDR:
-		text_add(buf, cap, &off, &err, "%s daddr set %s", ip, s);
+		nftb_text(buf, cap, &off, &err, "%s daddr set %s", ip, s);
 		break;
 	case NLA_SET_SADDR:
-		text_add(buf, cap, &off, &err, "%s saddr set %s", ip, s);
+		nftb_text(buf, cap, &off, &err, "%s saddr set %s", ip, s);
 		break;
 	case NLA_TRACK:
-		text_add(buf, cap, &off, &err, "ct zone set 0");
+		nftb_text(buf, cap, &off, &err, "ct zone set 0");
 		break;
 	case NLA_MASQ:
-		text_add(buf, cap, &off, &err, "masquerade");
+		nftb_text(buf, cap, &off, &err, "masquerade");
 		break;
 	}
 	return err;
@@ -405,7 +384,7 @@ chain_text(const struct chain_def *c, char *buf, size_t cap)
 	size_t off = 0;
 	int err = 0;
 
-	text_add(buf, cap, &off, &err, "add chain inet %s %s { type %s hook %s "
+	nftb_text(buf, cap, &off, &err, "add chain inet %s %s { type %s hook %s "
 	    "priority %d; policy accept; }", NODELOCAL_TABLE, c->name, c->type,
 	    c->hookname, (int)c->prio);
 	return err;
@@ -428,76 +407,33 @@ nodelocal_text(const struct nodelocal_spec *spec, char *buf, size_t cap)
 	if (cap == 0)
 		return -ENOBUFS;
 	buf[0] = '\0';
-	text_add(buf, cap, &off, &err, "%s\n%s\n%s\n", ADD_TABLE, DEL_TABLE,
+	nftb_text(buf, cap, &off, &err, "%s\n%s\n%s\n", ADD_TABLE, DEL_TABLE,
 	    ADD_TABLE);
 	for (k = 0; k < NLC_COUNT; k++) {
 		if ((rc = chain_text(&chains[k], one, sizeof(one))) != 0)
 			return rc;
-		text_add(buf, cap, &off, &err, "%s\n", one);
+		nftb_text(buf, cap, &off, &err, "%s\n", one);
 	}
 	if (spec->marker)
-		text_add(buf, cap, &off, &err, "%s\n", ADD_MARKER);
+		nftb_text(buf, cap, &off, &err, "%s\n", ADD_MARKER);
 	for (i = 0; i < n; i++) {
 		if ((rc = nodelocal_rule_text(&plan[i], one, sizeof(one))) != 0)
 			return rc;
-		text_add(buf, cap, &off, &err, "add rule inet %s %s %s\n",
+		nftb_text(buf, cap, &off, &err, "add rule inet %s %s %s\n",
 		    NODELOCAL_TABLE, chains[plan[i].chain].name, one);
 	}
 	return err;
-}
-
-/* libnftnl expressions; each helper returns 0 or -ENOMEM. */
-static int
-expr_add(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	if (e == NULL)
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e);
-	return 0;
-}
-
-static int
-add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("cmp")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	return expr_add(r, e);
-}
-
-static int
-add_meta(struct nftnl_rule *r, uint32_t key, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("meta")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	if (expr_add(r, e) != 0)
-		return -ENOMEM;
-	return add_cmp(r, NFT_CMP_EQ, data, len);
 }
 
 static int
 add_load(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
     const void *data)
 {
-	struct nftnl_expr *e;
+	int rc;
 
-	if ((e = nftnl_expr_alloc("payload")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	if (expr_add(r, e) != 0)
-		return -ENOMEM;
-	return add_cmp(r, NFT_CMP_EQ, data, len);
+	if ((rc = nftb_payload(r, base, off, len)) != 0)
+		return rc;
+	return nftb_cmp(r, NFT_CMP_EQ, data, len);
 }
 
 static int
@@ -509,19 +445,7 @@ add_ct(struct nftnl_rule *r, uint32_t key)
 		return -ENOMEM;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	return expr_add(r, e);
-}
-
-static int
-add_imm(struct nftnl_rule *r, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("immediate")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
-	return expr_add(r, e);
+	return nftb_expr(r, e);
 }
 
 /* ip/ip6 saddr or daddr := a, fixing the checksums as nft does. */
@@ -536,7 +460,7 @@ add_set_addr(struct nftnl_rule *r, int family, bool dst, const uint8_t *a)
 		off = dst ? 24 : 8;
 	else
 		off = dst ? 16 : 12;
-	if ((rc = add_imm(r, a, len)) != 0)
+	if ((rc = nftb_imm(r, a, len)) != 0)
 		return rc;
 	if ((e = nftnl_expr_alloc("payload")) == NULL)
 		return -ENOMEM;
@@ -552,48 +476,20 @@ add_set_addr(struct nftnl_rule *r, int family, bool dst, const uint8_t *a)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, 10);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_FLAGS,
 	    NFT_PAYLOAD_L4CSUM_PSEUDOHDR);
-	return expr_add(r, e);
-}
-
-static int
-add_verdict(struct nftnl_rule *r, int verdict)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("immediate")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-	return expr_add(r, e);
+	return nftb_expr(r, e);
 }
 
 /* tcp flags & mask == 0 (the l4proto is matched already). */
 static int
 add_tcp_nosyn(struct nftnl_rule *r, uint8_t mask)
 {
-	struct nftnl_expr *e;
 	uint8_t zero = 0;
 	int rc;
 
-	if ((e = nftnl_expr_alloc("payload")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE,
-	    NFT_PAYLOAD_TRANSPORT_HEADER);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 13);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	if ((rc = expr_add(r, e)) != 0)
+	if ((rc = nftb_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1)) != 0 ||
+	    (rc = nftb_mask(r, &mask, 1)) != 0)
 		return rc;
-	if ((e = nftnl_expr_alloc("bitwise")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 1);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
-	if ((rc = expr_add(r, e)) != 0)
-		return rc;
-	return add_cmp(r, NFT_CMP_EQ, &zero, 1);
+	return nftb_cmp(r, NFT_CMP_EQ, &zero, 1);
 }
 
 static int
@@ -608,9 +504,9 @@ rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 	int rc = 0;
 
 	if (nr->iif_lo)
-		rc = add_meta(r, NFT_META_IIF, &lo, sizeof(lo));
+		rc = nftb_meta_eq(r, NFT_META_IIF, &lo, sizeof(lo));
 	if (rc == 0)
-		rc = add_meta(r, NFT_META_NFPROTO, &nfproto, 1);
+		rc = nftb_meta_eq(r, NFT_META_NFPROTO, &nfproto, 1);
 	if (rc == 0 && nr->saddr != NULL)
 		rc = add_load(r, NFT_PAYLOAD_NETWORK_HEADER,
 		    nr->family == AF_INET6 ? 8 : 12, len, nr->saddr);
@@ -618,7 +514,7 @@ rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 		rc = add_load(r, NFT_PAYLOAD_NETWORK_HEADER,
 		    nr->family == AF_INET6 ? 24 : 16, len, nr->daddr);
 	if (rc == 0 && nr->l4proto != 0) {
-		rc = add_meta(r, NFT_META_L4PROTO, &nr->l4proto, 1);
+		rc = nftb_meta_eq(r, NFT_META_L4PROTO, &nr->l4proto, 1);
 		if (rc == 0)
 			rc = add_load(r, NFT_PAYLOAD_TRANSPORT_HEADER,
 			    nr->sport53 ? 0 : 2, 2, &port);
@@ -629,8 +525,8 @@ rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY,
 		    NFT_SOCKET_WILDCARD);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
-		if ((rc = expr_add(r, e)) == 0)
-			rc = add_cmp(r, NFT_CMP_EQ, &zero8, 1);
+		if ((rc = nftb_expr(r, e)) == 0)
+			rc = nftb_cmp(r, NFT_CMP_EQ, &zero8, 1);
 	}
 	if (rc == 0 && nr->socket_any) {
 		uint8_t syn = 0x02;
@@ -642,122 +538,52 @@ rule_exprs(struct nftnl_rule *r, const struct nodelocal_rule *nr)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY,
 		    NFT_SOCKET_TRANSPARENT);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
-		if ((rc = expr_add(r, e)) == 0)
-			rc = add_cmp(r, NFT_CMP_EQ, &zero8, 1);
+		if ((rc = nftb_expr(r, e)) == 0)
+			rc = nftb_cmp(r, NFT_CMP_EQ, &zero8, 1);
 	}
 	if (rc == 0 && nr->ct_dnat) {
 		if ((rc = add_ct(r, NFT_CT_STATUS)) != 0)
 			return rc;
-		if ((e = nftnl_expr_alloc("bitwise")) == NULL)
-			return -ENOMEM;
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &dnat, 4);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero32, 4);
-		if ((rc = expr_add(r, e)) == 0)
-			rc = add_cmp(r, NFT_CMP_NEQ, &zero32, 4);
+		if ((rc = nftb_mask(r, &dnat, 4)) == 0)
+			rc = nftb_cmp(r, NFT_CMP_NEQ, &zero32, 4);
 	}
 	if (rc == 0 && nr->ct_reply) {
 		if ((rc = add_ct(r, NFT_CT_DIRECTION)) == 0)
-			rc = add_cmp(r, NFT_CMP_EQ, &reply, 1);
+			rc = nftb_cmp(r, NFT_CMP_EQ, &reply, 1);
 	}
 	if (rc == 0)
-		rc = expr_add(r, nftnl_expr_alloc("counter"));
+		rc = nftb_expr(r, nftnl_expr_alloc("counter"));
 	if (rc != 0)
 		return rc;
 	switch (nr->action) {
 	case NLA_NOTRACK_ACCEPT:
-		if ((rc = expr_add(r, nftnl_expr_alloc("notrack"))) != 0)
+		if ((rc = nftb_expr(r, nftnl_expr_alloc("notrack"))) != 0)
 			return rc;
-		return add_verdict(r, NF_ACCEPT);
+		return nftb_verdict(r, NF_ACCEPT);
 	case NLA_NOTRACK:
-		return expr_add(r, nftnl_expr_alloc("notrack"));
+		return nftb_expr(r, nftnl_expr_alloc("notrack"));
 	case NLA_SET_DADDR:
 	case NLA_SET_SADDR:
 		return add_set_addr(r, nr->family, nr->action == NLA_SET_DADDR,
 		    nr->arg);
 	case NLA_TRACK:
 		/* The zone is a host-order u16 in the register. */
-		if ((rc = add_imm(r, &zone, sizeof(zone))) != 0)
+		if ((rc = nftb_imm(r, &zone, sizeof(zone))) != 0)
 			return rc;
 		if ((e = nftnl_expr_alloc("ct")) == NULL)
 			return -ENOMEM;
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_ZONE);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-		return expr_add(r, e);
+		return nftb_expr(r, e);
 	case NLA_MASQ:
-		return expr_add(r, nftnl_expr_alloc("masq"));
+		return nftb_expr(r, nftnl_expr_alloc("masq"));
 	}
 	return -EINVAL;
 }
 
-/* One batch under construction (the same protocol as rules.c's). */
-struct batch {
-	struct mnl_nlmsg_batch	*b;
-	struct rules_batch	*out;
-	uint32_t		 seq;
-};
-
-static int
-batch_start(struct batch *bt, uint32_t seq, void *buf, size_t cap,
-    struct rules_batch *out)
-{
-	bt->b = NULL;
-	if (cap < 2 * RULES_MSG_SLACK)
-		return -ENOBUFS;
-	memset(out, 0, sizeof(*out));
-	bt->out = out;
-	bt->seq = seq;
-	if ((bt->b = mnl_nlmsg_batch_start(buf, cap - RULES_MSG_SLACK)) ==
-	    NULL)
-		return -ENOMEM;
-	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-	return mnl_nlmsg_batch_next(bt->b) ? 0 : -ENOBUFS;
-}
-
-static struct nlmsghdr *
-batch_msg(struct batch *bt, uint16_t type, uint16_t flags, const char *what)
-{
-	struct rules_msg *m;
-	size_t n;
-
-	if (bt->out->nmsg >= RULES_MAX_MSGS)
-		return NULL;
-	m = &bt->out->msg[bt->out->nmsg++];
-	m->seq = bt->seq;
-	/* Only for error messages: a long command may be cut. */
-	n = strlen(what);
-	if (n >= sizeof(m->what))
-		n = sizeof(m->what) - 1;
-	memcpy(m->what, what, n);
-	m->what[n] = '\0';
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
-	    NFPROTO_INET, flags | NLM_F_ACK, bt->seq++);
-}
-
-static int
-batch_table(struct batch *bt, uint16_t type, uint16_t flags, const char *what)
-{
-	struct nftnl_table *t;
-	struct nlmsghdr *nlh;
-
-	if ((t = nftnl_table_alloc()) == NULL)
-		return -ENOMEM;
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, NODELOCAL_TABLE) != 0 ||
-	    (nlh = batch_msg(bt, type, flags, what)) == NULL) {
-		nftnl_table_free(t);
-		return -ENOBUFS;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nftnl_table_free(t);
-	return mnl_nlmsg_batch_next(bt->b) ? 0 : -ENOBUFS;
-}
-
 /* A base chain (c) or, with c NULL, the marker chain. */
 static int
-batch_chain(struct batch *bt, const struct chain_def *c)
+batch_chain(struct nftb *bt, const struct chain_def *c)
 {
 	char what[RULES_WHAT_MAX];
 	struct nftnl_chain *ch;
@@ -784,18 +610,18 @@ batch_chain(struct batch *bt, const struct chain_def *c)
 		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO, c->prio);
 		nftnl_chain_set_u32(ch, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	}
-	if ((nlh = batch_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE, what)) ==
+	if ((nlh = nftb_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE, what)) ==
 	    NULL) {
 		nftnl_chain_free(ch);
 		return -ENOBUFS;
 	}
 	nftnl_chain_nlmsg_build_payload(nlh, ch);
 	nftnl_chain_free(ch);
-	return mnl_nlmsg_batch_next(bt->b) ? 0 : -ENOBUFS;
+	return nftb_next(bt);
 }
 
 static int
-batch_rule(struct batch *bt, const struct nodelocal_rule *nr)
+batch_rule(struct nftb *bt, const struct nodelocal_rule *nr)
 {
 	char what[NODELOCAL_TEXT_MAX + 64], one[NODELOCAL_TEXT_MAX];
 	struct nftnl_rule *r;
@@ -816,31 +642,14 @@ batch_rule(struct batch *bt, const struct nodelocal_rule *nr)
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = rule_exprs(r, nr);
-	if (rc == 0 && (nlh = batch_msg(bt, NFT_MSG_NEWRULE,
+	if (rc == 0 && (nlh = nftb_msg(bt, NFT_MSG_NEWRULE,
 	    NLM_F_CREATE | NLM_F_APPEND, what)) == NULL)
 		rc = -ENOBUFS;
 	if (rc == 0) {
 		nftnl_rule_nlmsg_build_payload(nlh, r);
-		rc = mnl_nlmsg_batch_next(bt->b) ? 0 : -ENOBUFS;
+		rc = nftb_next(bt);
 	}
 	nftnl_rule_free(r);
-	return rc;
-}
-
-static int
-batch_finish(struct batch *bt, int rc)
-{
-	if (rc == 0) {
-		nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-		if (!mnl_nlmsg_batch_next(bt->b))
-			rc = -ENOBUFS;
-	}
-	if (rc == 0) {
-		bt->out->len = mnl_nlmsg_batch_size(bt->b);
-		bt->out->seq_next = bt->seq;
-	}
-	mnl_nlmsg_batch_stop(bt->b);
-	bt->b = NULL;
 	return rc;
 }
 
@@ -849,46 +658,34 @@ nodelocal_batch_install(const struct nodelocal_spec *spec, uint32_t seq,
     void *buf, size_t cap, struct rules_batch *out)
 {
 	struct nodelocal_rule plan[NODELOCAL_MAX_RULES];
-	struct batch bt;
+	struct nftb bt;
 	size_t n, i, k;
 	int rc;
 
 	if ((rc = nodelocal_plan(spec, plan, NODELOCAL_MAX_RULES, &n)) != 0)
 		return rc;
-	if ((rc = batch_start(&bt, seq, buf, cap, out)) != 0) {
-		if (bt.b != NULL)
-			mnl_nlmsg_batch_stop(bt.b);
+	if ((rc = nftb_start(&bt, seq, buf, cap, out)) != 0)
 		return rc;
-	}
 	/* add, delete, add: replaces an earlier copy in one transaction. */
-	rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_DELTABLE, 0, DEL_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
+	rc = nftb_table_replace(&bt, NODELOCAL_TABLE);
 	for (k = 0; rc == 0 && k < NLC_COUNT; k++)
 		rc = batch_chain(&bt, &chains[k]);
 	if (rc == 0 && spec->marker)
 		rc = batch_chain(&bt, NULL);
 	for (i = 0; rc == 0 && i < n; i++)
 		rc = batch_rule(&bt, &plan[i]);
-	return batch_finish(&bt, rc);
+	return nftb_finish(&bt, rc);
 }
 
 int
 nodelocal_batch_remove(uint32_t seq, void *buf, size_t cap,
     struct rules_batch *out)
 {
-	struct batch bt;
+	struct nftb bt;
 	int rc;
 
-	if ((rc = batch_start(&bt, seq, buf, cap, out)) != 0) {
-		if (bt.b != NULL)
-			mnl_nlmsg_batch_stop(bt.b);
+	if ((rc = nftb_start(&bt, seq, buf, cap, out)) != 0)
 		return rc;
-	}
-	rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_DELTABLE, 0, DEL_TABLE);
-	return batch_finish(&bt, rc);
+	rc = nftb_table_remove(&bt, NODELOCAL_TABLE);
+	return nftb_finish(&bt, rc);
 }

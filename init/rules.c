@@ -78,13 +78,13 @@
  * most three addresses.
  */
 #include "init/rules.h"
+#include "init/nftb.h"
 
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,29 +105,6 @@ const struct rules_chain rules_chains[RULES_NCHAINS] = {
 	{ RULES_CHAIN_NAT, "nat", NF_INET_LOCAL_OUT, RULES_PRIO_NAT },
 	{ RULES_CHAIN_ZONE, "filter", NF_INET_LOCAL_OUT, RULES_PRIO_ZONE },
 };
-
-/* Appends printf output at *off; sticky -ENOBUFS in *err on overflow. */
-__attribute__((format(printf, 5, 6))) static void
-text_add(char *buf, size_t cap, size_t *off, int *err, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*err != 0)
-		return;
-	if (*off >= cap) {
-		*err = -ENOBUFS;
-		return;
-	}
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *off, cap - *off, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= cap - *off) {
-		*err = -ENOBUFS;
-		return;
-	}
-	*off += (size_t)n;
-}
 
 static void
 rule_init(struct rules_rule *r, const char *chain)
@@ -418,42 +395,42 @@ rules_rule_text(const struct rules_rule *r, char *buf, size_t cap)
 		return -ENOBUFS;
 	buf[0] = '\0';
 	if (r->has_uid)
-		text_add(buf, cap, &off, &err, "meta skuid %u ", r->uid);
+		nftb_text(buf, cap, &off, &err, "meta skuid %u ", r->uid);
 	if (r->has_gid)
-		text_add(buf, cap, &off, &err, "meta skgid %u ", r->gid);
+		nftb_text(buf, cap, &off, &err, "meta skgid %u ", r->gid);
 	if (r->nfproto != 0 && !r->has_daddr)
-		text_add(buf, cap, &off, &err, "meta nfproto %s ",
+		nftb_text(buf, cap, &off, &err, "meta nfproto %s ",
 		    r->nfproto == NFPROTO_IPV6 ? "ipv6" : "ipv4");
 	if (r->has_daddr) {
 		if (inet_ntop(r->daddr.family, r->daddr.addr, addr,
 		    sizeof(addr)) == NULL)
 			return -EINVAL;
-		text_add(buf, cap, &off, &err, "%s daddr %s/%u ",
+		nftb_text(buf, cap, &off, &err, "%s daddr %s/%u ",
 		    r->daddr.family == AF_INET6 ? "ip6" : "ip", addr,
 		    r->daddr.prefix);
 	}
 	if (r->l4proto != 0 && r->sport == 0 && r->dport == 0)
-		text_add(buf, cap, &off, &err, "meta l4proto %s ",
+		nftb_text(buf, cap, &off, &err, "meta l4proto %s ",
 		    l4_name(r->l4proto));
 	if (r->sport != 0)
-		text_add(buf, cap, &off, &err, "%s sport %u ",
+		nftb_text(buf, cap, &off, &err, "%s sport %u ",
 		    l4_name(r->l4proto), r->sport);
 	if (r->dport != 0)
-		text_add(buf, cap, &off, &err, "%s dport %u ",
+		nftb_text(buf, cap, &off, &err, "%s dport %u ",
 		    l4_name(r->l4proto), r->dport);
-	text_add(buf, cap, &off, &err, "counter ");
+	nftb_text(buf, cap, &off, &err, "counter ");
 	switch (r->action) {
 	case RULES_RETURN:
-		text_add(buf, cap, &off, &err, "return");
+		nftb_text(buf, cap, &off, &err, "return");
 		break;
 	case RULES_ZONE:
-		text_add(buf, cap, &off, &err, "ct zone set %u", r->arg);
+		nftb_text(buf, cap, &off, &err, "ct zone set %u", r->arg);
 		break;
 	case RULES_REDIRECT:
-		text_add(buf, cap, &off, &err, "redirect to :%u", r->arg);
+		nftb_text(buf, cap, &off, &err, "redirect to :%u", r->arg);
 		break;
 	case RULES_MARK:
-		text_add(buf, cap, &off, &err, "meta mark set 0x%08x",
+		nftb_text(buf, cap, &off, &err, "meta mark set 0x%08x",
 		    (unsigned int)r->mark);
 		break;
 	}
@@ -466,7 +443,7 @@ chain_cmd_text(const struct rules_chain *c, char *buf, size_t cap)
 	size_t off = 0;
 	int err = 0;
 
-	text_add(buf, cap, &off, &err, "add chain inet %s %s { type %s hook "
+	nftb_text(buf, cap, &off, &err, "add chain inet %s %s { type %s hook "
 	    "output priority %d; policy accept; }", RULES_TABLE, c->name,
 	    c->type, (int)c->prio);
 	return err;
@@ -481,62 +458,9 @@ rule_cmd_text(const struct rules_rule *r, char *buf, size_t cap)
 
 	if ((rc = rules_rule_text(r, text, sizeof(text))) != 0)
 		return rc;
-	text_add(buf, cap, &off, &err, "add rule inet %s %s %s", RULES_TABLE,
+	nftb_text(buf, cap, &off, &err, "add rule inet %s %s %s", RULES_TABLE,
 	    r->chain, text);
 	return err;
-}
-
-/* Expression helpers: each returns 0 or -ENOMEM. */
-static int
-expr_add(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	if (e == NULL)
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e);
-	return 0;
-}
-
-static int
-add_cmp(struct nftnl_rule *r, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("cmp")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	return expr_add(r, e);
-}
-
-static int
-add_meta_cmp(struct nftnl_rule *r, uint32_t key, const void *data,
-    uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("meta")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	if (expr_add(r, e) != 0)
-		return -ENOMEM;
-	return add_cmp(r, data, len);
-}
-
-static int
-add_payload(struct nftnl_rule *r, uint32_t base, uint32_t offset,
-    uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("payload")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	return expr_add(r, e);
 }
 
 /*
@@ -546,9 +470,8 @@ add_payload(struct nftnl_rule *r, uint32_t base, uint32_t offset,
 static int
 add_daddr(struct nftnl_rule *r, const struct rules_cidr *c)
 {
-	uint8_t mask[16], zero[16] = { 0 }, nfproto;
+	uint8_t mask[16], nfproto;
 	uint32_t alen, off, len;
-	struct nftnl_expr *e;
 	unsigned int i;
 	int rc;
 
@@ -561,30 +484,23 @@ add_daddr(struct nftnl_rule *r, const struct rules_cidr *c)
 		alen = 4;
 		off = 16;	/* ip header: daddr */
 	}
-	if ((rc = add_meta_cmp(r, NFT_META_NFPROTO, &nfproto, 1)) != 0)
+	if ((rc = nftb_meta_eq(r, NFT_META_NFPROTO, &nfproto, 1)) != 0)
 		return rc;
 	if (c->prefix % 8 == 0 && c->prefix != 0) {
 		len = c->prefix / 8;
-		if ((rc = add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off,
+		if ((rc = nftb_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off,
 		    len)) != 0)
 			return rc;
-		return add_cmp(r, c->addr, len);
+		return nftb_cmp(r, NFT_CMP_EQ, c->addr, len);
 	}
-	if ((rc = add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, alen)) != 0)
+	if ((rc = nftb_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, alen)) != 0)
 		return rc;
 	memset(mask, 0, sizeof(mask));
 	for (i = 0; i < c->prefix; i++)
 		mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
-	if ((e = nftnl_expr_alloc("bitwise")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, alen);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, alen);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, alen);
-	if ((rc = expr_add(r, e)) != 0)
+	if ((rc = nftb_mask(r, mask, alen)) != 0)
 		return rc;
-	return add_cmp(r, c->addr, alen);
+	return nftb_cmp(r, NFT_CMP_EQ, c->addr, alen);
 }
 
 static int
@@ -594,22 +510,10 @@ add_port(struct nftnl_rule *r, uint8_t l4proto, uint32_t offset,
 	uint16_t be = htons(port);
 	int rc;
 
-	if ((rc = add_meta_cmp(r, NFT_META_L4PROTO, &l4proto, 1)) != 0 ||
-	    (rc = add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2)) != 0)
+	if ((rc = nftb_meta_eq(r, NFT_META_L4PROTO, &l4proto, 1)) != 0 ||
+	    (rc = nftb_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2)) != 0)
 		return rc;
-	return add_cmp(r, &be, sizeof(be));
-}
-
-static int
-add_immediate(struct nftnl_rule *r, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e;
-
-	if ((e = nftnl_expr_alloc("immediate")) == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
-	return expr_add(r, e);
+	return nftb_cmp(r, NFT_CMP_EQ, &be, sizeof(be));
 }
 
 static int
@@ -622,20 +526,16 @@ add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
 
 	switch (action) {
 	case RULES_RETURN:
-		if ((e = nftnl_expr_alloc("immediate")) == NULL)
-			return -ENOMEM;
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_RETURN);
-		return expr_add(r, e);
+		return nftb_verdict(r, NFT_RETURN);
 	case RULES_ZONE:
 		/* The zone is a host-order u16 in the register. */
-		if ((rc = add_immediate(r, &arg, sizeof(arg))) != 0)
+		if ((rc = nftb_imm(r, &arg, sizeof(arg))) != 0)
 			return rc;
 		if ((e = nftnl_expr_alloc("ct")) == NULL)
 			return -ENOMEM;
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_ZONE);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-		return expr_add(r, e);
+		return nftb_expr(r, e);
 	case RULES_REDIRECT:
 		/*
 		 * The port is network order. nft sets PROTO_SPECIFIED and
@@ -643,7 +543,7 @@ add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
 		 * read-back compares equal.
 		 */
 		be = htons(arg);
-		if ((rc = add_immediate(r, &be, sizeof(be))) != 0)
+		if ((rc = nftb_imm(r, &be, sizeof(be))) != 0)
 			return rc;
 		if ((e = nftnl_expr_alloc("redir")) == NULL)
 			return -ENOMEM;
@@ -651,16 +551,16 @@ add_action(struct nftnl_rule *r, enum rules_action action, uint16_t arg,
 		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MAX, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS,
 		    NF_NAT_RANGE_PROTO_SPECIFIED);
-		return expr_add(r, e);
+		return nftb_expr(r, e);
 	case RULES_MARK:
 		/* A host-order u32 in the register, as nft puts it there. */
-		if ((rc = add_immediate(r, &mark, sizeof(mark))) != 0)
+		if ((rc = nftb_imm(r, &mark, sizeof(mark))) != 0)
 			return rc;
 		if ((e = nftnl_expr_alloc("meta")) == NULL)
 			return -ENOMEM;
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-		return expr_add(r, e);
+		return nftb_expr(r, e);
 	}
 	return -EINVAL;
 }
@@ -681,21 +581,21 @@ rules_rule_nftnl(const struct rules_rule *rr)
 	    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, rr->chain) != 0)
 		rc = -ENOMEM;
 	if (rc == 0 && rr->has_uid)
-		rc = add_meta_cmp(r, NFT_META_SKUID, &rr->uid, sizeof(rr->uid));
+		rc = nftb_meta_eq(r, NFT_META_SKUID, &rr->uid, sizeof(rr->uid));
 	if (rc == 0 && rr->has_gid)
-		rc = add_meta_cmp(r, NFT_META_SKGID, &rr->gid, sizeof(rr->gid));
+		rc = nftb_meta_eq(r, NFT_META_SKGID, &rr->gid, sizeof(rr->gid));
 	if (rc == 0 && nfproto != 0 && !rr->has_daddr)
-		rc = add_meta_cmp(r, NFT_META_NFPROTO, &nfproto, 1);
+		rc = nftb_meta_eq(r, NFT_META_NFPROTO, &nfproto, 1);
 	if (rc == 0 && rr->has_daddr)
 		rc = add_daddr(r, &rr->daddr);
 	if (rc == 0 && rr->l4proto != 0 && rr->sport == 0 && rr->dport == 0)
-		rc = add_meta_cmp(r, NFT_META_L4PROTO, &rr->l4proto, 1);
+		rc = nftb_meta_eq(r, NFT_META_L4PROTO, &rr->l4proto, 1);
 	if (rc == 0 && rr->sport != 0)
 		rc = add_port(r, rr->l4proto, 0, rr->sport);
 	if (rc == 0 && rr->dport != 0)
 		rc = add_port(r, rr->l4proto, 2, rr->dport);
 	if (rc == 0)
-		rc = expr_add(r, nftnl_expr_alloc("counter"));
+		rc = nftb_expr(r, nftnl_expr_alloc("counter"));
 	if (rc == 0)
 		rc = add_action(r, rr->action, rr->arg, rr->mark);
 	if (rc != 0) {
@@ -729,97 +629,6 @@ rules_chain_nftnl(const struct rules_chain *c)
 	return ch;
 }
 
-/* State of one batch under construction. */
-struct batch {
-	struct mnl_nlmsg_batch	*b;	/* owned */
-	struct rules_batch	*out;	/* borrowed: the caller's */
-	uint32_t		 seq;	/* next sequence number */
-};
-
-static int
-batch_start(struct batch *bt, uint32_t seq, void *buf, size_t cap,
-    struct rules_batch *out)
-{
-	bt->b = NULL;
-	if (cap < 2 * RULES_MSG_SLACK)
-		return -ENOBUFS;
-	memset(out, 0, sizeof(*out));
-	bt->out = out;
-	bt->seq = seq;
-	if ((bt->b = mnl_nlmsg_batch_start(buf, cap - RULES_MSG_SLACK)) ==
-	    NULL)
-		return -ENOMEM;
-	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-	if (!mnl_nlmsg_batch_next(bt->b))
-		return -ENOBUFS;
-	return 0;
-}
-
-/* Starts one message that asks for an ACK and records what it carries. */
-static struct nlmsghdr *
-batch_msg(struct batch *bt, uint16_t type, uint16_t flags, const char *what)
-{
-	struct rules_msg *m;
-	size_t n;
-
-	if (bt->out->nmsg >= RULES_MAX_MSGS)
-		return NULL;
-	m = &bt->out->msg[bt->out->nmsg++];
-	m->seq = bt->seq;
-	n = strlen(what);
-	if (n >= sizeof(m->what))
-		n = sizeof(m->what) - 1;
-	memcpy(m->what, what, n);
-	m->what[n] = '\0';
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
-	    NFPROTO_INET, flags | NLM_F_ACK, bt->seq++);
-}
-
-static int
-batch_next(struct batch *bt)
-{
-	return mnl_nlmsg_batch_next(bt->b) ? 0 : -ENOBUFS;
-}
-
-static int
-batch_table(struct batch *bt, uint16_t type, uint16_t flags, const char *what)
-{
-	struct nftnl_table *t;
-	struct nlmsghdr *nlh;
-
-	if ((t = nftnl_table_alloc()) == NULL)
-		return -ENOMEM;
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, RULES_TABLE) != 0) {
-		nftnl_table_free(t);
-		return -ENOMEM;
-	}
-	if ((nlh = batch_msg(bt, type, flags, what)) == NULL) {
-		nftnl_table_free(t);
-		return -ENOBUFS;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nftnl_table_free(t);
-	return batch_next(bt);
-}
-
-static int
-batch_finish(struct batch *bt, int rc)
-{
-	if (rc == 0) {
-		nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-		if (!mnl_nlmsg_batch_next(bt->b))
-			rc = -ENOBUFS;
-	}
-	if (rc == 0) {
-		bt->out->len = mnl_nlmsg_batch_size(bt->b);
-		bt->out->seq_next = bt->seq;
-	}
-	mnl_nlmsg_batch_stop(bt->b);
-	bt->b = NULL;
-	return rc;
-}
-
 #define ADD_TABLE	"add table inet " RULES_TABLE
 #define DEL_TABLE	"delete table inet " RULES_TABLE
 
@@ -832,23 +641,16 @@ rules_batch_install(const struct rules_spec *spec, uint32_t seq, void *buf,
 	struct nftnl_chain *ch;
 	struct nftnl_rule *r;
 	struct nlmsghdr *nlh;
-	struct batch bt;
+	struct nftb bt;
 	size_t nplan, i, k;
 	int rc;
 
 	if ((rc = rules_plan(spec, plan, RULES_MAX_RULES, &nplan)) != 0)
 		return rc;
-	if ((rc = batch_start(&bt, seq, buf, cap, out)) != 0) {
-		if (bt.b != NULL)
-			mnl_nlmsg_batch_stop(bt.b);
+	if ((rc = nftb_start(&bt, seq, buf, cap, out)) != 0)
 		return rc;
-	}
 	/* add, delete, add: replaces any earlier copy in one transaction. */
-	rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_DELTABLE, 0, DEL_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
+	rc = nftb_table_replace(&bt, RULES_TABLE);
 	for (k = 0; rc == 0 && k < RULES_NCHAINS; k++) {
 		if ((rc = chain_cmd_text(&rules_chains[k], what,
 		    sizeof(what))) != 0)
@@ -857,12 +659,12 @@ rules_batch_install(const struct rules_spec *spec, uint32_t seq, void *buf,
 			rc = -ENOMEM;
 			break;
 		}
-		if ((nlh = batch_msg(&bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
+		if ((nlh = nftb_msg(&bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
 		    what)) == NULL)
 			rc = -ENOBUFS;
 		else {
 			nftnl_chain_nlmsg_build_payload(nlh, ch);
-			rc = batch_next(&bt);
+			rc = nftb_next(&bt);
 		}
 		nftnl_chain_free(ch);
 	}
@@ -873,35 +675,30 @@ rules_batch_install(const struct rules_spec *spec, uint32_t seq, void *buf,
 			rc = -ENOMEM;
 			break;
 		}
-		if ((nlh = batch_msg(&bt, NFT_MSG_NEWRULE,
+		if ((nlh = nftb_msg(&bt, NFT_MSG_NEWRULE,
 		    NLM_F_CREATE | NLM_F_APPEND, what)) == NULL)
 			rc = -ENOBUFS;
 		else {
 			nftnl_rule_nlmsg_build_payload(nlh, r);
-			rc = batch_next(&bt);
+			rc = nftb_next(&bt);
 		}
 		nftnl_rule_free(r);
 	}
-	return batch_finish(&bt, rc);
+	return nftb_finish(&bt, rc);
 }
 
 int
 rules_batch_cleanup(uint32_t seq, void *buf, size_t cap,
     struct rules_batch *out)
 {
-	struct batch bt;
+	struct nftb bt;
 	int rc;
 
-	if ((rc = batch_start(&bt, seq, buf, cap, out)) != 0) {
-		if (bt.b != NULL)
-			mnl_nlmsg_batch_stop(bt.b);
+	if ((rc = nftb_start(&bt, seq, buf, cap, out)) != 0)
 		return rc;
-	}
 	/* Adding first makes the delete succeed when the table is absent. */
-	rc = batch_table(&bt, NFT_MSG_NEWTABLE, NLM_F_CREATE, ADD_TABLE);
-	if (rc == 0)
-		rc = batch_table(&bt, NFT_MSG_DELTABLE, 0, DEL_TABLE);
-	return batch_finish(&bt, rc);
+	rc = nftb_table_remove(&bt, RULES_TABLE);
+	return nftb_finish(&bt, rc);
 }
 
 int
@@ -917,18 +714,18 @@ rules_text(const struct rules_spec *spec, char *buf, size_t cap)
 	if (cap == 0)
 		return -ENOBUFS;
 	buf[0] = '\0';
-	text_add(buf, cap, &off, &err, "%s\n%s\n%s\n", ADD_TABLE, DEL_TABLE,
+	nftb_text(buf, cap, &off, &err, "%s\n%s\n%s\n", ADD_TABLE, DEL_TABLE,
 	    ADD_TABLE);
 	for (k = 0; k < RULES_NCHAINS; k++) {
 		if ((rc = chain_cmd_text(&rules_chains[k], what,
 		    sizeof(what))) != 0)
 			return rc;
-		text_add(buf, cap, &off, &err, "%s\n", what);
+		nftb_text(buf, cap, &off, &err, "%s\n", what);
 	}
 	for (i = 0; i < nplan; i++) {
 		if ((rc = rule_cmd_text(&plan[i], what, sizeof(what))) != 0)
 			return rc;
-		text_add(buf, cap, &off, &err, "%s\n", what);
+		nftb_text(buf, cap, &off, &err, "%s\n", what);
 	}
 	return err;
 }
@@ -954,13 +751,13 @@ rules_rule_digest(const struct nftnl_rule *r, char *buf, size_t cap)
 			name = "?";
 		/* Counter values change with traffic: compare presence only. */
 		if (strcmp(name, "counter") == 0) {
-			text_add(buf, cap, &off, &err, "[ counter ]");
+			nftb_text(buf, cap, &off, &err, "[ counter ]");
 			continue;
 		}
 		if (nftnl_expr_snprintf(one, sizeof(one), e,
 		    NFTNL_OUTPUT_DEFAULT, 0) < 0)
 			one[0] = '\0';
-		text_add(buf, cap, &off, &err, "[ %s %s]", name, one);
+		nftb_text(buf, cap, &off, &err, "[ %s %s]", name, one);
 	}
 	nftnl_expr_iter_destroy(it);
 	return err;
@@ -1106,9 +903,9 @@ flags_text(uint32_t flags, char *buf, size_t cap)
 	buf[0] = '\0';
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (flags & names[i].bit)
-			text_add(buf, cap, &off, &err, "%s%s", off > 0 ? "," :
+			nftb_text(buf, cap, &off, &err, "%s%s", off > 0 ? "," :
 			    "", names[i].name);
-	text_add(buf, cap, &off, &err, "%s0x%x", off > 0 ? " " : "",
+	nftb_text(buf, cap, &off, &err, "%s0x%x", off > 0 ? " " : "",
 	    (unsigned int)flags);
 }
 

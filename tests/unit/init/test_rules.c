@@ -342,6 +342,24 @@ test_rules_order(void)
 	ok(has_nfproto(p.rule[4], NFPROTO_IPV6) &&
 	    expr_is(expr_at(p.rule[4], 3), "bitwise"),
 	    "rule 5: ip6 daddr /33 is masked");
+	{
+		static const uint8_t want[16] = { 0xff, 0xff, 0xff, 0xff, 0x80 };
+		static const uint8_t zero[16];
+		const void *m, *x;
+		uint32_t mlen = 0, xlen = 0;
+
+		e = expr_at(p.rule[4], 3);
+		m = e != NULL ? nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK,
+		    &mlen) : NULL;
+		x = e != NULL ? nftnl_expr_get(e, NFTNL_EXPR_BITWISE_XOR,
+		    &xlen) : NULL;
+		ok(m != NULL && mlen == 16 && memcmp(m, want, 16) == 0,
+		    "its mask: 33 bits of 128");
+		ok(x != NULL && xlen == 16 && memcmp(x, zero, 16) == 0,
+		    "its xor: zero");
+		ok(e != NULL && nftnl_expr_get_u32(e,
+		    NFTNL_EXPR_BITWISE_LEN) == 16, "its length: 16");
+	}
 
 	for (i = 0; i < p.nrule; i++) {
 		const char *act = rule_action(p.rule[i]);
