@@ -5,9 +5,11 @@
 
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/random.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,24 +205,44 @@ handover_listen(const char *path)
 {
 	struct sockaddr_un sun;
 	char tmp[sizeof(sun.sun_path)];
-	int fd, r;
+	uint32_t rnd;
+	int fd, r, tries;
 
-	if ((r = snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid())) < 0 ||
-	    (size_t)r >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((r = unix_addr(tmp, &sun)) < 0)
-		return r;
 	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		return -errno;
-	(void)unlink(tmp);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(tmp, 0600) == -1 || listen(fd, 8) == -1 ||
+	/*
+	 * The temporary name is random and never unlinked before the bind:
+	 * two pods sharing the directory may both be PID 1, and a name
+	 * another process is between its bind and its rename must stay its.
+	 */
+	for (tries = 0;; tries++) {
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			r = -errno;
+			goto fail;
+		}
+		if ((r = snprintf(tmp, sizeof(tmp), "%s.%08x", path,
+		    (unsigned)rnd)) < 0 || (size_t)r >= sizeof(tmp)) {
+			r = -ENAMETOOLONG;
+			goto fail;
+		}
+		if ((r = unix_addr(tmp, &sun)) < 0)
+			goto fail;
+		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			break;
+		if (errno != EADDRINUSE || tries == 3) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	if (chmod(tmp, 0600) == -1 || listen(fd, 8) == -1 ||
 	    rename(tmp, path) == -1) {
 		r = -errno;
 		(void)unlink(tmp);
-		close(fd);
-		return r;
+		goto fail;
 	}
 	return fd;
+fail:
+	close(fd);
+	return r;
 }

@@ -64,9 +64,11 @@ int	handover_take(struct handover_inv *, int type, const struct sockaddr *,
 size_t	handover_close_rest(struct handover_inv *);
 
 /*
- * Binds a listening Unix socket at path: at path.<pid> first, then
- * renamed over path, so a running predecessor stays reachable until the
- * new one is. Returns the fd, or -errno.
+ * Binds a listening Unix socket at path: at a temporary path.<random>
+ * first (no other name in the directory is removed), then renamed over
+ * path, so a running predecessor stays reachable until the new one is.
+ * Returns the fd, or -errno (-ENAMETOOLONG when path leaves no room for
+ * the temporary name's 9 bytes).
  */
 int	handover_listen(const char *path);
 

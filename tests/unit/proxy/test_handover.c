@@ -12,10 +12,12 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -136,11 +138,28 @@ serve_once(const char *path, int lfd, int udp, bool filtered)
 	(void)path;
 }
 
+/* How many names a directory holds, . and .. aside. */
+static int
+entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 static void
 test_path(void)
 {
 	static struct handover_inv inv;
-	char dir[] = "/tmp/dpt-handover.XXXXXX", path[200];
+	char dir[] = "/tmp/dpt-handover.XXXXXX", path[200], other[300];
 	struct sockaddr_in u;
 	struct stat st;
 	int lfd, lfd2, udp, status, fd;
@@ -149,10 +168,37 @@ test_path(void)
 	ok(mkdtemp(dir) != NULL, "temp dir");
 	(void)snprintf(path, sizeof(path), "%s/ho.sock", dir);
 	is(handover_fetch(path, &inv), 0, "nobody serves the path: 0");
+
+	/* A path that leaves no room for the temporary name: refused, and
+	 * nothing is left in the directory. */
+	(void)snprintf(other, sizeof(other), "%s/%0*d", dir,
+	    (int)(sizeof(((struct sockaddr_un *)0)->sun_path) - 9 -
+	    strlen(dir) - 1), 0);
+	is(handover_listen(other), -ENAMETOOLONG, "a path too long: "
+	    "ENAMETOOLONG");
+	is(entries(dir), 0, "nothing created");
+	/* Bound, but the rename fails (a directory holds the path): the
+	 * temporary name goes too. */
+	(void)snprintf(other, sizeof(other), "%s/d.sock", dir);
+	ok(mkdir(other, 0700) == 0, "a directory at a path");
+	is(handover_listen(other), -EISDIR, "listening there: EISDIR");
+	is(entries(dir), 1, "no temporary name left");
+	(void)rmdir(other);
+
+	/* What another process (in another pod, also PID 1) may have in
+	 * the directory between its bind and its rename is not removed. */
+	(void)snprintf(other, sizeof(other), "%s.%ld", path, (long)getpid());
+	fd = open(other, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ok(fd >= 0, "a name like another process's temporary one");
+	close(fd);
 	lfd = handover_listen(path);
 	ok(lfd >= 0, "listening at the path");
 	ok(stat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 	    (st.st_mode & 0777) == 0600, "a socket, 0600");
+	ok(stat(other, &st) == 0 && S_ISREG(st.st_mode), "the other name "
+	    "is still there");
+	is(entries(dir), 2, "and no temporary name is left");
+	(void)unlink(other);
 	udp = listener(SOCK_DGRAM, &u);
 	pid = serve_once(path, lfd, udp, true);
 	is(handover_fetch(path, &inv), 1, "one socket fetched from a "
