@@ -269,35 +269,26 @@ mka(uint8_t *out, const uint8_t *q, size_t qlen, uint32_t ttl, bool opt)
 	size_t qe = qend(q, qlen), i, n;
 	static const uint8_t o[11] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0,
 	    0 };
+	/* QR RD RA, one question, one answer; the record's name points at
+	 * the question, then type A class IN, and (after the TTL) its data. */
+	static const uint8_t hdr[10] = { 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0 };
+	static const uint8_t rr[6] = { 0xc0, 12, 0, 1, 0, 1 };
+	static const uint8_t rdata[6] = { 0, 4, 203, 0, 113, 1 };
 
 	memcpy(out, q, qe);
-	out[2] = 0x81;
-	out[3] = 0x80;
-	out[4] = 0;
-	out[5] = 1;
-	out[6] = 0;
-	out[7] = 1;
-	out[8] = out[9] = out[10] = 0;
+	memcpy(out + 2, hdr, sizeof(hdr));
 	out[11] = opt ? 1 : 0;
 	for (i = 12; i < qe - 4; i++)
 		out[i] = (uint8_t)tolower(out[i]);
 	n = qe;
-	out[n++] = 0xc0;
-	out[n++] = 12;
-	out[n++] = 0;
-	out[n++] = 1;
-	out[n++] = 0;
-	out[n++] = 1;
+	memcpy(out + n, rr, sizeof(rr));
+	n += sizeof(rr);
 	out[n++] = (uint8_t)(ttl >> 24);
 	out[n++] = (uint8_t)(ttl >> 16);
 	out[n++] = (uint8_t)(ttl >> 8);
 	out[n++] = (uint8_t)ttl;
-	out[n++] = 0;
-	out[n++] = 4;
-	out[n++] = 203;
-	out[n++] = 0;
-	out[n++] = 113;
-	out[n++] = 1;
+	memcpy(out + n, rdata, sizeof(rdata));
+	n += sizeof(rdata);
 	if (opt) {
 		memcpy(out + n, o, sizeof(o));
 		n += sizeof(o);
